@@ -1,0 +1,45 @@
+package reports
+
+import "time"
+
+// Source says how a report reached tlsrpt. DESIGN "Which reports count":
+// every stored report keeps its provenance.
+type Source string
+
+// Sources of reports.
+const (
+	SourceIMAP  Source = "imap"  // polled from the rua mailbox
+	SourceHTTPS Source = "https" // POSTed to the HTTPS rua endpoint, RFC 8460 §5.4
+	SourceFile  Source = "file"  // imported by the operator from files
+)
+
+// DKIMResult is the outcome of verifying a mailed report's DKIM signature
+// (RFC 8460 §5.3 requires one). Reports that did not come by mail have
+// DKIMNone.
+type DKIMResult string
+
+// DKIM results.
+const (
+	DKIMPass      DKIMResult = "pass"
+	DKIMFail      DKIMResult = "fail"
+	DKIMNone      DKIMResult = "none"
+	DKIMTempError DKIMResult = "temperror"
+)
+
+// Received is a parsed report with where it came from: what the store
+// keeps.
+type Received struct {
+	Report *Report
+	// JSON is the report as received, decompressed, so that it can be
+	// re-parsed after a parser fix.
+	JSON       []byte
+	Source     Source
+	SourceRef  string // mailbox and UID, file path or remote address
+	ReceivedAt time.Time
+	// Mail only: the headers that matter and the DKIM result.
+	MessageID  string
+	From       string
+	Submitter  string // TLS-Report-Submitter
+	DKIM       DKIMResult
+	DKIMDomain string // d= of the signature that verified (or was tried)
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every check and test of tlsrpt. On a fresh Debian machine it first
+# installs what is missing: PostgreSQL's server binaries, Dovecot and
+# Chromium (for the integration and browser tests), and staticcheck.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing+=(postgresql); fi
+if [ ! -x /usr/sbin/dovecot ]; then missing+=(dovecot-imapd); fi
+if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "== installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The Debian package starts a cluster and a Dovecot of its own; the tests
+# run private ones and need neither.
+as_root service postgresql stop >/dev/null 2>&1 || true
+as_root service dovecot stop >/dev/null 2>&1 || true
+
+export PATH="$(go env GOPATH)/bin:$PATH"
+if ! command -v staticcheck >/dev/null; then
+	echo "== installing staticcheck"
+	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "not gofmt-formatted:"; echo "$unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+staticcheck ./...
+
+# Integration tests fail instead of skipping when their servers are absent.
+export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium
+echo "== go test"
+go test -race -shuffle=on -timeout 15m "$@" ./...
