@@ -1,0 +1,31 @@
+# Convenience targets; scripts/test.sh is what CI runs.
+GO ?= go
+
+.PHONY: build test demo fuzz bench lint
+
+build:
+	$(GO) build -o bin/tlsrpt ./cmd/tlsrpt
+
+test:
+	./scripts/test.sh
+
+demo:
+	$(GO) run ./cmd/tlsrpt demo
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	$(GO) vet ./...
+	staticcheck ./...
+
+# Each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
