@@ -1,0 +1,287 @@
+package ui
+
+// Page view structs: one per template, filled by api/ from the store.
+// Every string here may come from a report and so from an attacker; the
+// templates print them through html/template, which escapes by context.
+
+// Layout is what every page shares: the title, who is logged in and the
+// CSRF token the forms carry.
+type Layout struct {
+	Title string
+	// Nav is the active section: overview, reports, quarantine, settings.
+	Nav  string
+	User string
+	Role string
+	// CanEdit is true for admins: viewers see no forms that change state.
+	CanEdit bool
+	CSRF    string
+	Flash   string
+	// Notices are shown above the content, e.g. "DKIM verification is
+	// off".
+	Notices []string
+}
+
+// Badge is a verdict badge: Kind picks the colour (ready, blocked,
+// enforcing, regression, unknown), Reason is the first blocker.
+type Badge struct {
+	Kind   string
+	Label  string
+	Reason string
+}
+
+// LoginPage is the login form.
+type LoginPage struct {
+	Layout
+	Error string
+	Next  string
+}
+
+// ErrorPage shows an error a person understands.
+type ErrorPage struct {
+	Layout
+	Status  int
+	Message string
+}
+
+// OverviewPage lists every allow-listed domain and, apart, the domains
+// that send reports but are not listed.
+type OverviewPage struct {
+	Layout
+	Domains  []DomainRow
+	Unlisted []UnlistedRow
+}
+
+// DomainRow is one line of the overview.
+type DomainRow struct {
+	Name       string
+	Mode       string
+	Sessions7  int64
+	Failures7  int64
+	Sessions30 int64
+	Failures30 int64
+	Trend      Sparkline
+	Badge      Badge
+}
+
+// Rate7 is the failure rate of the last 7 days, formatted.
+func (r DomainRow) Rate7() string { return rate(r.Failures7, r.Sessions7) }
+
+// Rate30 is the failure rate of the last 30 days, formatted.
+func (r DomainRow) Rate30() string { return rate(r.Failures30, r.Sessions30) }
+
+func rate(failures, sessions int64) string {
+	if sessions <= 0 {
+		return "–"
+	}
+	return Percent(float64(failures) / float64(sessions))
+}
+
+// UnlistedRow is a domain that reports arrive for but nobody added.
+type UnlistedRow struct {
+	Name     string
+	Reports  int64
+	Sessions int64
+	LastDay  string
+}
+
+// DomainPage is one domain: chart, breakdowns, live check and verdict.
+type DomainPage struct {
+	Layout
+	Domain   string
+	Mode     string
+	Window   int
+	Windows  []int
+	Chart    DailyChart
+	Sessions int64
+	Failures int64
+	// Breakdowns: by result type, receiving MX, reporting organisation
+	// and sending IP, in that order.
+	Breakdowns []Breakdown
+	Verdict  *VerdictView
+	// VerdictError says why no verdict could be computed.
+	VerdictError string
+	Check        *CheckView
+	CheckError   string
+	// Promote is the place of the promote panel (issue 6); nil until that
+	// lands.
+	Promote *PromoteView
+}
+
+// Rate is the failure rate of the window, formatted.
+func (p DomainPage) Rate() string { return rate(p.Failures, p.Sessions) }
+
+// Breakdown is one table of the domain page.
+type Breakdown struct {
+	Title string
+	Label string // heading of the first column
+	// WithSessions shows the sessions column (the per-organisation table
+	// has totals; the failure-detail tables have only failures).
+	WithSessions bool
+	Rows         []BreakdownRow
+}
+
+// BreakdownRow is one row of a breakdown table; Link drills down to the
+// reports behind it.
+type BreakdownRow struct {
+	Label    string
+	Sessions int64 // 0 where the breakdown has only failures
+	Failures int64
+	Share    string
+	Link     string
+}
+
+// VerdictView is the readiness verdict with its evidence.
+type VerdictView struct {
+	Badge    Badge
+	Blockers []Finding
+	Warnings []Finding
+	Evidence []KV
+	Proposal string
+}
+
+// Finding is one blocker or warning.
+type Finding struct {
+	Code     string
+	Message  string
+	Evidence []string
+}
+
+// KV is a labelled value.
+type KV struct {
+	Key   string
+	Value string
+}
+
+// CheckView is the result of the live DNS/HTTPS check.
+type CheckView struct {
+	Problems []Problem
+	Details  []KV
+}
+
+// Problem is one finding of the live check with its fix.
+type Problem struct {
+	Code     string
+	Severity string
+	Message  string
+	Fix      string
+}
+
+// PromoteView is filled by the promote feature (issue 6).
+type PromoteView struct {
+	Action  string
+	Summary []KV
+}
+
+// ReportsPage is the reports list with its filters.
+type ReportsPage struct {
+	Layout
+	Filter  ReportFilter
+	Rows    []ReportRow
+	NextURL string
+	PrevURL string
+}
+
+// ReportFilter is the filter form, as typed.
+type ReportFilter struct {
+	Domain string
+	Org    string
+	Result string
+	MX     string
+	IP     string
+	From   string
+	To     string
+}
+
+// ReportRow is one report in the list.
+type ReportRow struct {
+	ID         int64
+	Org        string
+	ReportID   string
+	Day        string
+	Domains    string
+	Sessions   int64
+	Failures   int64
+	Source     string
+	DKIM       string
+	Unverified bool
+}
+
+// ReportPage is one report.
+type ReportPage struct {
+	Layout
+	ID          int64
+	Org         string
+	ReportID    string
+	Contact     string
+	Start, End  string
+	ReceivedAt  string
+	Source      string
+	SourceRef   string
+	Submitter   string
+	From        string
+	DKIM        string
+	DKIMDomain  string
+	Unverified  bool
+	Policies    []PolicyView
+	RawJSON     string
+	RawJSONLink string
+}
+
+// PolicyView is one policy entry of a report.
+type PolicyView struct {
+	Type     string
+	Domain   string
+	Strings  []string
+	MXHosts  []string
+	Success  int64
+	Failure  int64
+	Failures []FailureView
+}
+
+// FailureView is one failure detail.
+type FailureView struct {
+	ResultType     string
+	SendingIP      string
+	ReceivingMX    string
+	ReceivingHelo  string
+	ReceivingIP    string
+	Count          int64
+	AdditionalInfo string
+	ReasonCode     string
+}
+
+// QuarantinePage lists messages that could not be stored.
+type QuarantinePage struct {
+	Layout
+	Rows []QuarantineRow
+}
+
+// QuarantineRow is one quarantined message.
+type QuarantineRow struct {
+	ID         int64
+	ReceivedAt string
+	Source     string
+	SourceRef  string
+	Reason     string
+	Size       int64
+}
+
+// SettingsPage edits the allow-list and the verdict thresholds per domain.
+type SettingsPage struct {
+	Layout
+	Domains []DomainSettings
+}
+
+// DomainSettings is the threshold form of one domain.
+type DomainSettings struct {
+	Domain string
+	Fields []SettingField
+}
+
+// SettingField is one threshold.
+type SettingField struct {
+	Name  string
+	Label string
+	Value string
+	Help  string
+}
