@@ -97,7 +97,7 @@ type DomainPage struct {
 	// Breakdowns: by result type, receiving MX, reporting organisation
 	// and sending IP, in that order.
 	Breakdowns []Breakdown
-	Verdict  *VerdictView
+	Verdict    *VerdictView
 	// VerdictError says why no verdict could be computed.
 	VerdictError string
 	Check        *CheckView
