@@ -1,0 +1,167 @@
+package reports
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// gzipMagic starts every gzip stream (RFC 1952 §2.3.1). Reports are
+// recognised as gzip by these bytes only: application/tlsrpt+gzip parts
+// holding plain JSON exist in the wild.
+var gzipMagic = [2]byte{0x1f, 0x8b}
+
+// utf8BOM is skipped before the JSON: some Windows tooling writes one.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// Parse reads one report, JSON or gzip-compressed JSON, with the default
+// limits.
+func Parse(r io.Reader) (*Report, error) {
+	rep, _, err := ParseLimited(r, DefaultLimits())
+	return rep, err
+}
+
+// ParseLimited reads one report, JSON or gzip-compressed JSON recognised by
+// its magic bytes, within lim. It returns the report and its decompressed
+// JSON (for storage, so that it can be re-parsed after a parser fix).
+// Errors wrap ErrTooLarge or ErrMalformed, or are read errors of r.
+func ParseLimited(r io.Reader, lim Limits) (*Report, []byte, error) {
+	lim = lim.withDefaults()
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(2)
+	var data []byte
+	var err error
+	if len(head) == 2 && head[0] == gzipMagic[0] && head[1] == gzipMagic[1] {
+		data, err = gunzip(br, lim.MaxReportBytes)
+	} else {
+		data, err = readAtMost(br, lim.MaxReportBytes)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := decode(data, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rep, data, nil
+}
+
+// ParseBytes is ParseLimited for a report already in memory.
+func ParseBytes(b []byte, lim Limits) (*Report, []byte, error) {
+	return ParseLimited(bytes.NewReader(b), lim)
+}
+
+// gunzip decompresses r, stopping with ErrTooLarge as soon as more than max
+// bytes come out: a gzip bomb costs at most max bytes of memory and the
+// time to inflate them. The compressed input is bounded by the same limit
+// (deflate can consume input without producing output).
+func gunzip(r io.Reader, max int64) ([]byte, error) {
+	in := &limitedReader{r: r, n: max}
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading gzip header: %v", ErrMalformed, err)
+	}
+	data, err := readAtMost(zr, max)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, fmt.Errorf("decompressing report: %w", err)
+		}
+		if in.over {
+			return nil, fmt.Errorf("decompressing report: %w: compressed input over %d bytes", ErrTooLarge, max)
+		}
+		return nil, fmt.Errorf("%w: decompressing report: %v", ErrMalformed, err)
+	}
+	return data, nil
+}
+
+// readAtMost reads all of r, or fails with ErrTooLarge when r has more than
+// max bytes.
+func readAtMost(r io.Reader, max int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, fmt.Errorf("%w: report over %d bytes", ErrTooLarge, max)
+	}
+	return buf.Bytes(), nil
+}
+
+// limitedReader is io.LimitReader that remembers it hit the limit, so that
+// gunzip can tell an oversized input from a truncated one.
+type limitedReader struct {
+	r    io.Reader
+	n    int64
+	over bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		l.over = true
+		return 0, io.ErrUnexpectedEOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// decode checks the JSON nesting and decodes data into a Report.
+func decode(data []byte, lim Limits) (*Report, error) {
+	data = bytes.TrimPrefix(data, utf8BOM)
+	if err := checkJSONDepth(data, lim.MaxJSONDepth); err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrMalformed)
+	}
+	if trimmed[0] != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object (starts with %q)", ErrMalformed, abbrev(trimmed[:min(len(trimmed), 16)]))
+	}
+	var w wireReport
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("%w: decoding json: %v", ErrMalformed, err)
+	}
+	return w.toReport()
+}
+
+// checkJSONDepth refuses JSON nested deeper than max, with one cheap pass
+// over the bytes before the decoder (whose own limit is 10000) sees them.
+// It only tracks strings and brackets; syntax errors are left to the
+// decoder.
+func checkJSONDepth(data []byte, max int) error {
+	depth := 0
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return fmt.Errorf("%w: json nested deeper than %d levels", ErrTooLarge, max)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
