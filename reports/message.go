@@ -1,15 +1,19 @@
 package reports
 
 import (
+	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 headers (RFC 2047) of real report mails
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 )
 
 // Message is a report mail: the headers that matter and every report-like
@@ -59,23 +63,25 @@ var reportTypes = map[string]bool{
 
 // ReadMessage reads an RFC 5322 message and parses every report-like part
 // of it: multipart/report, multipart/mixed, a non-multipart body, forwarded
-// message/rfc822 parts, any transfer encoding. It returns ErrNoReport when
-// the message has no report-like part at all. When report-like parts exist
-// but all are broken, it returns the Message with each Attachment.Err set
-// and a nil error: the caller decides. Going over a limit returns
-// ErrTooLarge.
+// message/rfc822 parts, base64 or quoted-printable. When the message has no
+// report-like part at all (or is not a mail message), it returns the
+// Message read so far (possibly nil) and an error wrapping ErrNoReport.
+// When report-like parts exist but all are broken, it returns the Message
+// with each Attachment.Err set and a nil error: the caller decides. Going
+// over a limit returns ErrTooLarge.
 func ReadMessage(r io.Reader, lim Limits) (*Message, error) {
 	lim = lim.withDefaults()
 	in := &limitedReader{r: r, n: lim.MaxMessageBytes}
-	e, err := message.Read(in)
-	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+	br := bufio.NewReader(in)
+	th, err := textproto.ReadHeader(br)
+	if err != nil {
 		if in.over {
 			return nil, fmt.Errorf("reading message: %w: over %d bytes", ErrTooLarge, lim.MaxMessageBytes)
 		}
-		return nil, fmt.Errorf("%w: reading message header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: not a mail message: reading header: %v", ErrNoReport, err)
 	}
+	h := mail.Header{Header: message.Header{Header: th}}
 	m := &Message{}
-	h := mail.Header{Header: e.Header}
 	m.MessageID, _ = h.MessageID()
 	if from, err := h.AddressList("From"); err == nil && len(from) > 0 {
 		m.From = from[0].Address
@@ -86,26 +92,22 @@ func ReadMessage(r io.Reader, lim Limits) (*Message, error) {
 		m.Subject = h.Get("Subject")
 	}
 	m.Date, _ = h.Date()
-	m.ReportDomain = strings.TrimSpace(headerText(e.Header, "TLS-Report-Domain"))
-	m.Submitter = strings.TrimSpace(headerText(e.Header, "TLS-Report-Submitter"))
+	m.ReportDomain = strings.TrimSpace(headerText(h.Header, "TLS-Report-Domain"))
+	m.Submitter = strings.TrimSpace(headerText(h.Header, "TLS-Report-Submitter"))
 
 	w := walker{lim: lim, in: in, msg: m}
-	if err := w.walk(e, 0); err != nil {
-		if in.over || errors.Is(err, ErrTooLarge) {
-			if !errors.Is(err, ErrTooLarge) {
-				err = fmt.Errorf("%w: message over %d bytes", ErrTooLarge, lim.MaxMessageBytes)
-			}
-			return nil, fmt.Errorf("reading message: %w", err)
+	werr := w.walk(h.Header, br, 0)
+	if in.over || errors.Is(werr, ErrTooLarge) {
+		if !errors.Is(werr, ErrTooLarge) {
+			werr = fmt.Errorf("%w: message over %d bytes", ErrTooLarge, lim.MaxMessageBytes)
 		}
-		// A broken MIME structure after the reports were read (a truncated
-		// trailer, a missing final boundary) loses nothing: keep them.
-		if len(m.Attachments) == 0 {
-			return nil, fmt.Errorf("%w: reading message: %v", ErrMalformed, err)
-		}
+		return nil, fmt.Errorf("reading message: %w", werr)
 	}
-	if in.over {
-		return nil, fmt.Errorf("reading message: %w: over %d bytes", ErrTooLarge, lim.MaxMessageBytes)
+	if werr != nil && len(m.Attachments) == 0 {
+		return m, fmt.Errorf("%w: reading message: %v", ErrMalformed, werr)
 	}
+	// A broken MIME structure after the reports were read (a truncated
+	// trailer, a missing final boundary) loses nothing: keep them.
 	if len(m.Attachments) == 0 {
 		return m, ErrNoReport
 	}
@@ -119,7 +121,9 @@ func headerText(h message.Header, key string) string {
 	return h.Get(key)
 }
 
-// walker visits the MIME tree of one message within the limits.
+// walker visits the MIME tree of one message within the limits. It works
+// on raw part bodies (go-message's textproto layer) so that it can decode
+// report parts itself, tolerating what the stricter decoders refuse.
 type walker struct {
 	lim   Limits
 	in    *limitedReader
@@ -127,7 +131,7 @@ type walker struct {
 	parts int
 }
 
-func (w *walker) walk(e *message.Entity, depth int) error {
+func (w *walker) walk(h message.Header, raw io.Reader, depth int) error {
 	if depth > w.lim.MaxDepth {
 		return fmt.Errorf("%w: mime nesting deeper than %d", ErrTooLarge, w.lim.MaxDepth)
 	}
@@ -135,30 +139,34 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 	if w.parts > w.lim.MaxParts {
 		return fmt.Errorf("%w: more than %d mime parts", ErrTooLarge, w.lim.MaxParts)
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	ctype, params, _ := h.ContentType()
+	ctype = strings.ToLower(ctype)
+	switch {
+	case strings.HasPrefix(ctype, "multipart/"):
+		// The transfer encoding of a multipart is ignored, as go-message
+		// does: RFC 2045 §6.4 allows only identity ones there.
+		mr := textproto.NewMultipartReader(raw, params["boundary"])
 		for {
 			p, err := mr.NextPart()
 			if err == io.EOF {
 				return nil
 			}
-			if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			if err != nil {
 				return fmt.Errorf("reading mime part: %w", err)
 			}
-			if err := w.walk(p, depth+1); err != nil {
+			if err := w.walk(message.Header{Header: p.Header}, unterminatedPart{p}, depth+1); err != nil {
 				return err
 			}
 		}
-	}
-	ctype, params, _ := e.Header.ContentType()
-	ctype = strings.ToLower(ctype)
-	if ctype == "message/rfc822" || ctype == "message/global" {
-		inner, err := message.Read(e.Body)
-		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-			return fmt.Errorf("reading forwarded message: %w", err)
+	case ctype == "message/rfc822" || ctype == "message/global":
+		br := bufio.NewReader(transferDecoder(h, raw))
+		th, err := textproto.ReadHeader(br)
+		if err != nil {
+			return fmt.Errorf("reading forwarded message header: %w", err)
 		}
-		return w.walk(inner, depth+1)
+		return w.walk(message.Header{Header: th}, br, depth+1)
 	}
-	_, dparams, _ := e.Header.ContentDisposition()
+	_, dparams, _ := h.ContentDisposition()
 	name := dparams["filename"]
 	if name == "" {
 		name = params["name"]
@@ -167,7 +175,7 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 		return nil
 	}
 	a := Attachment{Name: name, ContentType: ctype}
-	a.Report, a.JSON, a.Err = ParseLimited(e.Body, w.lim)
+	a.Report, a.JSON, a.Err = ParseLimited(transferDecoder(h, raw), w.lim)
 	if a.Err != nil {
 		if w.in.over {
 			return fmt.Errorf("%w: message over %d bytes", ErrTooLarge, w.lim.MaxMessageBytes)
@@ -176,6 +184,59 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 	}
 	w.msg.Attachments = append(w.msg.Attachments, a)
 	return nil
+}
+
+// unterminatedPart reads a multipart part whose closing boundary is
+// missing (the tlsrpt-be sample mail ends right after its base64
+// attachment) to its end instead of failing: the gzip checksum and the
+// JSON syntax still catch a report that is really cut short.
+type unterminatedPart struct {
+	r io.Reader
+}
+
+func (p unterminatedPart) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// transferDecoder undoes the Content-Transfer-Encoding of a part. Unknown
+// encodings are read as identity: the content sniffing then decides.
+func transferDecoder(h message.Header, raw io.Reader) io.Reader {
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "base64":
+		return base64.NewDecoder(base64.RawStdEncoding, &base64Filter{r: raw})
+	case "quoted-printable":
+		return quotedprintable.NewReader(raw)
+	}
+	return raw
+}
+
+// base64Filter passes only base64 alphabet bytes, dropping line breaks,
+// whitespace and "=" padding, so that the decoder accepts a body whose
+// final padding is missing (the tlsrpt-be sample mail: its gzip attachment
+// ends in an unpadded quantum that strict decoders refuse, losing the last
+// byte of the gzip trailer).
+type base64Filter struct {
+	r io.Reader
+}
+
+func (f *base64Filter) Read(p []byte) (int, error) {
+	for {
+		n, err := f.r.Read(p)
+		j := 0
+		for _, c := range p[:n] {
+			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
 }
 
 // reportLike says whether a leaf part should hold a report: by its type,
