@@ -1,0 +1,243 @@
+package rollout
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"time"
+)
+
+// Problem codes of the live inspection (issue 4 §2). They are a contract:
+// the CLI, the JSON output, the dashboard and the verdict use them.
+const (
+	CodeRecordMissing            = "record-missing"
+	CodeRecordMultiple           = "record-multiple"
+	CodeRecordInvalid            = "record-invalid"
+	CodePolicyUnreachable        = "policy-unreachable"
+	CodePolicyCertificateInvalid = "policy-certificate-invalid"
+	CodePolicyRedirect           = "policy-redirect"
+	CodePolicyContentType        = "policy-content-type"
+	CodePolicyTooLarge           = "policy-too-large"
+	CodePolicyInvalid            = "policy-invalid"
+	CodeMXNotInPolicy            = "mx-not-in-policy"
+	CodePolicyMXUnused           = "policy-mx-unused"
+	CodeMaxAgeLow                = "max-age-low"
+	CodeTestingMode              = "testing-mode"
+	CodeTLSRPTMissing            = "tlsrpt-missing"
+	CodeTLSRPTInvalid            = "tlsrpt-invalid"
+	CodeIDNotChanged             = "id-not-changed"
+)
+
+// Severities of a Problem.
+const (
+	// SeverityError: senders ignore the policy, or enforce would lose
+	// mail.
+	SeverityError = "error"
+	// SeverityWarning: works, but against the usual advice.
+	SeverityWarning = "warning"
+	// SeverityInfo: worth knowing, nothing is wrong.
+	SeverityInfo = "info"
+)
+
+// defaultTimeout bounds each DNS exchange and the policy fetch when
+// Inspector.Timeout is zero.
+const defaultTimeout = 10 * time.Second
+
+// Problem is one finding of a check, with the fix a person can apply.
+type Problem struct {
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// RecordCheck is what the inspector found at _mta-sts.<domain>.
+type RecordCheck struct {
+	Name string `json:"name"`
+	// CNAME lists the names the lookup was sent on to, in order.
+	CNAME []string `json:"cname,omitempty"`
+	// Found holds every TXT value starting with v=STSv1.
+	Found []string `json:"found"`
+	// Valid is set when exactly one record was found and it parses;
+	// ID is then its id.
+	Valid bool   `json:"valid"`
+	ID    string `json:"id,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// PolicyCheck is what the inspector fetched from the policy URL.
+type PolicyCheck struct {
+	URL string `json:"url"`
+	// Address is the IP address and port the fetch connected to.
+	Address     string `json:"address,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	// Body is the policy file as served, when it was read (at most
+	// 64 KiB).
+	Body string `json:"body,omitempty"`
+	// Valid is set when the body parses; Mode, MX and MaxAge are then
+	// the policy.
+	Valid  bool     `json:"valid"`
+	Mode   Mode     `json:"mode,omitempty"`
+	MX     []string `json:"mx,omitempty"`
+	MaxAge int64    `json:"max_age"`
+	Error  string   `json:"error,omitempty"`
+}
+
+// Policy returns the parsed policy and whether there is one.
+func (p PolicyCheck) Policy() (Policy, bool) {
+	if !p.Valid {
+		return Policy{}, false
+	}
+	return Policy{Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge}, true
+}
+
+// MXCheck is one MX host of the domain compared with the policy.
+type MXCheck struct {
+	Host       string `json:"host"`
+	Preference uint16 `json:"preference"`
+	// InPolicy tells whether the policy's mx list covers the host, and
+	// Pattern which pattern does.
+	InPolicy bool   `json:"in_policy"`
+	Pattern  string `json:"pattern,omitempty"`
+}
+
+// TLSRPTCheck is what the inspector found at _smtp._tls.<domain>.
+type TLSRPTCheck struct {
+	Name  string   `json:"name"`
+	Found []string `json:"found"`
+	Valid bool     `json:"valid"`
+	RUA   []string `json:"rua,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// CheckResult is the live state of a domain's MTA-STS and TLS-RPT setup
+// and the problems found in it.
+type CheckResult struct {
+	Domain string      `json:"domain"`
+	Record RecordCheck `json:"record"`
+	Policy PolicyCheck `json:"policy"`
+	MX     []MXCheck   `json:"mx"`
+	TLSRPT TLSRPTCheck `json:"tlsrpt"`
+	// Problems is never nil, so the JSON holds a list.
+	Problems []Problem `json:"problems"`
+	// Notes tell what could not be checked (an MX lookup that failed,
+	// the policy history that could not be read), which no problem code
+	// covers.
+	Notes []string `json:"notes,omitempty"`
+	// Error is set when no check ran: the domain name is not valid.
+	Error string `json:"error,omitempty"`
+	// CheckedAt is when the check started.
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// Has reports whether the result holds a problem with the code.
+func (r *CheckResult) Has(code string) bool {
+	for _, p := range r.Problems {
+		if p.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors returns how many problems of severity error the result holds.
+func (r *CheckResult) Errors() int {
+	n := 0
+	for _, p := range r.Problems {
+		if p.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *CheckResult) add(code, severity, message, fix string) {
+	r.Problems = append(r.Problems, Problem{Code: code, Severity: severity, Message: message, Fix: fix})
+}
+
+// SeenStore remembers, per domain and policy id, the policy body first
+// seen under that id, so a body edited without a new id is noticed
+// (id-not-changed). The database implements it; MemorySeen serves runs
+// without one.
+type SeenStore interface {
+	// SeenPolicy records that domain served body under id at time at,
+	// and returns the body first seen under that id (body itself when
+	// the id is new).
+	SeenPolicy(ctx context.Context, domain, id, body string, at time.Time) (first string, err error)
+}
+
+// Inspector checks a domain's live MTA-STS and TLS-RPT setup the way a
+// sending server sees it. The zero value uses the system resolver and
+// roots and refuses private addresses.
+type Inspector struct {
+	// Resolver is the DNS server (host:port) queried; "" means the
+	// first nameserver of /etc/resolv.conf.
+	Resolver string
+	// RootCAs verifies the policy host's certificate; nil means the
+	// system roots.
+	RootCAs *x509.CertPool
+	// AllowPrivate permits fetching the policy from private, loopback,
+	// link-local and other non-public addresses. Off, a dashboard user
+	// cannot make the server reach into its own network.
+	AllowPrivate bool
+	// Timeout bounds each DNS exchange and the policy fetch; 0 means
+	// 10 seconds.
+	Timeout time.Duration
+	// Seen, if set, enables the id-not-changed check.
+	Seen SeenStore
+	// Logger receives debug logs; nil means slog.Default().
+	Logger *slog.Logger
+
+	// httpsPort replaces 443 for the policy fetch. It is a test seam:
+	// tests serve the policy on a loopback port of their own.
+	httpsPort string
+}
+
+func (in *Inspector) timeout() time.Duration {
+	if in.Timeout > 0 {
+		return in.Timeout
+	}
+	return defaultTimeout
+}
+
+func (in *Inspector) logger() *slog.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return slog.Default()
+}
+
+// Check inspects domain: the _mta-sts TXT record, the policy file, the MX
+// records against the policy's mx list, the _smtp._tls TXT record and,
+// with Seen set, whether the policy changed under an unchanged id. It
+// never fails: what went wrong is in the problems, the notes or, for an
+// invalid domain name, Error.
+func (in *Inspector) Check(ctx context.Context, domain string) *CheckResult {
+	res := &CheckResult{Domain: domain, Problems: []Problem{}, MX: []MXCheck{}, CheckedAt: time.Now().UTC()}
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.Domain = d
+	res.Record = RecordCheck{Name: "_mta-sts." + d, Found: []string{}}
+	res.Policy = PolicyCheck{URL: PolicyURL(d)}
+	res.TLSRPT = TLSRPTCheck{Name: "_smtp._tls." + d, Found: []string{}}
+
+	in.checkRecord(ctx, res)
+	body, fetched := in.checkPolicy(ctx, res)
+	in.checkMX(ctx, res)
+	in.checkPolicyValues(res)
+	in.checkTLSRPT(ctx, res)
+	if fetched {
+		in.checkSeen(ctx, res, body)
+	}
+	in.logger().DebugContext(ctx, "Checked domain", "domain", d, "problems", len(res.Problems))
+	return res
+}
+
+// PolicyURL returns where the policy of domain is served (RFC 8461 §3.3).
+func PolicyURL(domain string) string {
+	return "https://mta-sts." + domain + "/.well-known/mta-sts.txt"
+}
