@@ -1,0 +1,43 @@
+// Package db is tlsrpt's PostgreSQL store: one concrete type over a pgx
+// pool, the schema in numbered embedded migrations, one file of queries per
+// table group. Every method takes a context first.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned when the row asked for does not exist.
+var ErrNotFound = errors.New("db: not found")
+
+// DB is the store. Sibling query files of this package use Pool directly.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// connection string) and checks that it answers. It does not migrate.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("db: parsing database url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: opening pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("db: connecting to %s: %w", cfg.ConnConfig.Host, err)
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// Close closes every connection of the pool.
+func (d *DB) Close() {
+	d.Pool.Close()
+}
