@@ -55,6 +55,18 @@ func ParseBytes(b []byte, lim Limits) (*Report, []byte, error) {
 	return ParseLimited(bytes.NewReader(b), lim)
 }
 
+// IsReportData says whether data, the start of a file or body, is a bare
+// report (gzip magic bytes, or a JSON object) rather than a mail message.
+// Importers use it to sniff files: names and declared types are not
+// trusted.
+func IsReportData(data []byte) bool {
+	if len(data) >= 2 && data[0] == gzipMagic[0] && data[1] == gzipMagic[1] {
+		return true
+	}
+	data = bytes.TrimLeft(bytes.TrimPrefix(data, utf8BOM), " \t\r\n")
+	return len(data) > 0 && data[0] == '{'
+}
+
 // gunzip decompresses r, stopping with ErrTooLarge as soon as more than max
 // bytes come out: a gzip bomb costs at most max bytes of memory and the
 // time to inflate them. The compressed input is bounded by the same limit

@@ -100,7 +100,7 @@ func parseFile(env *Env, name string, lim reports.Limits) ([]*reports.Report, []
 	if int64(len(data)) > lim.MaxMessageBytes {
 		return nil, nil, fmt.Errorf("reading file: %w: over %d bytes", reports.ErrTooLarge, lim.MaxMessageBytes)
 	}
-	if looksLikeReport(data) {
+	if reports.IsReportData(data) {
 		rep, _, err := reports.ParseLimited(bytes.NewReader(data), lim)
 		if err != nil {
 			return nil, nil, err
@@ -124,15 +124,4 @@ func parseFile(env *Env, name string, lim reports.Limits) ([]*reports.Report, []
 		return nil, nil, errors.Join(errs...)
 	}
 	return reps, errs, nil
-}
-
-// looksLikeReport sniffs a file: gzip magic or JSON object means a bare
-// report, anything else is read as a mail message. Names are not trusted.
-func looksLikeReport(data []byte) bool {
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-		return true
-	}
-	data = bytes.TrimPrefix(data, []byte{0xef, 0xbb, 0xbf})
-	data = bytes.TrimLeft(data, " \t\r\n")
-	return len(data) > 0 && data[0] == '{'
 }
