@@ -1,0 +1,317 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// quarantineHeadBytes is how much of an oversized message is kept in the
+// quarantine table: enough to see who sent it and what it claims to be.
+const quarantineHeadBytes = 64 << 10
+
+// processWorkers is how many messages of a batch are stored at once. The
+// store's transactions wait on the disk more than on the CPU, so a few in
+// flight keep both busy; memory stays bounded by workers × message limit.
+const processWorkers = 4
+
+// msgOutcome is what became of one message.
+type msgOutcome struct {
+	stored, duplicates int
+	quarantined        bool
+}
+
+// messageProcessor is the part of the pipeline the poller drives.
+type messageProcessor interface {
+	// maxMessageBytes is the size above which a message is not read whole.
+	maxMessageBytes() int64
+	// process stores the reports of one message, or quarantines it when
+	// it holds none. An error means the store failed: retry later.
+	process(ctx context.Context, raw []byte, ref string) (msgOutcome, error)
+	// oversized quarantines a message larger than maxMessageBytes with its
+	// first bytes.
+	oversized(ctx context.Context, head []byte, size int64, ref string) error
+}
+
+// sync is one full pass: every message after the last UID recorded is
+// read, stored, and moved; the recorded UID advances batch by batch.
+func (p *Poller) sync(ctx context.Context, s *session) (Stats, error) {
+	var total Stats
+	key := p.cfg.MailboxKey()
+	s.deadline(commandTimeout)
+	sel, err := s.c.Select(p.cfg.Mailbox, nil).Wait()
+	if err != nil {
+		return total, fmt.Errorf("selecting %s: %w", p.cfg.Mailbox, err)
+	}
+	validity, last, err := p.state.IngestState(ctx, key)
+	if err != nil {
+		return total, fmt.Errorf("%w: reading the ingest state: %w", errStore, err)
+	}
+	if validity != sel.UIDValidity {
+		if validity != 0 {
+			// RFC 3501 §2.3.1.1: the UIDs mean nothing any more. Read
+			// everything again; the store's dedupe keeps it exactly once.
+			p.log.Warn("UIDVALIDITY changed, rescanning the whole mailbox", "old", validity, "new", sel.UIDValidity)
+		}
+		validity, last = sel.UIDValidity, 0
+	}
+	if sel.NumMessages == 0 {
+		return total, nil
+	}
+	s.deadline(commandTimeout)
+	crit := &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(last + 1), Stop: 0}}}}
+	found, err := s.c.UIDSearch(crit, nil).Wait()
+	if err != nil {
+		return total, fmt.Errorf("searching %s for new messages: %w", p.cfg.Mailbox, err)
+	}
+	var uids []imap.UID
+	for _, u := range found.AllUIDs() {
+		// "n:*" always matches the highest UID, even below n.
+		if uint32(u) > last {
+			uids = append(uids, u)
+		}
+	}
+	slices.Sort(uids)
+	for len(uids) > 0 {
+		n := min(len(uids), p.cfg.BatchSize)
+		st, upTo, err := p.batch(ctx, s, validity, uids[:n])
+		total.add(st)
+		if upTo > last {
+			if serr := p.state.SetIngestState(ctx, key, validity, upTo); serr != nil && err == nil {
+				err = fmt.Errorf("%w: recording UID %d: %w", errStore, upTo, serr)
+			}
+			last = upTo
+		}
+		if err != nil {
+			return total, err
+		}
+		uids = uids[n:]
+	}
+	return total, nil
+}
+
+// fetched is one message of a batch after processing.
+type fetched struct {
+	uid     imap.UID
+	outcome msgOutcome
+	err     error
+}
+
+// batch fetches, stores and moves one batch. upTo is the highest UID up to
+// which every message of the batch is in its final folder.
+func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []imap.UID) (Stats, uint32, error) {
+	var st Stats
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	s.deadline(commandTimeout)
+	cmd := s.c.Fetch(imap.UIDSetNum(uids...), opts)
+
+	var (
+		mu      sync.Mutex
+		results []fetched
+		failed  error
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, processWorkers)
+	)
+	add := func(f fetched) {
+		mu.Lock()
+		results = append(results, f)
+		if f.err != nil && failed == nil {
+			failed = f.err
+		}
+		mu.Unlock()
+	}
+	stop := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed != nil
+	}
+	for {
+		s.deadline(commandTimeout)
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		if stop() {
+			continue // drain the rest of the FETCH; nothing more is stored
+		}
+		uid, raw, head, size, err := p.readMessage(msg)
+		if err != nil {
+			add(fetched{uid: uid, err: err})
+			continue
+		}
+		if uid == 0 {
+			continue // a FETCH response for a message we did not ask for
+		}
+		ref := fmt.Sprintf("%s;UIDVALIDITY=%d/;UID=%d", p.cfg.MailboxKey(), validity, uid)
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			var f fetched
+			f.uid = uid
+			if head != nil {
+				f.err = p.pipe.oversized(ctx, head, size, ref)
+				f.outcome.quarantined = true
+				if f.err == nil {
+					p.log.Warn("message too large, quarantined", "uid", uid, "bytes", size)
+				}
+			} else {
+				f.outcome, f.err = p.pipe.process(ctx, raw, ref)
+			}
+			if f.err != nil {
+				f.err = fmt.Errorf("%w: message UID %d: %w", errStore, uid, f.err)
+			} else if p.afterStore != nil {
+				p.afterStore(uint32(uid))
+			}
+			add(f)
+		}()
+	}
+	wg.Wait()
+	fetchErr := cmd.Close()
+
+	// Move what was stored, even when the batch failed half-way: those
+	// messages are done.
+	var processed, quarantine []imap.UID
+	done := make(map[imap.UID]bool, len(results))
+	for _, f := range results {
+		if f.err != nil {
+			continue
+		}
+		done[f.uid] = true
+		st.Messages++
+		st.Stored += f.outcome.stored
+		st.Duplicates += f.outcome.duplicates
+		if f.outcome.quarantined {
+			st.Quarantined++
+			quarantine = append(quarantine, f.uid)
+		} else {
+			processed = append(processed, f.uid)
+		}
+	}
+	p.messages.Add(int64(st.Messages))
+	p.stored.Add(int64(st.Stored))
+	p.duplicates.Add(int64(st.Duplicates))
+	p.quarantined.Add(int64(st.Quarantined))
+	moveErr := s.move(p, processed, s.processed)
+	if err := s.move(p, quarantine, s.quarantine); moveErr == nil {
+		moveErr = err
+	}
+
+	err := errors.Join(failed, fetchErr, moveErr)
+	if fetchErr != nil {
+		err = errors.Join(failed, fmt.Errorf("fetching messages: %w", fetchErr), moveErr)
+	}
+	var upTo uint32
+	for _, u := range uids {
+		// A UID the server did not return (expunged by another client
+		// meanwhile) counts as done when the FETCH itself succeeded.
+		if done[u] || (failed == nil && fetchErr == nil && !returned(results, u)) {
+			if moveErr != nil {
+				break
+			}
+			upTo = uint32(u)
+			continue
+		}
+		break
+	}
+	return st, upTo, err
+}
+
+func returned(results []fetched, u imap.UID) bool {
+	for _, f := range results {
+		if f.uid == u {
+			return true
+		}
+	}
+	return false
+}
+
+// readMessage reads the UID and the body of one FETCH response. A body
+// within the limit comes back whole in raw; a larger one only as its
+// first bytes in head, the rest skipped unread into memory.
+func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, raw, head []byte, size int64, err error) {
+	limit := p.pipe.maxMessageBytes()
+	for {
+		item := msg.Next()
+		if item == nil {
+			break
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				raw = []byte{}
+				continue
+			}
+			size = it.Literal.Size()
+			if size > limit {
+				head = make([]byte, min(size, quarantineHeadBytes))
+				if _, err := io.ReadFull(it.Literal, head); err != nil {
+					return uid, nil, nil, size, fmt.Errorf("reading message: %w", err)
+				}
+				continue // msg.Next discards the rest
+			}
+			raw = make([]byte, size)
+			if _, err := io.ReadFull(it.Literal, raw); err != nil {
+				return uid, nil, nil, size, fmt.Errorf("reading message: %w", err)
+			}
+		}
+	}
+	if raw == nil && head == nil {
+		raw = []byte{}
+	}
+	return uid, raw, head, size, nil
+}
+
+// move puts messages in their final folder: MOVE (RFC 6851) where the
+// server has it, else COPY, \Deleted and UID EXPUNGE (UIDPLUS, RFC 4315),
+// which never expunges another client's deleted messages. Without UIDPLUS
+// the messages are copied and flagged \Seen in place. With MarkSeenOnly
+// they are only flagged \Seen.
+func (s *session) move(p *Poller, uids []imap.UID, folder string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	set := imap.UIDSetNum(uids...)
+	s.deadline(commandTimeout)
+	if p.cfg.MarkSeenOnly {
+		return s.flag(set, imap.FlagSeen)
+	}
+	if s.caps.Has(imap.CapMove) || s.caps.Has(imap.CapIMAP4rev2) {
+		if _, err := s.c.Move(set, folder).Wait(); err != nil {
+			return fmt.Errorf("moving %d messages to %s: %w", len(uids), folder, err)
+		}
+		return nil
+	}
+	if _, err := s.c.Copy(set, folder).Wait(); err != nil {
+		return fmt.Errorf("copying %d messages to %s: %w", len(uids), folder, err)
+	}
+	if !s.caps.Has(imap.CapUIDPlus) {
+		if !p.warnedNoUIDPlus.Swap(true) {
+			p.log.Warn("IMAP server has neither MOVE nor UIDPLUS: messages are copied to their folder and flagged \\Seen, not removed from the mailbox")
+		}
+		return s.flag(set, imap.FlagSeen)
+	}
+	if err := s.flag(set, imap.FlagDeleted); err != nil {
+		return err
+	}
+	if err := s.c.UIDExpunge(set).Close(); err != nil {
+		return fmt.Errorf("expunging %d messages copied to %s: %w", len(uids), folder, err)
+	}
+	return nil
+}
+
+func (s *session) flag(set imap.UIDSet, f imap.Flag) error {
+	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{f}}
+	if err := s.c.Store(set, store, nil).Close(); err != nil {
+		return fmt.Errorf("flagging messages %s: %w", f, err)
+	}
+	return nil
+}
