@@ -13,9 +13,9 @@ import (
 type Evidence struct {
 	At time.Time `json:"at"`
 	// Day is day(At): the windows end before it.
-	Day        time.Time  `json:"day"`
-	Windows    Windows    `json:"windows"`
-	Thresholds Thresholds `json:"thresholds"`
+	Day        time.Time     `json:"day"`
+	Windows    Windows       `json:"windows"`
+	Thresholds Thresholds    `json:"thresholds"`
 	Policy     CurrentPolicy `json:"policy"`
 
 	// TestingSince is the first day of the current run of days in testing

@@ -9,11 +9,11 @@ import (
 // senderSide is the one sender whose failures are left out of the rate
 // rules: one reporting organisation, one sending range.
 type senderSide struct {
-	org    string
-	rng    netip.Prefix
-	perDay map[time.Time]int64 // failures left out per day
-	total  int64
-	others int   // other reporters with successful sessions
+	org           string
+	rng           netip.Prefix
+	perDay        map[time.Time]int64 // failures left out per day
+	total         int64
+	others        int   // other reporters with successful sessions
 	otherSessions int64 // their sessions
 }
 

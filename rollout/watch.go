@@ -13,4 +13,3 @@ package rollout
 func (e *evaluation) regression() *Finding {
 	return e.rise(WarningRegression, e.ev.Windows.Trend, e.ev.Windows.RegressionBase)
 }
-
