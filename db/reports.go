@@ -1,0 +1,350 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// maxRawJSON bounds the decompressed raw JSON read back by ReportJSON; the
+// parser refuses larger reports anyway (reports.DefaultMaxReportBytes).
+const maxRawJSON = reports.DefaultMaxReportBytes
+
+// RejectedError is a report or message that PostgreSQL refused for its
+// content (a data exception, SQLSTATE class 22), not because the database
+// is down: retrying cannot help, the input belongs in quarantine.
+type RejectedError struct{ Err error }
+
+func (e *RejectedError) Error() string { return "db: rejected: " + e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Rejected marks the error as caused by the input (see ingest.Store).
+func (e *RejectedError) Rejected() bool { return true }
+
+// classify wraps data exceptions in RejectedError.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		return &RejectedError{Err: err}
+	}
+	return err
+}
+
+// Trusted says whether a report counts for the verdict, trends and alerts
+// (DESIGN "Which reports count"): files imported by the operator and HTTPS
+// posts count; a mailed report counts only when its DKIM signature verified
+// and the signing domain shares the organisational domain of From.
+func Trusted(r reports.Received) bool {
+	switch r.Source {
+	case reports.SourceFile, reports.SourceHTTPS:
+		return true
+	case reports.SourceIMAP:
+		if r.DKIM != reports.DKIMPass || r.DKIMDomain == "" {
+			return false
+		}
+		from := r.From
+		if a, err := mail.ParseAddress(from); err == nil {
+			from = a.Address
+		}
+		at := strings.LastIndexByte(from, '@')
+		if at < 0 {
+			return false
+		}
+		a, errA := orgDomain(from[at+1:])
+		b, errB := orgDomain(r.DKIMDomain)
+		return errA == nil && errB == nil && a == b
+	}
+	return false
+}
+
+func orgDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	d = strings.TrimSuffix(d, ">")
+	return publicsuffix.EffectiveTLDPlusOne(d)
+}
+
+// clean makes a sender's string storable as PostgreSQL text: no NUL bytes,
+// valid UTF-8.
+func clean(s string) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// normDomain is the stored form of a policy domain or MX host name.
+func normDomain(s string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(clean(s))), ".")
+}
+
+// parseIP returns the address for an inet column, nil when s is not one.
+func parseIP(s string) *netip.Addr {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return nil
+	}
+	a = a.WithZone("")
+	return &a
+}
+
+// StoreResult is the outcome of storing one report.
+type StoreResult struct {
+	ID        int64
+	Duplicate bool
+}
+
+// StoreReport stores one report with its policies, failure details and the
+// daily rollups, in one transaction. It is idempotent: a report with the same
+// (organization-name, report-id, date range) as a stored one, also one being
+// stored at the same time by another process, is not stored again and
+// duplicate is true, with the id of the stored one.
+func (d *DB) StoreReport(ctx context.Context, r reports.Received) (id int64, duplicate bool, err error) {
+	res, err := d.StoreReports(ctx, []reports.Received{r})
+	if err != nil {
+		return 0, false, err
+	}
+	return res[0].ID, res[0].Duplicate, nil
+}
+
+// StoreReports stores a batch of reports in one transaction, as StoreReport
+// does one; the results are in the order of rs. Batches are what makes bulk
+// import fast: the round trips are per batch, not per report.
+func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreResult, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	rows := make([]reportRow, len(rs))
+	for i, r := range rs {
+		row, err := d.newReportRow(r)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = row
+	}
+	var res []StoreResult
+	var err error
+	// Two batches holding the same reports in different orders could
+	// deadlock; the rows are sorted, so this is a last resort.
+	for attempt := 0; attempt < 3; attempt++ {
+		res, err = d.storeRows(ctx, rows)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storing %d reports: %w", len(rs), classify(err))
+	}
+	return res, nil
+}
+
+// reportRow is a report prepared for the insert.
+type reportRow struct {
+	r       reports.Received
+	key     string // identity, for sorting and matching
+	trusted bool
+	raw     []byte // gzip of the JSON
+}
+
+func (d *DB) newReportRow(r reports.Received) (reportRow, error) {
+	if r.Report == nil {
+		return reportRow{}, errors.New("storing report: no report")
+	}
+	switch r.Source {
+	case reports.SourceIMAP, reports.SourceHTTPS, reports.SourceFile:
+	default:
+		return reportRow{}, fmt.Errorf("storing report %s: unknown source %q", r.Report.ReportID, r.Source)
+	}
+	if r.DKIM == "" {
+		r.DKIM = reports.DKIMNone
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = time.Now()
+	}
+	js := r.JSON
+	if len(js) == 0 {
+		var err error
+		if js, err = json.Marshal(r.Report); err != nil {
+			return reportRow{}, fmt.Errorf("storing report %s: encoding json: %w", r.Report.ReportID, err)
+		}
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+	}
+	if _, err := zw.Write(js); err != nil {
+		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+	}
+	if err := zw.Close(); err != nil {
+		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+	}
+	rp := r.Report
+	key := identity(clean(rp.OrganizationName), clean(rp.ReportID), dbTime(rp.DateRange.Start), dbTime(rp.DateRange.End))
+	return reportRow{r: r, key: key, trusted: Trusted(r), raw: buf.Bytes()}, nil
+}
+
+func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, error) {
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rows[order[a]].key < rows[order[b]].key })
+
+	res := make([]StoreResult, len(rows))
+	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		var (
+			orgs, rids, contacts, sources, refs, msgIDs, froms, subs, dkims, dkimDoms []string
+			starts, ends, days, recvs                                                 []time.Time
+			trusted                                                                   []bool
+			raws                                                                      [][]byte
+		)
+		for _, i := range order {
+			row := rows[i]
+			r, rp := row.r, row.r.Report
+			orgs = append(orgs, clean(rp.OrganizationName))
+			rids = append(rids, clean(rp.ReportID))
+			starts = append(starts, dbTime(rp.DateRange.Start))
+			ends = append(ends, dbTime(rp.DateRange.End))
+			days = append(days, rp.DateRange.Day())
+			contacts = append(contacts, clean(rp.ContactInfo))
+			sources = append(sources, string(r.Source))
+			refs = append(refs, clean(r.SourceRef))
+			recvs = append(recvs, r.ReceivedAt)
+			msgIDs = append(msgIDs, clean(r.MessageID))
+			froms = append(froms, clean(r.From))
+			subs = append(subs, clean(r.Submitter))
+			dkims = append(dkims, string(r.DKIM))
+			dkimDoms = append(dkimDoms, clean(r.DKIMDomain))
+			trusted = append(trusted, row.trusted)
+			raws = append(raws, row.raw)
+		}
+		// ON CONFLICT DO NOTHING waits for a concurrent insert of the same
+		// key to commit or abort, so two processes end with one row.
+		const insert = `INSERT INTO reports (organization_name, report_id, start_time, end_time, day,
+			contact_info, source, source_ref, received_at, message_id, from_address, submitter,
+			dkim, dkim_domain, trusted, raw_gzip)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::date[],
+			$6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
+			$13::text[], $14::text[], $15::boolean[], $16::bytea[])
+		ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING
+		RETURNING id, organization_name, report_id, start_time, end_time`
+		out, err := tx.Query(ctx, insert, orgs, rids, starts, ends, days, contacts, sources, refs, recvs,
+			msgIDs, froms, subs, dkims, dkimDoms, trusted, raws)
+		if err != nil {
+			return err
+		}
+		inserted := map[string]int64{}
+		var (
+			id         int64
+			org, rid   string
+			start, end time.Time
+		)
+		_, err = pgx.ForEachRow(out, []any{&id, &org, &rid, &start, &end}, func() error {
+			inserted[identity(org, rid, start, end)] = id
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var newRows []int // indexes into rows, in sorted order
+		claimed := map[string]bool{}
+		var dupKeys []int
+		for _, i := range order {
+			if id, ok := inserted[rows[i].key]; ok && !claimed[rows[i].key] {
+				claimed[rows[i].key] = true
+				res[i] = StoreResult{ID: id}
+				newRows = append(newRows, i)
+				continue
+			}
+			res[i].Duplicate = true
+			dupKeys = append(dupKeys, i)
+		}
+		if len(dupKeys) > 0 {
+			if err := d.duplicateIDs(ctx, tx, rows, dupKeys, res, inserted); err != nil {
+				return err
+			}
+		}
+		if len(newRows) == 0 {
+			return nil
+		}
+		return d.storeChildren(ctx, tx, rows, newRows, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// dbTime is t as PostgreSQL keeps it: microseconds, UTC.
+func dbTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func identity(org, rid string, start, end time.Time) string {
+	return strings.Join([]string{org, rid, start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano)}, "\x00")
+}
+
+// duplicateIDs fills in the ids of the reports that were already stored.
+func (d *DB) duplicateIDs(ctx context.Context, tx pgx.Tx, rows []reportRow, idx []int, res []StoreResult, inserted map[string]int64) error {
+	var orgs, rids []string
+	var starts, ends []time.Time
+	for _, i := range idx {
+		if id, ok := inserted[rows[i].key]; ok {
+			res[i].ID = id // the same report twice in one batch
+			continue
+		}
+		rp := rows[i].r.Report
+		orgs = append(orgs, clean(rp.OrganizationName))
+		rids = append(rids, clean(rp.ReportID))
+		starts = append(starts, dbTime(rp.DateRange.Start))
+		ends = append(ends, dbTime(rp.DateRange.End))
+	}
+	if len(orgs) == 0 {
+		return nil
+	}
+	const q = `SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time
+		FROM reports r JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(o, i, s, e)
+		ON r.organization_name = k.o AND r.report_id = k.i AND r.start_time = k.s AND r.end_time = k.e`
+	out, err := tx.Query(ctx, q, orgs, rids, starts, ends)
+	if err != nil {
+		return err
+	}
+	found := map[string]int64{}
+	var (
+		id         int64
+		org, rid   string
+		start, end time.Time
+	)
+	if _, err := pgx.ForEachRow(out, []any{&id, &org, &rid, &start, &end}, func() error {
+		found[identity(org, rid, start, end)] = id
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		if res[i].ID != 0 {
+			continue
+		}
+		id, ok := found[rows[i].key]
+		if !ok {
+			return fmt.Errorf("report %s conflicted but is not stored", rows[i].r.Report.ReportID)
+		}
+		res[i].ID = id
+	}
+	return nil
+}
