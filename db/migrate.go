@@ -164,3 +164,24 @@ func (d *DB) CheckSchema(ctx context.Context) error {
 	}
 	return nil
 }
+
+// AppliedMigrations returns the versions recorded in schema_migrations, in
+// order; none when the table does not exist yet.
+func (d *DB) AppliedMigrations(ctx context.Context) ([]int, error) {
+	var exists bool
+	if err := d.Pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("db: checking schema: %w", err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := d.Pool.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("db: reading schema_migrations: %w", err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("db: reading schema_migrations: %w", err)
+	}
+	return vs, nil
+}

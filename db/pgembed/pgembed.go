@@ -183,7 +183,12 @@ func isExec(path string) bool {
 // prepareDir creates the directory, hands it to the postgres user when
 // running as root, and checks that this user can reach it.
 func (s *Server) prepareDir() error {
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	// Missing parents are made traversable for the postgres user; the
+	// directory itself is private.
+	if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
+		return fmt.Errorf("pgembed: creating %s: %w", filepath.Dir(s.dir), err)
+	}
+	if err := os.Mkdir(s.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("pgembed: creating %s: %w", s.dir, err)
 	}
 	if s.asUser == nil {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/db/pgembed"
+)
+
+// defaultDataDir is where the embedded PostgreSQL and other state live
+// when TLSRPT_DATA_DIR is not set.
+const defaultDataDir = "./tlsrpt-data"
+
+// embeddedDatabase is the database name on the embedded cluster.
+const embeddedDatabase = "tlsrpt"
+
+// openDatabase opens the store for a command: the --db flag first, then
+// DATABASE_URL, else the embedded PostgreSQL under the data directory
+// (TLSRPT_DATA_DIR, default ./tlsrpt-data). The embedded default is
+// migrated automatically; an explicit database with pending migrations is
+// refused with a one-line hint to run "tlsrpt migrate". The returned
+// function closes the pool and stops the embedded server; call it once.
+func openDatabase(ctx context.Context, env *Env, flagURL string) (*db.DB, func(), error) {
+	d, closeFn, embedded, err := openDatabaseUnchecked(ctx, env, flagURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if embedded {
+		err = d.Migrate(ctx)
+	} else if err = d.CheckSchema(ctx); errors.Is(err, db.ErrSchemaOutdated) {
+		err = fmt.Errorf("the database schema is outdated: run \"tlsrpt migrate\" with the same --db/DATABASE_URL first")
+	}
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return d, closeFn, nil
+}
+
+// openDatabaseUnchecked is openDatabase without the schema check, for the
+// commands that decide about migrations themselves (migrate, serve).
+// embedded says whether the embedded default is used.
+func openDatabaseUnchecked(ctx context.Context, env *Env, flagURL string) (d *db.DB, closeFn func(), embedded bool, err error) {
+	url := flagURL
+	if url == "" {
+		url = env.Getenv("DATABASE_URL")
+	}
+	if url != "" {
+		d, err := db.Open(ctx, url)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("opening database: %w", err)
+		}
+		return d, d.Close, false, nil
+	}
+	dataDir := env.Getenv("TLSRPT_DATA_DIR")
+	if dataDir == "" {
+		dataDir = defaultDataDir
+	}
+	// 0711: the postgres user (when running as root) must traverse it.
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return nil, nil, false, fmt.Errorf("creating data directory: %w", err)
+	}
+	srv, err := pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(dataDir, "postgres")})
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("starting embedded postgresql (or set DATABASE_URL): %w", err)
+	}
+	stop := func() {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt: %v\n", err)
+		}
+	}
+	if err := srv.CreateDatabase(ctx, embeddedDatabase); err != nil {
+		stop()
+		return nil, nil, false, err
+	}
+	d, err = db.Open(ctx, srv.URL(embeddedDatabase))
+	if err != nil {
+		stop()
+		return nil, nil, false, fmt.Errorf("opening embedded database: %w", err)
+	}
+	return d, func() { d.Close(); stop() }, true, nil
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/tlsrpt/tlsrpt/db"
+)
+
+func init() {
+	register(command{name: "migrate", summary: "apply pending database migrations", run: runMigrate})
+}
+
+// runMigrate is "tlsrpt migrate [--db URL]": it applies every pending
+// migration and says how many it applied.
+func runMigrate(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt migrate [--db URL]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	d, closeFn, _, err := openDatabaseUnchecked(ctx, env, *dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt migrate: %v\n", err)
+		return 1
+	}
+	defer closeFn()
+	before, err := appliedCount(ctx, d)
+	if err == nil {
+		err = d.Migrate(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt migrate: %v\n", err)
+		return 1
+	}
+	after, err := appliedCount(ctx, d)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt migrate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(env.Stdout, "applied %d migrations; schema is up to date (%d migrations)\n", after-before, after)
+	return 0
+}
+
+// appliedCount is how many migrations the database has recorded.
+func appliedCount(ctx context.Context, d *db.DB) (int, error) {
+	vs, err := d.AppliedMigrations(ctx)
+	return len(vs), err
+}
