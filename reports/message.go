@@ -224,7 +224,7 @@ type base64Filter struct {
 }
 
 func (f *base64Filter) Read(p []byte) (int, error) {
-	for {
+	for range 100 {
 		n, err := f.r.Read(p)
 		j := 0
 		for _, c := range p[:n] {
@@ -237,6 +237,7 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 			return j, err
 		}
 	}
+	return 0, io.ErrNoProgress // a body of only whitespace, read in tiny pieces
 }
 
 // reportLike says whether a leaf part should hold a report: by its type,
