@@ -1,9 +1,9 @@
 package reports
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,17 +31,17 @@ func Parse(r io.Reader) (*Report, error) {
 // Errors wrap ErrTooLarge or ErrMalformed, or are read errors of r.
 func ParseLimited(r io.Reader, lim Limits) (*Report, []byte, error) {
 	lim = lim.withDefaults()
-	br := bufio.NewReader(r)
-	head, _ := br.Peek(2)
-	var data []byte
-	var err error
-	if len(head) == 2 && head[0] == gzipMagic[0] && head[1] == gzipMagic[1] {
-		data, err = gunzip(br, lim.MaxReportBytes)
-	} else {
-		data, err = readAtMost(br, lim.MaxReportBytes)
-	}
+	// The input is read whole first: it is the JSON itself, or the
+	// compressed report, smaller still; both are bounded by the report limit.
+	raw, err := readAtMost(r, lim.MaxReportBytes, lenHint(r))
 	if err != nil {
 		return nil, nil, err
+	}
+	data := raw
+	if len(raw) >= 2 && raw[0] == gzipMagic[0] && raw[1] == gzipMagic[1] {
+		if data, err = gunzip(raw, lim.MaxReportBytes); err != nil {
+			return nil, nil, err
+		}
 	}
 	rep, err := decode(data, lim)
 	if err != nil {
@@ -67,33 +67,49 @@ func IsReportData(data []byte) bool {
 	return len(data) > 0 && data[0] == '{'
 }
 
-// gunzip decompresses r, stopping with ErrTooLarge as soon as more than max
-// bytes come out: a gzip bomb costs at most max bytes of memory and the
-// time to inflate them. The compressed input is bounded by the same limit
-// (deflate can consume input without producing output).
-func gunzip(r io.Reader, max int64) ([]byte, error) {
-	in := &limitedReader{r: r, n: max}
-	zr, err := gzip.NewReader(in)
+// gunzip decompresses z, stopping with ErrTooLarge as soon as more than
+// max bytes come out: a gzip bomb costs at most max bytes of memory and the
+// time to inflate them. The gzip trailer's size field (RFC 1952 §2.3.1,
+// ISIZE) sizes the output buffer in one allocation; it is only a hint,
+// capped at max, since nothing has checked it yet.
+func gunzip(z []byte, max int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(z))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading gzip header: %v", ErrMalformed, err)
 	}
-	data, err := readAtMost(zr, max)
+	hint := int64(-1)
+	if len(z) >= 18 { // 10 header + 8 trailer bytes
+		hint = min(int64(binary.LittleEndian.Uint32(z[len(z)-4:])), max+1)
+	}
+	data, err := readAtMost(zr, max, hint)
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("decompressing report: %w", err)
-		}
-		if in.over {
-			return nil, fmt.Errorf("decompressing report: %w: compressed input over %d bytes", ErrTooLarge, max)
 		}
 		return nil, fmt.Errorf("%w: decompressing report: %v", ErrMalformed, err)
 	}
 	return data, nil
 }
 
+// lenHint returns the bytes left in r when r knows (in-memory readers),
+// else -1.
+func lenHint(r io.Reader) int64 {
+	if l, ok := r.(interface{ Len() int }); ok {
+		return int64(l.Len())
+	}
+	return -1
+}
+
 // readAtMost reads all of r, or fails with ErrTooLarge when r has more than
-// max bytes.
-func readAtMost(r io.Reader, max int64) ([]byte, error) {
+// max bytes. hint, when not negative, is the expected size: the buffer is
+// allocated once.
+func readAtMost(r io.Reader, max, hint int64) ([]byte, error) {
 	var buf bytes.Buffer
+	if hint >= 0 {
+		// bytes.Buffer.ReadFrom wants bytes.MinRead free before each read;
+		// without the margin it would double the buffer at the very end.
+		buf.Grow(int(min(hint, max+1)) + bytes.MinRead)
+	}
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, err
@@ -105,7 +121,7 @@ func readAtMost(r io.Reader, max int64) ([]byte, error) {
 }
 
 // limitedReader is io.LimitReader that remembers it hit the limit, so that
-// gunzip can tell an oversized input from a truncated one.
+// a message over its limit is told from a truncated one.
 type limitedReader struct {
 	r    io.Reader
 	n    int64
