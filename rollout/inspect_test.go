@@ -1,0 +1,307 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const inspectGoodPolicy = "version: STSv1\r\nmode: enforce\r\nmx: mx1.%s\r\nmx: *.backup.%s\r\nmax_age: 604800\r\n"
+
+// inspectEnv is a loopback world: a DNS server, an HTTPS server with a
+// certificate from a test CA, and an inspector pointed at both.
+type inspectEnv struct {
+	zone *testZone
+	web  *policyServer
+	in   *Inspector
+}
+
+// domains served by the env's HTTPS certificate; "badcert.example" is left
+// out on purpose.
+var envCertDomains = []string{"good.example", "norecord.example", "multi.example", "badrecord.example", "notfound.example",
+	"redirect.example", "html.example", "large.example", "garbage.example", "drift.example", "testing.example",
+	"badtlsrpt.example", "cname-target.example", "cname.example", "bigtxt.example", "slow.example", "noaddr.example"}
+
+func newInspectEnv(t *testing.T) *inspectEnv {
+	t.Helper()
+	ca := newTestCA(t)
+	var names []string
+	for _, d := range envCertDomains {
+		names = append(names, "mta-sts."+d)
+	}
+	names = append(names, "mta-sts.badcert-other.example")
+	web, port := startPolicyServer(t, ca, names...)
+	z := newTestZone()
+	addr := startDNS(t, z)
+	e := &inspectEnv{zone: z, web: web, in: &Inspector{Resolver: addr, RootCAs: ca.pool, AllowPrivate: true, Timeout: 3 * time.Second, httpsPort: port}}
+	return e
+}
+
+// site publishes a complete, healthy setup for d and lets edit change
+// the policy site before it is served.
+func (e *inspectEnv) site(t *testing.T, d string, edit func(s *policySite)) {
+	t.Helper()
+	e.zone.add(t,
+		"_mta-sts."+d+". 300 IN TXT \"v=STSv1; \" \"id=20260701T120509Z\"",
+		"_mta-sts."+d+". 300 IN TXT \"v=spf1 -all\"",
+		"mta-sts."+d+". 300 IN A 127.0.0.1",
+		d+". 300 IN MX 10 mx1."+d+".",
+		d+". 300 IN MX 20 mx9.backup."+d+".",
+		"_smtp._tls."+d+". 300 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@"+d+"\"",
+	)
+	s := policySite{contentType: "text/plain; charset=utf-8", body: strings.ReplaceAll(inspectGoodPolicy, "%s", d)}
+	if edit != nil {
+		edit(&s)
+	}
+	e.web.set("mta-sts."+d, s)
+}
+
+func problemCodes(r *CheckResult) []string {
+	var out []string
+	for _, p := range r.Problems {
+		out = append(out, p.Code)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCheckGood(t *testing.T) {
+	e := newInspectEnv(t)
+	e.site(t, "good.example", nil)
+	r := e.in.Check(context.Background(), "Good.Example.")
+	if len(r.Problems) != 0 || r.Error != "" {
+		t.Fatalf("Check(good) problems %+v, error %q, notes %q", r.Problems, r.Error, r.Notes)
+	}
+	if r.Domain != "good.example" || !r.Record.Valid || r.Record.ID != "20260701T120509Z" {
+		t.Errorf("record = %+v", r.Record)
+	}
+	p, ok := r.Policy.Policy()
+	if !ok || p.Mode != ModeEnforce || p.MaxAge != 604800 || len(p.MX) != 2 || r.Policy.Status != 200 || r.Policy.Address != e.web127(t) {
+		t.Errorf("policy = %+v", r.Policy)
+	}
+	want := []MXCheck{{Host: "mx1.good.example", Preference: 10, InPolicy: true, Pattern: "mx1.good.example"},
+		{Host: "mx9.backup.good.example", Preference: 20, InPolicy: true, Pattern: "*.backup.good.example"}}
+	if len(r.MX) != 2 || r.MX[0] != want[0] || r.MX[1] != want[1] {
+		t.Errorf("mx = %+v, want %+v", r.MX, want)
+	}
+	if !r.TLSRPT.Valid || len(r.TLSRPT.RUA) != 1 || r.TLSRPT.RUA[0] != "mailto:tlsrpt@good.example" {
+		t.Errorf("tlsrpt = %+v", r.TLSRPT)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"domain", "record", "policy", "mx", "tlsrpt", "problems"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON %s lacks %q", b, k)
+		}
+	}
+	if ps, ok := m["problems"].([]any); !ok || len(ps) != 0 {
+		t.Errorf("JSON problems = %v, want []", m["problems"])
+	}
+}
+
+// web127 is the address the policy fetch connects to in these tests.
+func (e *inspectEnv) web127(t *testing.T) string {
+	return "127.0.0.1:" + e.in.httpsPort
+}
+
+// TestCheckProblems provokes every problem code of issue 4 §2 once.
+func TestCheckProblems(t *testing.T) {
+	e := newInspectEnv(t)
+	tests := []struct {
+		domain string
+		setup  func()
+		want   []string
+		fix    string // a fix of the named problem must contain it
+	}{
+		{"norecord.example", func() {
+			e.zone.add(t, "mta-sts.norecord.example. 300 IN A 127.0.0.1", "norecord.example. 300 IN MX 10 mx1.norecord.example.",
+				"_mta-sts.norecord.example. 300 IN TXT \"v=spf1 -all\"")
+			e.web.set("mta-sts.norecord.example", policySite{contentType: "text/plain", body: strings.ReplaceAll(inspectGoodPolicy, "%s", "norecord.example")})
+		}, []string{CodeRecordMissing, CodePolicyMXUnused, CodeTLSRPTMissing}, "v=STSv1; id="},
+		{"multi.example", func() {
+			e.site(t, "multi.example", nil)
+			e.zone.add(t, "_mta-sts.multi.example. 300 IN TXT \"v=STSv1; id=2\"")
+		}, []string{CodeRecordMultiple}, "delete all but one"},
+		{"badrecord.example", func() {
+			e.zone.add(t, "_mta-sts.badrecord.example. 300 IN TXT \"v=STSv1; id=2026-07-01\"", "mta-sts.badrecord.example. 300 IN A 127.0.0.1",
+				"badrecord.example. 300 IN MX 10 mx1.badrecord.example.", "badrecord.example. 300 IN MX 10 a.backup.badrecord.example.",
+				"_smtp._tls.badrecord.example. 300 IN TXT \"v=TLSRPTv1; rua=mailto:r@badrecord.example\"")
+			e.web.set("mta-sts.badrecord.example", policySite{contentType: "text/plain", body: strings.ReplaceAll(inspectGoodPolicy, "%s", "badrecord.example")})
+		}, []string{CodeRecordInvalid}, "v=STSv1; id="},
+		{"notfound.example", func() {
+			e.site(t, "notfound.example", func(s *policySite) { s.status = 404 })
+		}, []string{CodePolicyUnreachable}, "serve the policy file"},
+		{"noaddr.example", func() {
+			e.zone.add(t, "_mta-sts.noaddr.example. 300 IN TXT \"v=STSv1; id=1\"", "noaddr.example. 300 IN MX 10 mx1.noaddr.example.",
+				"_smtp._tls.noaddr.example. 300 IN TXT \"v=TLSRPTv1; rua=mailto:r@noaddr.example\"")
+		}, []string{CodePolicyUnreachable}, "create mta-sts.noaddr.example"},
+		{"badcert.example", func() {
+			e.site(t, "badcert.example", nil)
+		}, []string{CodePolicyCertificateInvalid}, "certificate for mta-sts.badcert.example"},
+		{"redirect.example", func() {
+			e.site(t, "redirect.example", func(s *policySite) {
+				s.status, s.location, s.body = 301, "https://www.redirect.example/.well-known/mta-sts.txt", ""
+			})
+		}, []string{CodePolicyRedirect}, "status 200"},
+		{"html.example", func() {
+			e.site(t, "html.example", func(s *policySite) { s.contentType = "text/html; charset=utf-8" })
+		}, []string{CodePolicyContentType}, "text/plain"},
+		{"large.example", func() {
+			e.site(t, "large.example", func(s *policySite) { s.body += strings.Repeat("x-pad: 0123456789\n", 4000) })
+		}, []string{CodePolicyTooLarge}, "serve only the policy"},
+		{"garbage.example", func() {
+			e.site(t, "garbage.example", func(s *policySite) { s.body = "<html>Welcome to nginx!</html>\n" })
+		}, []string{CodePolicyInvalid}, "tlsrpt policy"},
+		{"drift.example", func() {
+			e.site(t, "drift.example", nil)
+			e.zone.add(t, "drift.example. 300 IN MX 30 mx2.drift.example.")
+			e.web.set("mta-sts.drift.example", policySite{contentType: "text/plain",
+				body: "version: STSv1\nmode: enforce\nmx: mx1.drift.example\nmx: *.backup.drift.example\nmx: mx3.drift.example\nmax_age: 604800\n"})
+		}, []string{CodeMXNotInPolicy, CodePolicyMXUnused}, "add mx: mx2.drift.example"},
+		{"testing.example", func() {
+			e.site(t, "testing.example", func(s *policySite) {
+				s.body = "version: STSv1\nmode: testing\nmx: mx1.testing.example\nmx: *.backup.testing.example\nmax_age: 3600\n"
+			})
+		}, []string{CodeMaxAgeLow, CodeTestingMode}, "max_age: 86400"},
+		{"badtlsrpt.example", func() {
+			e.site(t, "badtlsrpt.example", nil)
+			e.zone.del("_smtp._tls.badtlsrpt.example.")
+			e.zone.add(t, "_smtp._tls.badtlsrpt.example. 300 IN TXT \"v=TLSRPTv1; rua=tlsrpt@badtlsrpt.example\"")
+		}, []string{CodeTLSRPTInvalid}, "v=TLSRPTv1; rua=mailto:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.domain, func(t *testing.T) {
+			tt.setup()
+			r := e.in.Check(context.Background(), tt.domain)
+			got := problemCodes(r)
+			want := append([]string(nil), tt.want...)
+			sort.Strings(want)
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Fatalf("Check(%s) codes = %q, want %q\nproblems: %+v\nnotes: %q", tt.domain, got, want, r.Problems, r.Notes)
+			}
+			found := false
+			for _, p := range r.Problems {
+				if p.Message == "" || p.Fix == "" || (p.Severity != SeverityError && p.Severity != SeverityWarning && p.Severity != SeverityInfo) {
+					t.Errorf("problem %+v lacks a message, fix or severity", p)
+				}
+				found = found || p.Code == tt.want[0] && strings.Contains(p.Fix, tt.fix)
+			}
+			if !found {
+				t.Errorf("no %s problem with a fix containing %q: %+v", tt.want[0], tt.fix, r.Problems)
+			}
+		})
+	}
+}
+
+func TestCheckTimeout(t *testing.T) {
+	e := newInspectEnv(t)
+	e.site(t, "slow.example", func(s *policySite) { s.hang = true })
+	e.in.Timeout = 300 * time.Millisecond
+	r := e.in.Check(context.Background(), "slow.example")
+	if got := problemCodes(r); len(got) != 1 || got[0] != CodePolicyUnreachable || !strings.Contains(r.Problems[0].Message, "timed out") {
+		t.Errorf("Check(slow) = %+v", r.Problems)
+	}
+}
+
+func TestCheckIDNotChanged(t *testing.T) {
+	e := newInspectEnv(t)
+	e.in.Seen = &MemorySeen{}
+	e.site(t, "good.example", nil)
+	if r := e.in.Check(context.Background(), "good.example"); len(r.Problems) != 0 {
+		t.Fatalf("first Check = %+v", r.Problems)
+	}
+	// The same policy with LF endings is not a change.
+	e.web.set("mta-sts.good.example", policySite{contentType: "text/plain", body: strings.ReplaceAll(strings.ReplaceAll(inspectGoodPolicy, "%s", "good.example"), "\r\n", "\n")})
+	if r := e.in.Check(context.Background(), "good.example"); len(r.Problems) != 0 {
+		t.Fatalf("Check after a line-ending change = %+v", r.Problems)
+	}
+	e.web.set("mta-sts.good.example", policySite{contentType: "text/plain", body: "version: STSv1\nmode: enforce\nmx: mx1.good.example\nmx: *.backup.good.example\nmax_age: 1209600\n"})
+	r := e.in.Check(context.Background(), "good.example")
+	if got := problemCodes(r); len(got) != 1 || got[0] != CodeIDNotChanged || !strings.Contains(r.Problems[0].Fix, "bump the id") {
+		t.Errorf("Check after an edit under the same id = %+v", r.Problems)
+	}
+	// It stays a problem until the id changes.
+	if r := e.in.Check(context.Background(), "good.example"); !r.Has(CodeIDNotChanged) {
+		t.Errorf("second Check after the edit = %+v", r.Problems)
+	}
+	e.zone.del("_mta-sts.good.example.")
+	e.zone.add(t, "_mta-sts.good.example. 300 IN TXT \"v=STSv1; id=20260702T000000Z\"")
+	if r := e.in.Check(context.Background(), "good.example"); len(r.Problems) != 0 {
+		t.Errorf("Check after the id bump = %+v", r.Problems)
+	}
+}
+
+func TestCheckRefusesPrivate(t *testing.T) {
+	e := newInspectEnv(t)
+	e.site(t, "good.example", nil)
+	e.in.AllowPrivate = false
+	r := e.in.Check(context.Background(), "good.example")
+	if got := problemCodes(r); len(got) != 1 || got[0] != CodePolicyUnreachable || !strings.Contains(r.Problems[0].Message, "not public") {
+		t.Errorf("Check without AllowPrivate = %+v", r.Problems)
+	}
+	if n := e.web.hitsOf("mta-sts.good.example"); n != 0 {
+		t.Errorf("the policy server got %d requests, want none", n)
+	}
+}
+
+func TestCheckCNAMEAndTCP(t *testing.T) {
+	e := newInspectEnv(t)
+	e.site(t, "cname-target.example", nil)
+	e.site(t, "cname.example", nil)
+	e.zone.del("_mta-sts.cname.example.")
+	// The first CNAME is chased by the server, the second is not: the
+	// inspector has to ask for its target itself.
+	e.zone.add(t, "_mta-sts.cname.example. 300 IN CNAME _mta-sts.hop.example.",
+		"_mta-sts.hop.example. 300 IN CNAME _mta-sts.cname-target.example.")
+	e.zone.setNoChase("_mta-sts.hop.example.")
+	r := e.in.Check(context.Background(), "cname.example")
+	if len(r.Problems) != 0 || r.Record.ID != "20260701T120509Z" || len(r.Record.CNAME) != 2 {
+		t.Errorf("Check(cname) record %+v, problems %+v", r.Record, r.Problems)
+	}
+
+	e.site(t, "bigtxt.example", nil)
+	for i := 0; i < 30; i++ {
+		e.zone.add(t, "_mta-sts.bigtxt.example. 300 IN TXT \"filler "+strings.Repeat("x", 200)+"\"")
+	}
+	before := e.zone.tcpCount()
+	r = e.in.Check(context.Background(), "bigtxt.example")
+	if len(r.Problems) != 0 || !r.Record.Valid {
+		t.Errorf("Check(bigtxt) record %+v, problems %+v, notes %q", r.Record, r.Problems, r.Notes)
+	}
+	if e.zone.tcpCount() == before {
+		t.Errorf("the truncated TXT answer was not asked again over TCP")
+	}
+}
+
+func TestCheckInvalidDomain(t *testing.T) {
+	in := &Inspector{Resolver: "127.0.0.1:1"}
+	r := in.Check(context.Background(), "not a domain")
+	if r.Error == "" || len(r.Problems) != 0 {
+		t.Errorf("Check(invalid) = %+v", r)
+	}
+}
+
+func TestIsPublicAddr(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "203.0.113.7", "8.8.8.8", "2a00:1450:4001:80b::200e", "100.128.0.1"} {
+		if !IsPublicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("IsPublicAddr(%s) = false, want true", s)
+		}
+	}
+	for _, s := range []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "0.1.2.3",
+		"100.64.0.1", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1",
+		"::ffff:127.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"} {
+		if IsPublicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("IsPublicAddr(%s) = true, want false", s)
+		}
+	}
+}
