@@ -365,7 +365,7 @@ func checkFolderName(name string) error {
 
 // MailboxKey names the mailbox in the ingest state and in report
 // provenance: it is stable across restarts and never holds a secret.
-func (c *IMAPConfig) MailboxKey() string {
+func (c IMAPConfig) MailboxKey() string {
 	return "imap://" + url.PathEscape(c.Username) + "@" + c.Addr + "/" + c.Mailbox
 }
 

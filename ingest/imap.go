@@ -24,6 +24,8 @@ type Stats struct {
 	Stored      int // reports stored for the first time
 	Duplicates  int // reports already stored (a resent report, or a retry after a crash)
 	Quarantined int // messages with no valid report, moved to the quarantine folder
+	Refused     int // broken report parts (in quarantined or in processed messages)
+	Deferred    int // messages left in the mailbox for a later pass (store down, DKIM key not fetchable now)
 }
 
 func (s *Stats) add(o Stats) {
@@ -31,6 +33,8 @@ func (s *Stats) add(o Stats) {
 	s.Stored += o.Stored
 	s.Duplicates += o.Duplicates
 	s.Quarantined += o.Quarantined
+	s.Refused += o.Refused
+	s.Deferred += o.Deferred
 }
 
 // PollerStatus is the poller's health for /healthz and the metrics.
@@ -60,7 +64,7 @@ type Poller struct {
 	token tokenFunc
 	pipe  messageProcessor
 
-	messages, stored, duplicates, quarantined, reconnects atomic.Int64
+	messages, stored, duplicates, quarantined, refused, deferred, reconnects atomic.Int64
 
 	mu          sync.Mutex
 	connected   bool
@@ -106,8 +110,19 @@ func (p *Poller) Status() PollerStatus {
 			Stored:      int(p.stored.Load()),
 			Duplicates:  int(p.duplicates.Load()),
 			Quarantined: int(p.quarantined.Load()),
+			Refused:     int(p.refused.Load()),
+			Deferred:    int(p.deferred.Load()),
 		},
 	}
+}
+
+func (p *Poller) count(st Stats) {
+	p.messages.Add(int64(st.Messages))
+	p.stored.Add(int64(st.Stored))
+	p.duplicates.Add(int64(st.Duplicates))
+	p.quarantined.Add(int64(st.Quarantined))
+	p.refused.Add(int64(st.Refused))
+	p.deferred.Add(int64(st.Deferred))
 }
 
 func (p *Poller) setConnected(c bool) {

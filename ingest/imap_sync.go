@@ -16,6 +16,12 @@ import (
 // quarantine table: enough to see who sent it and what it claims to be.
 const quarantineHeadBytes = 64 << 10
 
+// maxConsecutiveFailures is how many messages in a row may fail before
+// the batch is given up: one message whose DKIM key cannot be fetched for
+// now is left for a later pass while the others go on, but a store that is
+// down fails every message.
+const maxConsecutiveFailures = 3
+
 // processWorkers is how many messages of a batch are stored at once. The
 // store's transactions wait on the disk more than on the CPU, so a few in
 // flight keep both busy; memory stays bounded by workers × message limit.
@@ -23,8 +29,10 @@ const processWorkers = 4
 
 // msgOutcome is what became of one message.
 type msgOutcome struct {
-	stored, duplicates int
-	quarantined        bool
+	stored, duplicates, refused int
+	// quarantined: the message holds no valid report and goes to the
+	// quarantine folder.
+	quarantined bool
 }
 
 // messageProcessor is the part of the pipeline the poller drives.
@@ -112,19 +120,25 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), opts)
 
 	var (
-		mu      sync.Mutex
-		results []fetched
-		failed  error
-		wg      sync.WaitGroup
-		slots   = make(chan struct{}, processWorkers)
+		mu          sync.Mutex
+		results     []fetched
+		failed      error // the batch is given up
+		consecutive int
+		wg          sync.WaitGroup
+		slots       = make(chan struct{}, processWorkers)
 	)
 	add := func(f fetched) {
 		mu.Lock()
+		defer mu.Unlock()
 		results = append(results, f)
-		if f.err != nil && failed == nil {
+		if f.err == nil {
+			consecutive = 0
+			return
+		}
+		p.log.Warn("Message left in the mailbox for a later pass", "uid", f.uid, "error", f.err)
+		if consecutive++; consecutive >= maxConsecutiveFailures && failed == nil {
 			failed = f.err
 		}
-		mu.Unlock()
 	}
 	stop := func() bool {
 		mu.Lock()
@@ -142,7 +156,12 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		}
 		uid, raw, head, size, err := p.readMessage(msg)
 		if err != nil {
-			add(fetched{uid: uid, err: err})
+			// The connection broke in the middle of the body.
+			mu.Lock()
+			if failed == nil {
+				failed = err
+			}
+			mu.Unlock()
 			continue
 		}
 		if uid == 0 {
@@ -159,13 +178,13 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 				f.err = p.pipe.oversized(ctx, head, size, ref)
 				f.outcome.quarantined = true
 				if f.err == nil {
-					p.log.Warn("message too large, quarantined", "uid", uid, "bytes", size)
+					p.log.Warn("Message too large, quarantined", "uid", uid, "bytes", size)
 				}
 			} else {
 				f.outcome, f.err = p.pipe.process(ctx, raw, ref)
 			}
 			if f.err != nil {
-				f.err = fmt.Errorf("%w: message UID %d: %w", errStore, uid, f.err)
+				f.err = fmt.Errorf("message UID %d: %w", uid, f.err)
 			} else if p.afterStore != nil {
 				p.afterStore(uint32(uid))
 			}
@@ -174,19 +193,25 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 	}
 	wg.Wait()
 	fetchErr := cmd.Close()
+	if fetchErr != nil {
+		fetchErr = fmt.Errorf("fetching messages: %w", fetchErr)
+	}
 
 	// Move what was stored, even when the batch failed half-way: those
 	// messages are done.
 	var processed, quarantine []imap.UID
-	done := make(map[imap.UID]bool, len(results))
+	state := make(map[imap.UID]bool, len(results)) // true: done, false: left for later
 	for _, f := range results {
 		if f.err != nil {
+			st.Deferred++
+			state[f.uid] = false
 			continue
 		}
-		done[f.uid] = true
+		state[f.uid] = true
 		st.Messages++
 		st.Stored += f.outcome.stored
 		st.Duplicates += f.outcome.duplicates
+		st.Refused += f.outcome.refused
 		if f.outcome.quarantined {
 			st.Quarantined++
 			quarantine = append(quarantine, f.uid)
@@ -194,42 +219,28 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 			processed = append(processed, f.uid)
 		}
 	}
-	p.messages.Add(int64(st.Messages))
-	p.stored.Add(int64(st.Stored))
-	p.duplicates.Add(int64(st.Duplicates))
-	p.quarantined.Add(int64(st.Quarantined))
+	p.count(st)
 	moveErr := s.move(p, processed, s.processed)
 	if err := s.move(p, quarantine, s.quarantine); moveErr == nil {
 		moveErr = err
 	}
 
-	err := errors.Join(failed, fetchErr, moveErr)
-	if fetchErr != nil {
-		err = errors.Join(failed, fmt.Errorf("fetching messages: %w", fetchErr), moveErr)
-	}
+	// The recorded UID advances over every message in its final folder,
+	// and over UIDs the server did not return (expunged meanwhile by
+	// another client) when the FETCH itself completed, up to the first
+	// message left for later.
 	var upTo uint32
-	for _, u := range uids {
-		// A UID the server did not return (expunged by another client
-		// meanwhile) counts as done when the FETCH itself succeeded.
-		if done[u] || (failed == nil && fetchErr == nil && !returned(results, u)) {
-			if moveErr != nil {
-				break
+	if moveErr == nil {
+		for _, u := range uids {
+			done, seen := state[u]
+			if done || (!seen && failed == nil && fetchErr == nil) {
+				upTo = uint32(u)
+				continue
 			}
-			upTo = uint32(u)
-			continue
-		}
-		break
-	}
-	return st, upTo, err
-}
-
-func returned(results []fetched, u imap.UID) bool {
-	for _, f := range results {
-		if f.uid == u {
-			return true
+			break
 		}
 	}
-	return false
+	return st, upTo, errors.Join(failed, fetchErr, moveErr)
 }
 
 // readMessage reads the UID and the body of one FETCH response. A body
