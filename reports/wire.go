@@ -2,6 +2,7 @@ package reports
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -160,17 +161,17 @@ func (d datetime) parse() (time.Time, error) {
 
 // count checks a session count: a non-negative integer. Counts are never
 // derived from each other: real senders send details that do not add up
-// to the totals (Mail.ru).
-func count(n *json.Number, field string) (int64, error) {
+// to the totals (Mail.ru). The error completes "<field> ...".
+func count(n *json.Number) (int64, error) {
 	if n == nil {
-		return 0, fmt.Errorf("%w: %s missing", ErrMalformed, field)
+		return 0, errors.New("missing")
 	}
 	v, err := n.Int64()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s is not an integer: %s", ErrMalformed, field, abbrev([]byte(n.String())))
+		return 0, fmt.Errorf("is not an integer: %s", abbrev([]byte(n.String())))
 	}
 	if v < 0 {
-		return 0, fmt.Errorf("%w: %s is negative: %d", ErrMalformed, field, v)
+		return 0, fmt.Errorf("is negative: %d", v)
 	}
 	return v, nil
 }
@@ -229,6 +230,8 @@ func (w *wireReport) toReport() (*Report, error) {
 }
 
 func (w *wirePolicyResult) convert(p *PolicyResult, i int) error {
+	// Field paths are formatted only on the error path: a large report has
+	// hundreds of thousands of details.
 	at := func(field string) string { return fmt.Sprintf("policies[%d].%s", i, field) }
 	if w.Policy == nil {
 		return fmt.Errorf("%w: %s missing", ErrMalformed, at("policy"))
@@ -249,23 +252,22 @@ func (w *wirePolicyResult) convert(p *PolicyResult, i int) error {
 		return fmt.Errorf("%w: %s missing", ErrMalformed, at("summary"))
 	}
 	var err error
-	if p.Summary.TotalSuccessfulSessionCount, err = count(w.Summary.Successful, at("summary.total-successful-session-count")); err != nil {
-		return err
+	if p.Summary.TotalSuccessfulSessionCount, err = count(w.Summary.Successful); err != nil {
+		return fmt.Errorf("%w: %s %v", ErrMalformed, at("summary.total-successful-session-count"), err)
 	}
-	if p.Summary.TotalFailureSessionCount, err = count(w.Summary.Failed, at("summary.total-failure-session-count")); err != nil {
-		return err
+	if p.Summary.TotalFailureSessionCount, err = count(w.Summary.Failed); err != nil {
+		return fmt.Errorf("%w: %s %v", ErrMalformed, at("summary.total-failure-session-count"), err)
 	}
 	p.FailureDetails = make([]FailureDetail, len(w.FailureDetails))
 	for j := range w.FailureDetails {
 		wd := &w.FailureDetails[j]
 		d := &p.FailureDetails[j]
-		field := fmt.Sprintf("failure-details[%d]", j)
 		if wd.ResultType == nil || *wd.ResultType == "" {
-			return fmt.Errorf("%w: %s missing", ErrMalformed, at(field+".result-type"))
+			return fmt.Errorf("%w: %s missing", ErrMalformed, at(fmt.Sprintf("failure-details[%d].result-type", j)))
 		}
 		d.ResultType = *wd.ResultType // unknown result types are kept
-		if d.FailedSessionCount, err = count(wd.FailedSessionCount, at(field+".failed-session-count")); err != nil {
-			return err
+		if d.FailedSessionCount, err = count(wd.FailedSessionCount); err != nil {
+			return fmt.Errorf("%w: %s %v", ErrMalformed, at(fmt.Sprintf("failure-details[%d].failed-session-count", j)), err)
 		}
 		d.SendingMTAIP = wd.SendingMTAIP
 		d.ReceivingMXHostname = wd.ReceivingMXHostname
