@@ -1,0 +1,353 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// maxJSONBody bounds the JSON bodies of the API's POST and PUT requests.
+const maxJSONBody = 64 << 10
+
+// readJSON decodes a bounded JSON body into v, refusing unknown fields.
+func readJSON(c echo.Context, v any) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "the request body is not the JSON this route takes: %v", err)
+	}
+	return nil
+}
+
+// domainJSON is one domain of GET /api/v1/domains.
+type domainJSON struct {
+	Domain      string     `json:"domain"`
+	Mode        string     `json:"mode"`
+	Sessions7d  int64      `json:"sessions_7d"`
+	Failures7d  int64      `json:"failures_7d"`
+	Sessions30d int64      `json:"sessions_30d"`
+	Failures30d int64      `json:"failures_30d"`
+	Verdict     badgeJSON  `json:"verdict"`
+	AddedAt     *time.Time `json:"added_at,omitempty"`
+}
+
+type badgeJSON struct {
+	Status string `json:"status"` // ready, blocked, enforcing, regression, unknown
+	Reason string `json:"reason,omitempty"`
+}
+
+// apiDomains lists the allow-listed domains with their numbers and
+// verdicts, and the unlisted domains that send reports.
+func (s *Server) apiDomains(c echo.Context) error {
+	ctx := c.Request().Context()
+	names, err := s.cfg.DB.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	from, to := s.dayRange(30)
+	series, err := s.cfg.DB.ListedSeries(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Domains  []domainJSON        `json:"domains"`
+		Unlisted []db.UnlistedDomain `json:"unlisted"`
+	}{Domains: []domainJSON{}}
+	for _, d := range names {
+		days := fillDays(series[d.Name], from, to)
+		j := domainJSON{Domain: d.Name, AddedAt: &d.AddedAt}
+		j.Sessions7d, j.Failures7d = sumDays(days, 7)
+		j.Sessions30d, j.Failures30d = sumDays(days, 30)
+		v, err := s.verdict(ctx, d.Name)
+		if err != nil {
+			j.Verdict = badgeJSON{Status: "unknown", Reason: err.Error()}
+		} else {
+			b := badge(v)
+			j.Verdict = badgeJSON{Status: b.Kind, Reason: b.Reason}
+		}
+		j.Mode = s.mode(ctx, d.Name, v)
+		out.Domains = append(out.Domains, j)
+	}
+	if out.Unlisted, err = s.cfg.DB.UnlistedDomains(ctx, from, 100); err != nil {
+		return err
+	}
+	if out.Unlisted == nil {
+		out.Unlisted = []db.UnlistedDomain{}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// apiAddDomain adds {"domain": "..."} to the allow-list.
+func (s *Server) apiAddDomain(c echo.Context) error {
+	var in struct {
+		Domain string `json:"domain"`
+	}
+	if err := readJSON(c, &in); err != nil {
+		return err
+	}
+	d, err := db.NormalizeDomain(in.Domain)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%q is not a valid domain name", in.Domain)
+	}
+	if err := s.addDomain(c, d); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"domain": d})
+}
+
+// apiRemoveDomain removes a domain from the allow-list.
+func (s *Server) apiRemoveDomain(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.removeDomain(c, d); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// windowJSON is the day range of an answer.
+type windowJSON struct {
+	Domain string    `json:"domain"`
+	Days   int       `json:"days"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+}
+
+func (s *Server) window(c echo.Context) (windowJSON, error) {
+	d, err := domainParam(c)
+	if err != nil {
+		return windowJSON{}, err
+	}
+	days, err := windowParam(c)
+	if err != nil {
+		return windowJSON{}, err
+	}
+	from, to := s.dayRange(days)
+	return windowJSON{Domain: d, Days: days, From: from, To: to}, nil
+}
+
+// apiSummary is the domain's totals over the window.
+func (s *Server) apiSummary(c echo.Context) error {
+	ctx := c.Request().Context()
+	w, err := s.window(c)
+	if err != nil {
+		return err
+	}
+	series, err := s.cfg.DB.DomainSeries(ctx, w.Domain, w.From, w.To)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		windowJSON
+		Mode        string  `json:"mode"`
+		Reports     int64   `json:"reports"`
+		Sessions    int64   `json:"sessions"`
+		Failures    int64   `json:"failures"`
+		FailureRate float64 `json:"failure_rate"`
+		DaysWith    int     `json:"days_with_reports"`
+	}{windowJSON: w, DaysWith: len(series)}
+	for _, d := range series {
+		out.Reports += d.Reports
+		out.Sessions += d.Sessions()
+		out.Failures += d.Failed
+	}
+	out.FailureRate = ratio(out.Failures, out.Sessions)
+	m, err := s.cfg.DB.DomainMode(ctx, w.Domain)
+	if err != nil {
+		return err
+	}
+	out.Mode = m
+	return c.JSON(http.StatusOK, out)
+}
+
+// apiSeries is the domain's daily totals, one entry per day of the window.
+func (s *Server) apiSeries(c echo.Context) error {
+	w, err := s.window(c)
+	if err != nil {
+		return err
+	}
+	series, err := s.cfg.DB.DomainSeries(c.Request().Context(), w.Domain, w.From, w.To)
+	if err != nil {
+		return err
+	}
+	byDay := map[time.Time]db.DashboardDay{}
+	for _, d := range series {
+		byDay[d.Day] = d
+	}
+	type dayJSON struct {
+		db.DashboardDay
+		FailureRate float64 `json:"failure_rate"`
+	}
+	out := struct {
+		windowJSON
+		Series []dayJSON `json:"series"`
+	}{windowJSON: w, Series: []dayJSON{}}
+	for d := w.From; d.Before(w.To); d = d.AddDate(0, 0, 1) {
+		x := byDay[d]
+		x.Day = d
+		out.Series = append(out.Series, dayJSON{DashboardDay: x, FailureRate: ratio(x.Failed, x.Sessions())})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// apiBreakdown groups the window's failures by one dimension.
+func (s *Server) apiBreakdown(c echo.Context) error {
+	w, err := s.window(c)
+	if err != nil {
+		return err
+	}
+	by := c.Param("by")
+	valid := false
+	for _, d := range db.BreakdownDimensions {
+		valid = valid || d == by
+	}
+	if !valid {
+		return errorf(http.StatusBadRequest, "breakdown %q is not one of result-type, mx, org, ip", by)
+	}
+	rows, err := s.cfg.DB.Breakdown(c.Request().Context(), w.Domain, by, w.From, w.To, db.MaxDashboardRows)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []db.BreakdownRow{}
+	}
+	return c.JSON(http.StatusOK, struct {
+		windowJSON
+		By   string            `json:"by"`
+		Rows []db.BreakdownRow `json:"rows"`
+	}{w, by, rows})
+}
+
+// apiVerdict is the readiness verdict.
+func (s *Server) apiVerdict(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.verdict(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// apiCheck runs the live check now.
+func (s *Server) apiCheck(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Inspector == nil {
+		return errorf(http.StatusServiceUnavailable, "the live check is not configured on this server")
+	}
+	return c.JSON(http.StatusOK, s.cfg.Inspector.Check(c.Request().Context(), d))
+}
+
+// apiReports lists reports with the same filters as the page.
+func (s *Server) apiReports(c echo.Context) error {
+	f, _, err := reportFilter(c)
+	if err != nil {
+		return err
+	}
+	rows, err := s.cfg.DB.DashboardReports(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []db.ReportListRow{}
+	}
+	return c.JSON(http.StatusOK, struct {
+		Reports []db.ReportListRow `json:"reports"`
+		Next    string             `json:"next,omitempty"`
+	}{rows, nextPage(c, "/api/v1/reports", rows, f.Limit)})
+}
+
+// reportJSON is GET /api/v1/reports/:id: the report and its provenance.
+type reportJSON struct {
+	ID         int64              `json:"id"`
+	Day        time.Time          `json:"day"`
+	Trusted    bool               `json:"trusted"`
+	Source     reports.Source     `json:"source"`
+	SourceRef  string             `json:"source_ref"`
+	ReceivedAt time.Time          `json:"received_at"`
+	MessageID  string             `json:"message_id,omitempty"`
+	From       string             `json:"from,omitempty"`
+	Submitter  string             `json:"submitter,omitempty"`
+	DKIM       reports.DKIMResult `json:"dkim"`
+	DKIMDomain string             `json:"dkim_domain,omitempty"`
+	Report     *reports.Report    `json:"report"`
+}
+
+// apiReport is one report.
+func (s *Server) apiReport(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.cfg.DB.Report(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, reportJSON{ID: r.ID, Day: r.Day, Trusted: r.Trusted, Source: r.Source, SourceRef: r.SourceRef,
+		ReceivedAt: r.ReceivedAt.UTC(), MessageID: r.MessageID, From: r.From, Submitter: r.Submitter, DKIM: r.DKIM,
+		DKIMDomain: r.DKIMDomain, Report: r.Report})
+}
+
+// quarantineJSON is one quarantine entry.
+type quarantineJSON struct {
+	ID            int64          `json:"id"`
+	CreatedAt     time.Time      `json:"created_at"`
+	Source        reports.Source `json:"source"`
+	SourceRef     string         `json:"source_ref"`
+	Reason        string         `json:"reason"`
+	Size          int            `json:"size"`
+	ReprocessedAt *time.Time     `json:"reprocessed_at,omitempty"`
+}
+
+// apiQuarantine lists quarantined inputs.
+func (s *Server) apiQuarantine(c echo.Context) error {
+	es, err := s.cfg.DB.QuarantineList(c.Request().Context(), db.QuarantineFilter{Limit: 1000, IncludeResolved: c.QueryParam("all") == "1"})
+	if err != nil {
+		return err
+	}
+	out := []quarantineJSON{}
+	for _, e := range es {
+		out = append(out, quarantineJSON{ID: e.ID, CreatedAt: e.CreatedAt.UTC(), Source: e.Source, SourceRef: e.SourceRef,
+			Reason: e.Reason, Size: e.Size, ReprocessedAt: e.ReprocessedAt})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"entries": out})
+}
+
+// apiReprocess reprocesses a quarantined input.
+func (s *Server) apiReprocess(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.reprocess(c, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"reports": out.Reports, "new": out.New, "duplicates": out.Duplicates,
+		"refused": out.Refused, "quarantined": out.Quarantined, "reason": out.Reason})
+}
+
+// apiDeleteQuarantine deletes a quarantined input.
+func (s *Server) apiDeleteQuarantine(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.deleteQuarantine(c, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// metrics holds the server's own counters and the collector that reads the
+// store at scrape time. Each Server has its own registry: no global state.
+type metrics struct {
+	s *Server
+	// https counts POST /tlsrpt outcomes: stored, duplicate, refused.
+	https *prometheus.CounterVec
+
+	reports     *prometheus.Desc
+	quarantined *prometheus.Desc
+	sessions    *prometheus.Desc
+	failures    *prometheus.Desc
+	imapUp      *prometheus.Desc
+	imapLast    *prometheus.Desc
+	scrapeErr   *prometheus.Desc
+}
+
+// metricsTimeout bounds the store queries of one scrape.
+const metricsTimeout = 10 * time.Second
+
+// knownResultTypes are the result types exported as labels; others (the
+// IANA registry can grow, and anyone can send a report) are summed as
+// "other", so a sender cannot grow the label set.
+var knownResultTypes = map[string]bool{
+	reports.ResultSTARTTLSNotSupported: true, reports.ResultCertificateHostMismatch: true,
+	reports.ResultCertificateExpired: true, reports.ResultCertificateNotTrusted: true,
+	reports.ResultValidationFailure: true, reports.ResultTLSAInvalid: true,
+	reports.ResultDNSSECInvalid: true, reports.ResultDANERequired: true,
+	reports.ResultSTSPolicyFetchError: true, reports.ResultSTSPolicyInvalid: true,
+	reports.ResultSTSWebPKIInvalid: true,
+}
+
+var knownPolicyTypes = map[string]bool{reports.PolicySTS: true, reports.PolicyTLSA: true, reports.PolicyNoPolicyFound: true}
+
+func newMetrics(s *Server) *metrics {
+	return &metrics{
+		s: s,
+		https: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tlsrpt_https_reports_total",
+			Help: "Reports POSTed to /tlsrpt since start, by outcome (stored, duplicate, refused).",
+		}, []string{"outcome"}),
+		reports: prometheus.NewDesc("tlsrpt_reports_stored",
+			"Reports in the store by source (imap, https, file) and whether they count (trusted).", []string{"source", "trusted"}, nil),
+		quarantined: prometheus.NewDesc("tlsrpt_quarantined_messages",
+			"Messages in quarantine that were not reprocessed.", nil, nil),
+		sessions: prometheus.NewDesc("tlsrpt_sessions_total",
+			"Sessions reported by trusted reports per listed domain, policy type and outcome.", []string{"domain", "policy_type", "outcome"}, nil),
+		failures: prometheus.NewDesc("tlsrpt_failed_sessions_total",
+			"Failed sessions in trusted failure details per listed domain and result type.", []string{"domain", "result_type"}, nil),
+		imapUp: prometheus.NewDesc("tlsrpt_imap_connected",
+			"1 when the IMAP poller holds a connection.", nil, nil),
+		imapLast: prometheus.NewDesc("tlsrpt_imap_last_success_timestamp_seconds",
+			"Unix time of the IMAP poller's last successful poll.", nil, nil),
+		scrapeErr: prometheus.NewDesc("tlsrpt_metrics_store_error",
+			"1 when this scrape could not read the store.", nil, nil),
+	}
+}
+
+func (m *metrics) register(r *prometheus.Registry) error {
+	for _, c := range []prometheus.Collector{m.https, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.reports, m.quarantined, m.sessions, m.failures, m.imapUp, m.imapLast, m.scrapeErr} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the store's totals.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	if f := m.s.cfg.PollerStatus; f != nil {
+		st := f()
+		up := 0.0
+		if st.Connected {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.imapUp, prometheus.GaugeValue, up)
+		if !st.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(m.imapLast, prometheus.GaugeValue, float64(st.LastSuccess.Unix()))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
+	defer cancel()
+	c, err := m.s.cfg.DB.MetricsCounts(ctx)
+	if err != nil {
+		m.s.log.Error("Reading metrics from the store failed", "error", err)
+		ch <- prometheus.MustNewConstMetric(m.scrapeErr, prometheus.GaugeValue, 1)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(m.scrapeErr, prometheus.GaugeValue, 0)
+	for _, r := range c.Reports {
+		trusted := "false"
+		if r.Trusted {
+			trusted = "true"
+		}
+		ch <- prometheus.MustNewConstMetric(m.reports, prometheus.GaugeValue, float64(r.Count), r.Source, trusted)
+	}
+	ch <- prometheus.MustNewConstMetric(m.quarantined, prometheus.GaugeValue, float64(c.Quarantined))
+	type sk struct{ domain, typ, outcome string }
+	sess := map[sk]int64{}
+	for _, s := range c.Sessions {
+		t := s.PolicyType
+		if !knownPolicyTypes[t] {
+			t = "other"
+		}
+		sess[sk{s.Domain, t, "successful"}] += s.Successful
+		sess[sk{s.Domain, t, "failed"}] += s.Failed
+	}
+	for k, v := range sess {
+		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.CounterValue, float64(v), k.domain, k.typ, k.outcome)
+	}
+	type fk struct{ domain, typ string }
+	fails := map[fk]int64{}
+	for _, f := range c.Failures {
+		t := f.ResultType
+		if !knownResultTypes[t] {
+			t = "other"
+		}
+		fails[fk{f.Domain, t}] += f.Failed
+	}
+	for k, v := range fails {
+		ch <- prometheus.MustNewConstMetric(m.failures, prometheus.CounterValue, float64(v), k.domain, k.typ)
+	}
+}
+
+func (s *Server) metricsHandler() echo.HandlerFunc {
+	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: nil, Timeout: metricsTimeout + 5*time.Second})
+	return echo.WrapHandler(h)
+}

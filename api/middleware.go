@@ -1,0 +1,105 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/ui"
+)
+
+// contentSecurityPolicy forbids inline scripts and styles and everything
+// from elsewhere: whatever a hostile report slips past the escaping cannot
+// run.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// securityHeaders sets the headers every answer carries.
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		if s.cfg.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, ui.StaticPrefix) {
+			h.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+// recoverPanic turns a handler panic into a logged 500, so one bad request
+// does not take the server down.
+func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		return next(c)
+	}
+}
+
+// static serves the embedded assets under their content-hash names,
+// cached for a year: a changed file gets a new name.
+func (s *Server) static(c echo.Context) error {
+	a, ok := s.pages.Asset(c.Request().URL.Path)
+	if !ok {
+		return echo.ErrNotFound
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("ETag", a.ETag)
+	if c.Request().Header.Get("If-None-Match") == a.ETag {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, a.ContentType, a.Body)
+}
+
+// render writes a page.
+func (s *Server) render(c echo.Context, status int, page string, data any) error {
+	var buf bytes.Buffer
+	if err := s.pages.Render(&buf, page, data); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// layout is the shared part of a page for the caller.
+func (s *Server) layout(c echo.Context, title, nav string) ui.Layout {
+	l := ui.Layout{Title: title, Nav: nav, Notices: s.cfg.Notices}
+	if p := principalOf(c); p != nil {
+		l.User, l.Role, l.CanEdit, l.CSRF = p.Name, p.Role, p.admin(), p.CSRF
+	}
+	// The flash is a code, not text: a crafted link cannot put words in
+	// the server's mouth.
+	l.Flash = flashes[c.QueryParam("done")]
+	return l
+}
+
+// healthz answers 200 when the database answers.
+func (s *Server) healthz(c echo.Context) error {
+	if err := s.cfg.DB.Pool.Ping(c.Request().Context()); err != nil {
+		s.log.WarnContext(c.Request().Context(), "Health check failed", "error", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// flashes are the messages a redirect after a form can show (?done=code).
+var flashes = map[string]string{
+	"added":       "Domain added.",
+	"removed":     "Domain removed from the list; its reports stay stored.",
+	"saved":       "Settings saved.",
+	"reprocessed": "Message reprocessed.",
+	"deleted":     "Message deleted.",
+}

@@ -1,0 +1,295 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/ui"
+)
+
+// windows are the chart windows the domain page offers, in days.
+var windows = []int{7, 30, 90, 365}
+
+// dayRange is [from, to) in whole UTC days: the last days days including
+// today (reports for today arrive tomorrow, but a POSTed one may be here).
+func (s *Server) dayRange(days int) (from, to time.Time) {
+	to = rollout.UTCDay(s.now()).AddDate(0, 0, 1)
+	return to.AddDate(0, 0, -days), to
+}
+
+// windowParam reads ?days=, one of windows, default 30.
+func windowParam(c echo.Context) (int, error) {
+	v := c.QueryParam("days")
+	if v == "" {
+		return 30, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err == nil {
+		for _, w := range windows {
+			if n == w {
+				return n, nil
+			}
+		}
+	}
+	return 0, errorf(http.StatusBadRequest, "days must be one of 7, 30, 90 or 365, not %q", v)
+}
+
+// domainParam is the :domain path parameter, normalised.
+func domainParam(c echo.Context) (string, error) {
+	raw := c.Param("domain")
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u
+	}
+	d, err := db.NormalizeDomain(raw)
+	if err != nil {
+		return "", errorf(http.StatusBadRequest, "%q is not a valid domain name", raw)
+	}
+	return d, nil
+}
+
+// fillDays turns sparse rollup days into one entry per day of [from, to).
+func fillDays(days []db.DashboardDay, from, to time.Time) []ui.Day {
+	byDay := map[time.Time]db.DashboardDay{}
+	for _, d := range days {
+		byDay[d.Day] = d
+	}
+	var out []ui.Day
+	for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
+		x := byDay[d]
+		out = append(out, ui.Day{Day: d, Sessions: x.Sessions(), Failures: x.Failed})
+	}
+	return out
+}
+
+func sumDays(days []ui.Day, last int) (sessions, failures int64) {
+	for _, d := range days[max(0, len(days)-last):] {
+		sessions += d.Sessions
+		failures += d.Failures
+	}
+	return sessions, failures
+}
+
+// overviewPage lists every domain with its numbers and verdict badge.
+func (s *Server) overviewPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	names, err := s.cfg.DB.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	from, to := s.dayRange(30)
+	series, err := s.cfg.DB.ListedSeries(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	page := ui.OverviewPage{Layout: s.layout(c, "Overview", "overview")}
+	for _, dom := range names {
+		name := dom.Name
+		days := fillDays(series[name], from, to)
+		row := ui.DomainRow{Name: name, Trend: ui.NewSparkline(days, 120, 28)}
+		row.Sessions7, row.Failures7 = sumDays(days, 7)
+		row.Sessions30, row.Failures30 = sumDays(days, 30)
+		v, err := s.verdict(ctx, name)
+		if err != nil {
+			s.log.WarnContext(ctx, "Computing verdict failed", "domain", name, "error", err)
+			row.Badge = ui.Badge{Kind: "unknown", Label: "no verdict"}
+		} else {
+			row.Badge = badge(v)
+		}
+		row.Mode = s.mode(ctx, name, v)
+		page.Domains = append(page.Domains, row)
+	}
+	page.Unlisted, err = s.unlisted(ctx)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "overview", page)
+}
+
+func (s *Server) unlisted(ctx context.Context) ([]ui.UnlistedRow, error) {
+	from, _ := s.dayRange(30)
+	us, err := s.cfg.DB.UnlistedDomains(ctx, from, 100)
+	if err != nil {
+		return nil, err
+	}
+	var out []ui.UnlistedRow
+	for _, u := range us {
+		out = append(out, ui.UnlistedRow{Name: u.Domain, Reports: u.Reports, Sessions: u.Sessions, LastDay: u.LastDay.Format(time.DateOnly)})
+	}
+	return out, nil
+}
+
+// mode is the domain's mode: the verdict's (live or reports) when known,
+// else the newest policy-string.
+func (s *Server) mode(ctx context.Context, domain string, v *rollout.Verdict) string {
+	if v != nil && v.Mode != "" {
+		return string(v.Mode)
+	}
+	m, err := s.cfg.DB.DomainMode(ctx, domain)
+	if err != nil {
+		s.log.WarnContext(ctx, "Reading mode failed", "domain", domain, "error", err)
+	}
+	if m == "" {
+		return "unknown"
+	}
+	return m
+}
+
+// badge summarises a verdict: ready, blocked with the first reason,
+// enforcing, or regression.
+func badge(v *rollout.Verdict) ui.Badge {
+	for _, w := range v.Warnings {
+		if w.Code == rollout.WarningRegression {
+			return ui.Badge{Kind: "regression", Label: "regression", Reason: w.Message}
+		}
+	}
+	switch {
+	case v.Mode == rollout.ModeEnforce:
+		return ui.Badge{Kind: "enforcing", Label: "enforcing"}
+	case v.Ready:
+		return ui.Badge{Kind: "ready", Label: "ready"}
+	case len(v.Blockers) > 0:
+		return ui.Badge{Kind: "blocked", Label: "blocked", Reason: v.Blockers[0].Message}
+	}
+	return ui.Badge{Kind: "unknown", Label: "unknown"}
+}
+
+// breakdownTitles are the domain page's tables, in order.
+var breakdownTitles = []struct{ by, title, label, param string }{
+	{db.ByResultType, "Failures by result type", "Result type", "result"},
+	{db.ByMX, "Failures by receiving MX", "Receiving MX", "mx"},
+	{db.ByOrg, "Sessions by reporting organisation", "Organisation", "org"},
+	{db.BySendingIP, "Failures by sending IP", "Sending IP", "ip"},
+}
+
+// domainPage shows one domain: chart, breakdowns, verdict, live check.
+func (s *Server) domainPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	domain, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	window, err := windowParam(c)
+	if err != nil {
+		return err
+	}
+	from, to := s.dayRange(window)
+	series, err := s.cfg.DB.DomainSeries(ctx, domain, from, to)
+	if err != nil {
+		return err
+	}
+	days := fillDays(series, from, to)
+	page := ui.DomainPage{
+		Layout: s.layout(c, domain, "overview"), Domain: domain, Window: window, Windows: windows,
+		Chart: ui.NewDailyChart(days, 760, 260),
+	}
+	page.Sessions, page.Failures = sumDays(days, window)
+	for _, b := range breakdownTitles {
+		rows, err := s.cfg.DB.Breakdown(ctx, domain, b.by, from, to, 50)
+		if err != nil {
+			return err
+		}
+		t := ui.Breakdown{Title: b.title, Label: b.label, WithSessions: b.by == db.ByOrg}
+		for _, r := range rows {
+			label := r.Key
+			if label == "" {
+				label = "(not named)"
+			}
+			q := url.Values{"domain": {domain}, b.param: {r.Key}, "from": {from.Format(time.DateOnly)}}
+			row := ui.BreakdownRow{Label: label, Sessions: r.Sessions, Failures: r.Failed, Link: "/reports?" + q.Encode()}
+			if b.by == db.ByOrg {
+				row.Share = ui.Percent(ratio(r.Failed, r.Sessions))
+			} else {
+				row.Share = ui.Percent(ratio(r.Failed, page.Failures))
+			}
+			t.Rows = append(t.Rows, row)
+		}
+		page.Breakdowns = append(page.Breakdowns, t)
+	}
+	v, err := s.verdict(ctx, domain)
+	if err != nil {
+		page.VerdictError = "No verdict: " + err.Error()
+	} else {
+		page.Verdict = verdictView(v)
+	}
+	page.Mode = s.mode(ctx, domain, v)
+	if c.QueryParam("check") == "1" {
+		if s.cfg.Inspector == nil {
+			page.CheckError = "The live check is not configured on this server."
+		} else {
+			page.Check = checkView(s.cfg.Inspector.Check(ctx, domain))
+		}
+	}
+	return s.render(c, http.StatusOK, "domain", page)
+}
+
+func ratio(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// addDomainForm adds a domain to the allow-list.
+func (s *Server) addDomainForm(c echo.Context) error {
+	d, err := db.NormalizeDomain(c.FormValue("domain"))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%q is not a valid domain name", c.FormValue("domain"))
+	}
+	if err := s.addDomain(c, d); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/?done=added")
+}
+
+// removeDomainForm removes a domain from the allow-list.
+func (s *Server) removeDomainForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.removeDomain(c, d); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/settings?done=removed")
+}
+
+func (s *Server) addDomain(c echo.Context, d string) error {
+	ctx := c.Request().Context()
+	stored, added, err := s.cfg.DB.AddDomain(ctx, d)
+	if err != nil {
+		return err
+	}
+	if !added {
+		return nil
+	}
+	return s.audit(c, "domain.add", stored, nil)
+}
+
+func (s *Server) removeDomain(c echo.Context, d string) error {
+	ctx := c.Request().Context()
+	stored, removed, err := s.cfg.DB.RemoveDomain(ctx, d)
+	if err != nil {
+		return err
+	}
+	if !removed {
+		return errorf(http.StatusNotFound, "%s is not on the list", d)
+	}
+	return s.audit(c, "domain.remove", stored, nil)
+}
+
+// audit records a change in the audit log with who made it.
+func (s *Server) audit(c echo.Context, action, domain string, detail any) error {
+	actor := "unknown"
+	if p := principalOf(c); p != nil {
+		actor = p.Name
+	}
+	_, err := s.cfg.DB.AddAudit(c.Request().Context(), db.AuditEntry{Actor: actor, Action: action, Domain: domain, Detail: detail})
+	return err
+}

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// reportMediaTypes are the bodies POST /tlsrpt takes (RFC 8460 §5.4 names
+// the first two; plain JSON and gzip are what hand-made clients send).
+var reportMediaTypes = map[string]bool{
+	"application/tlsrpt+gzip": true,
+	"application/tlsrpt+json": true,
+	"application/json":        true,
+	"application/gzip":        true,
+}
+
+// postResult is the answer to POST /tlsrpt.
+type postResult struct {
+	Stored     int    `json:"stored"`
+	Duplicates int    `json:"duplicates"`
+	Message    string `json:"message"`
+}
+
+// postReport is the HTTPS rua endpoint (RFC 8460 §5.4): the body is one
+// report, stored through the same pipeline as mail. A duplicate is a
+// success: senders retry, and the report is stored.
+func (s *Server) postReport(c echo.Context) error {
+	if s.cfg.Pipeline == nil {
+		return errorf(http.StatusServiceUnavailable, "this server does not take reports over HTTPS")
+	}
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || !reportMediaTypes[mt] {
+		s.metrics.https.WithLabelValues("refused").Inc()
+		return errorf(http.StatusUnsupportedMediaType, "send the report as application/tlsrpt+json or application/tlsrpt+gzip (RFC 8460 §5.4)")
+	}
+	if req.ContentLength > s.cfg.MaxReportBytes {
+		s.metrics.https.WithLabelValues("refused").Inc()
+		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, s.cfg.MaxReportBytes+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "reading the request body failed")
+	}
+	if int64(len(body)) > s.cfg.MaxReportBytes {
+		s.metrics.https.WithLabelValues("refused").Inc()
+		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
+	}
+	out, err := s.cfg.Pipeline.Report(req.Context(), body, reports.SourceHTTPS, c.RealIP())
+	if err != nil {
+		if errors.Is(err, ingest.ErrRetryLater) {
+			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", c.RealIP(), "error", err)
+			c.Response().Header().Set("Retry-After", strconv.Itoa(60))
+			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
+		}
+		return err
+	}
+	switch {
+	case out.New > 0:
+		s.metrics.https.WithLabelValues("stored").Inc()
+		return c.JSON(http.StatusOK, postResult{Stored: out.New, Message: "report stored"})
+	case out.Duplicates > 0:
+		s.metrics.https.WithLabelValues("duplicate").Inc()
+		return c.JSON(http.StatusOK, postResult{Duplicates: out.Duplicates, Message: "report already stored"})
+	}
+	s.metrics.https.WithLabelValues("refused").Inc()
+	msg := "the body is not a valid TLS report"
+	if out.Reason != "" {
+		msg += ": " + out.Reason
+	}
+	return errorf(http.StatusBadRequest, "%s", msg)
+}
+
+// reprocess runs a quarantined input through the pipeline again: a mail
+// as a message, anything else sniffed as a report or a message. When it
+// now yields reports, the entry is marked reprocessed.
+func (s *Server) reprocess(c echo.Context, id int64) (ingest.Outcome, error) {
+	ctx := c.Request().Context()
+	if s.cfg.Pipeline == nil {
+		return ingest.Outcome{}, errorf(http.StatusServiceUnavailable, "reprocessing needs the ingest pipeline, which this server was started without")
+	}
+	e, err := s.cfg.DB.QuarantineGet(ctx, id)
+	if err != nil {
+		return ingest.Outcome{}, err
+	}
+	var out ingest.Outcome
+	if e.Source != reports.SourceIMAP && reports.IsReportData(e.Raw) {
+		out, err = s.cfg.Pipeline.Report(ctx, e.Raw, e.Source, e.SourceRef)
+	} else {
+		out, err = s.cfg.Pipeline.Message(ctx, e.Raw, e.Source, e.SourceRef)
+	}
+	if err != nil {
+		return out, err
+	}
+	if out.Reports == 0 {
+		return out, errorf(http.StatusUnprocessableEntity, "still no valid report in message %d: %s", id, out.Reason)
+	}
+	if !out.Quarantined {
+		if err := s.cfg.DB.QuarantineResolved(ctx, id, s.now()); err != nil {
+			return out, err
+		}
+	}
+	return out, s.audit(c, "quarantine.reprocess", "", map[string]any{"id": id, "new": out.New, "duplicates": out.Duplicates})
+}

@@ -1,0 +1,245 @@
+// Package api is the tlsrpt web server: the dashboard pages (rendered by
+// ui), the JSON API under /api/v1/, authentication (admin password,
+// sessions, API tokens), CSRF, rate limits, the RFC 8460 §5.4 HTTPS report
+// receiver and the Prometheus metrics. Echo types stay in this package.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/ui"
+)
+
+// Config is what the server needs; cmd/tlsrpt fills it from Settings.
+type Config struct {
+	DB *db.DB
+	// Pipeline stores reports POSTed to /tlsrpt; nil answers 503 there.
+	Pipeline *ingest.Pipeline
+	// Inspector runs the live check; nil shows "not configured".
+	Inspector *rollout.Inspector
+	Log       *slog.Logger
+	// AdminPassword, when set, is the admin's password (EnsureAdmin
+	// stores its hash).
+	AdminPassword string
+	// SecureCookies marks cookies Secure: set it when the server (or the
+	// proxy in front of it) speaks TLS.
+	SecureCookies bool
+	// PollerStatus, if set, reports the IMAP poller's state for /metrics
+	// and the pages.
+	PollerStatus func() PollerStatus
+	// PublicURL is the external base URL (for links in the API and the
+	// docs); optional.
+	PublicURL string
+	// PublicRate limits /tlsrpt, /healthz and /metrics per IPv4 address
+	// and IPv6 /64; LoginRate limits POST /login the same way.
+	PublicRate Rate
+	LoginRate  Rate
+	// MaxReportBytes bounds a POSTed report body (compressed as sent).
+	MaxReportBytes int64
+	// TrustedProxies lists the proxies whose X-Forwarded-For is believed;
+	// empty means the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	// SessionTTL is how long a login lasts.
+	SessionTTL time.Duration
+	// Notices are shown on every page (e.g. "DKIM verification is off").
+	Notices []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// PollerStatus is the IMAP poller's state as the metrics show it.
+type PollerStatus struct {
+	Connected   bool
+	LastSuccess time.Time
+	LastError   string
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxReportBytes = 10 << 20
+	DefaultSessionTTL     = 7 * 24 * time.Hour
+)
+
+// DefaultPublicRate and DefaultLoginRate are the rate limits when Config
+// leaves them zero.
+var (
+	DefaultPublicRate = Rate{Per: 60, Every: time.Minute, Burst: 30}
+	DefaultLoginRate  = Rate{Per: 5, Every: time.Minute, Burst: 5}
+)
+
+// Server is the web server. Create it with New.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	echo    *echo.Echo
+	pages   *ui.Renderer
+	rules   map[string]access // "METHOD /path" → who may call it
+	public  *limiter
+	login   *limiter
+	metrics *metrics
+	reg     *prometheus.Registry
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	// accessPublic: anyone (rate-limited where it costs).
+	accessPublic access = iota + 1
+	// accessViewer: any logged-in user or token, viewer or admin. Reading.
+	accessViewer
+	// accessAdmin: admins only. Every state change.
+	accessAdmin
+)
+
+func (a access) String() string {
+	switch a {
+	case accessPublic:
+		return "public"
+	case accessViewer:
+		return "viewer"
+	case accessAdmin:
+		return "admin"
+	}
+	return "none"
+}
+
+// New builds the server and its routes; it parses the templates, so a
+// broken page fails here.
+func New(cfg Config) (*Server, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("creating server: no database")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxReportBytes <= 0 {
+		cfg.MaxReportBytes = DefaultMaxReportBytes
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.PublicRate == (Rate{}) {
+		cfg.PublicRate = DefaultPublicRate
+	}
+	if cfg.LoginRate == (Rate{}) {
+		cfg.LoginRate = DefaultLoginRate
+	}
+	pages, err := ui.New()
+	if err != nil {
+		return nil, fmt.Errorf("creating server: %w", err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Log,
+		now:    cfg.Now,
+		pages:  pages,
+		rules:  map[string]access{},
+		public: newLimiter(cfg.PublicRate, maxLimiterKeys, cfg.Now),
+		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
+	}
+	s.reg = prometheus.NewRegistry()
+	s.metrics = newMetrics(s)
+	if err := s.metrics.register(s.reg); err != nil {
+		return nil, fmt.Errorf("creating server: %w", err)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(ipNet(p)))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	e.Use(s.recoverPanic, s.securityHeaders, s.authorize)
+	s.echo = e
+	s.routes()
+	return s, nil
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// add registers a route with who may call it. It is the only way routes
+// are added, so every route has a rule; authorize refuses any that has
+// none.
+func (s *Server) add(method, path string, a access, h echo.HandlerFunc) {
+	key := method + " " + path
+	if _, dup := s.rules[key]; dup {
+		panic("api: route registered twice: " + key)
+	}
+	s.rules[key] = a
+	s.echo.Add(method, path, h)
+}
+
+// routes lists every route. Reading needs a viewer, changing needs an
+// admin; the few public routes are rate-limited.
+func (s *Server) routes() {
+	// Public.
+	s.add(http.MethodGet, "/healthz", accessPublic, s.limited(s.healthz))
+	s.add(http.MethodGet, "/metrics", accessPublic, s.limited(s.metricsHandler()))
+	s.add(http.MethodPost, "/tlsrpt", accessPublic, s.limited(s.postReport))
+	s.add(http.MethodGet, "/static/*", accessPublic, s.static)
+	s.add(http.MethodGet, "/login", accessPublic, s.loginPage)
+	s.add(http.MethodPost, "/login", accessPublic, s.loginSubmit)
+	s.add(http.MethodGet, "/api/v1/openapi.json", accessPublic, s.openAPI)
+
+	// Pages.
+	s.add(http.MethodPost, "/logout", accessViewer, s.logout)
+	s.add(http.MethodGet, "/", accessViewer, s.overviewPage)
+	s.add(http.MethodGet, "/domains/:domain", accessViewer, s.domainPage)
+	s.add(http.MethodPost, "/domains", accessAdmin, s.addDomainForm)
+	s.add(http.MethodPost, "/domains/:domain/delete", accessAdmin, s.removeDomainForm)
+	s.add(http.MethodGet, "/reports", accessViewer, s.reportsPage)
+	s.add(http.MethodGet, "/reports/:id", accessViewer, s.reportPage)
+	s.add(http.MethodGet, "/reports/:id/raw", accessViewer, s.apiReportRaw)
+	s.add(http.MethodGet, "/quarantine", accessViewer, s.quarantinePage)
+	s.add(http.MethodGet, "/quarantine/:id/raw", accessViewer, s.quarantineRaw)
+	s.add(http.MethodPost, "/quarantine/:id/reprocess", accessAdmin, s.reprocessForm)
+	s.add(http.MethodPost, "/quarantine/:id/delete", accessAdmin, s.deleteQuarantineForm)
+	s.add(http.MethodGet, "/settings", accessViewer, s.settingsPage)
+	s.add(http.MethodPost, "/settings/:domain", accessAdmin, s.saveSettingsForm)
+
+	// JSON API.
+	s.add(http.MethodGet, "/api/v1/domains", accessViewer, s.apiDomains)
+	s.add(http.MethodPost, "/api/v1/domains", accessAdmin, s.apiAddDomain)
+	s.add(http.MethodDelete, "/api/v1/domains/:domain", accessAdmin, s.apiRemoveDomain)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/summary", accessViewer, s.apiSummary)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/series", accessViewer, s.apiSeries)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/breakdown/:by", accessViewer, s.apiBreakdown)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/verdict", accessViewer, s.apiVerdict)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/check", accessViewer, s.apiCheck)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/settings", accessViewer, s.apiSettings)
+	s.add(http.MethodPut, "/api/v1/domains/:domain/settings", accessAdmin, s.apiPutSettings)
+	s.add(http.MethodGet, "/api/v1/reports", accessViewer, s.apiReports)
+	s.add(http.MethodGet, "/api/v1/reports/:id", accessViewer, s.apiReport)
+	s.add(http.MethodGet, "/api/v1/reports/:id/raw", accessViewer, s.apiReportRaw)
+	s.add(http.MethodGet, "/api/v1/quarantine", accessViewer, s.apiQuarantine)
+	s.add(http.MethodPost, "/api/v1/quarantine/:id/reprocess", accessAdmin, s.apiReprocess)
+	s.add(http.MethodDelete, "/api/v1/quarantine/:id", accessAdmin, s.apiDeleteQuarantine)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	p = p.Masked()
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,271 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/ui"
+)
+
+// verdict computes the readiness verdict of domain from the store, with
+// the policy the reports show (the pages do not run the live check on
+// every view; GET .../check and the domain page's button do).
+func (s *Server) verdict(ctx context.Context, domain string) (*rollout.Verdict, error) {
+	t, err := s.thresholds(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.cfg.DB.Facts(ctx, domain, s.now(), t.SpanDays())
+	if err != nil {
+		return nil, fmt.Errorf("gathering facts of %s: %w", domain, err)
+	}
+	v := rollout.Evaluate(f, t)
+	return &v, nil
+}
+
+// thresholds returns the domain's verdict thresholds.
+func (s *Server) thresholds(ctx context.Context, domain string) (rollout.Thresholds, error) {
+	return s.cfg.DB.DomainThresholds(ctx, domain)
+}
+
+// verdictView turns a verdict into what the domain page shows.
+func verdictView(v *rollout.Verdict) *ui.VerdictView {
+	vv := &ui.VerdictView{Badge: badge(v)}
+	for _, f := range v.Blockers {
+		vv.Blockers = append(vv.Blockers, finding(f))
+	}
+	for _, f := range v.Warnings {
+		vv.Warnings = append(vv.Warnings, finding(f))
+	}
+	e := v.Evidence
+	day := func(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+	vv.Evidence = []ui.KV{
+		{Key: "Evaluation window", Value: e.Windows.Evaluation.String()},
+		{Key: "Recent window", Value: e.Windows.Recent.String()},
+		{Key: "Policy", Value: fmt.Sprintf("mode %s, mx %s (from %s)", e.Policy.Mode, strings.Join(e.Policy.MX, ", "), e.Policy.Source)},
+		{Key: "Observed in testing", Value: strconv.Itoa(e.ObservedDays) + " days, reports on " + strconv.Itoa(e.ReportDays)},
+		{Key: "Reporters", Value: strconv.Itoa(e.Reporters)},
+		{Key: "Sessions", Value: ui.Num(e.Sessions) + ", " + ui.Num(e.Failures) + " failed"},
+		{Key: "Recent failure rate", Value: ui.Percent(e.Recent.Rate) + " of " + ui.Num(e.Recent.Sessions) + " sessions"},
+	}
+	if e.TestingSince != nil {
+		vv.Evidence = append(vv.Evidence, ui.KV{Key: "Testing since", Value: day(*e.TestingSince)})
+	}
+	if e.SenderSideFailures > 0 {
+		vv.Evidence = append(vv.Evidence, ui.KV{Key: "Sender-side failures (not counted)", Value: ui.Num(e.SenderSideFailures)})
+	}
+	if e.ExcludedReports > 0 {
+		vv.Evidence = append(vv.Evidence, ui.KV{Key: "Unverified reports (not counted)", Value: ui.Num(e.ExcludedReports)})
+	}
+	if e.ProposalError != "" {
+		vv.Evidence = append(vv.Evidence, ui.KV{Key: "No proposal", Value: e.ProposalError})
+	}
+	if v.Proposal != nil {
+		vv.Proposal = v.Proposal.Policy + "\n" + v.Proposal.RecordName + " TXT \"" + v.Proposal.RecordValue + "\""
+	}
+	return vv
+}
+
+func finding(f rollout.Finding) ui.Finding {
+	out := ui.Finding{Code: f.Code, Message: f.Message}
+	if f.Window != nil {
+		out.Evidence = append(out.Evidence, "window "+f.Window.String())
+	}
+	for _, c := range f.Counts {
+		out.Evidence = append(out.Evidence, fmt.Sprintf("%+v", c))
+	}
+	if f.Example != nil {
+		out.Evidence = append(out.Evidence, fmt.Sprintf("example: %+v", *f.Example))
+	}
+	if len(f.Organizations) > 0 {
+		out.Evidence = append(out.Evidence, "reporters: "+strings.Join(f.Organizations, ", "))
+	}
+	if len(f.MX) > 0 {
+		out.Evidence = append(out.Evidence, "mx: "+strings.Join(f.MX, ", "))
+	}
+	if f.Organization != "" || f.Range != "" {
+		out.Evidence = append(out.Evidence, "sender: "+f.Organization+" "+f.Range)
+	}
+	return out
+}
+
+// checkView turns the live check into what the domain page shows.
+func checkView(r *rollout.CheckResult) *ui.CheckView {
+	cv := &ui.CheckView{}
+	for _, p := range r.Problems {
+		cv.Problems = append(cv.Problems, ui.Problem{Code: p.Code, Severity: p.Severity, Message: p.Message, Fix: p.Fix})
+	}
+	if r.Error != "" {
+		cv.Problems = append(cv.Problems, ui.Problem{Code: "invalid-domain", Severity: "error", Message: r.Error})
+	}
+	cv.Details = append(cv.Details, ui.KV{Key: "Checked at", Value: r.CheckedAt.UTC().Format(time.RFC3339)})
+	if r.Record.ID != "" {
+		cv.Details = append(cv.Details, ui.KV{Key: "_mta-sts id", Value: r.Record.ID})
+	}
+	if r.Policy.Valid {
+		cv.Details = append(cv.Details, ui.KV{Key: "Policy", Value: fmt.Sprintf("mode %s, max_age %d, mx %s", r.Policy.Mode, r.Policy.MaxAge, strings.Join(r.Policy.MX, ", "))})
+	}
+	for _, mx := range r.MX {
+		state := "not in the policy"
+		if mx.InPolicy {
+			state = "matches " + mx.Pattern
+		}
+		cv.Details = append(cv.Details, ui.KV{Key: "MX " + mx.Host, Value: state})
+	}
+	for _, n := range r.Notes {
+		cv.Details = append(cv.Details, ui.KV{Key: "Note", Value: n})
+	}
+	return cv
+}
+
+// settingFields describes the threshold form.
+var settingFields = []struct{ name, label, help string }{
+	{"min_days", "Days observed in testing", "at least this many days in testing"},
+	{"min_report_days", "Days with reports", "of those, days with trusted reports"},
+	{"min_reporters", "Reporting organisations", "distinct reporters in the window"},
+	{"min_sessions", "Sessions", "sessions in the evaluation window"},
+	{"max_failure_rate", "Highest failure rate", "a fraction: 0.001 is 0.1%"},
+	{"recent_days", "Recent window (days)", "failure rate and failure types look at these days"},
+	{"rising_days", "Trend window (days)", "compared with the base window before it"},
+	{"rising_base_days", "Trend base (days)", ""},
+	{"rising_factor", "Rising factor", "how many times the base rate counts as rising"},
+	{"min_rising_failures", "Failures before a rise counts", ""},
+	{"regression_base_days", "Regression base (days)", "baseline of the watch after enforce"},
+	{"enforce_max_age", "max_age of the enforce policy", "seconds; 604800 is a week"},
+}
+
+func thresholdValues(t rollout.Thresholds) map[string]string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return map[string]string{
+		"min_days": strconv.Itoa(t.MinDays), "min_report_days": strconv.Itoa(t.MinReportDays),
+		"min_reporters": strconv.Itoa(t.MinReporters), "min_sessions": strconv.FormatInt(t.MinSessions, 10),
+		"max_failure_rate": f(t.MaxFailureRate), "recent_days": strconv.Itoa(t.RecentDays),
+		"rising_days": strconv.Itoa(t.RisingDays), "rising_base_days": strconv.Itoa(t.RisingBaseDays),
+		"rising_factor": f(t.RisingFactor), "min_rising_failures": strconv.FormatInt(t.MinRisingFailures, 10),
+		"regression_base_days": strconv.Itoa(t.RegressionBaseDays), "enforce_max_age": strconv.FormatInt(t.EnforceMaxAge, 10),
+	}
+}
+
+// parseThresholds reads the form into t, naming the field at fault.
+func parseThresholds(get func(string) string, t *rollout.Thresholds) error {
+	ints := map[string]*int{"min_days": &t.MinDays, "min_report_days": &t.MinReportDays, "min_reporters": &t.MinReporters,
+		"recent_days": &t.RecentDays, "rising_days": &t.RisingDays, "rising_base_days": &t.RisingBaseDays,
+		"regression_base_days": &t.RegressionBaseDays}
+	int64s := map[string]*int64{"min_sessions": &t.MinSessions, "min_rising_failures": &t.MinRisingFailures, "enforce_max_age": &t.EnforceMaxAge}
+	floats := map[string]*float64{"max_failure_rate": &t.MaxFailureRate, "rising_factor": &t.RisingFactor}
+	for _, f := range settingFields {
+		v := strings.TrimSpace(get(f.name))
+		if v == "" {
+			continue
+		}
+		var err error
+		switch {
+		case ints[f.name] != nil:
+			*ints[f.name], err = strconv.Atoi(v)
+		case int64s[f.name] != nil:
+			*int64s[f.name], err = strconv.ParseInt(v, 10, 64)
+		case floats[f.name] != nil:
+			*floats[f.name], err = strconv.ParseFloat(v, 64)
+		}
+		if err != nil {
+			return errorf(http.StatusBadRequest, "%s: %q is not a number", f.label, v)
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+// settingsPage shows the threshold form of every domain.
+func (s *Server) settingsPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	names, err := s.cfg.DB.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	page := ui.SettingsPage{Layout: s.layout(c, "Settings", "settings")}
+	for _, d := range names {
+		t, err := s.thresholds(ctx, d.Name)
+		if err != nil {
+			return err
+		}
+		vals := thresholdValues(t)
+		ds := ui.DomainSettings{Domain: d.Name}
+		for _, f := range settingFields {
+			ds.Fields = append(ds.Fields, ui.SettingField{Name: f.name, Label: f.label, Value: vals[f.name], Help: f.help})
+		}
+		page.Domains = append(page.Domains, ds)
+	}
+	return s.render(c, http.StatusOK, "settings", page)
+}
+
+// saveSettingsForm stores a domain's thresholds from the form.
+func (s *Server) saveSettingsForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.thresholds(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	if err := parseThresholds(c.FormValue, &t); err != nil {
+		return err
+	}
+	if err := s.saveThresholds(c, d, t); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/settings?done=saved")
+}
+
+// apiSettings returns a domain's thresholds.
+func (s *Server) apiSettings(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.thresholds(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// apiPutSettings replaces a domain's thresholds; absent fields keep their
+// value.
+func (s *Server) apiPutSettings(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.thresholds(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	if err := readJSON(c, &t); err != nil {
+		return err
+	}
+	if err := t.Validate(); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if err := s.saveThresholds(c, d, t); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// saveThresholds stores thresholds and records the change.
+func (s *Server) saveThresholds(c echo.Context, domain string, t rollout.Thresholds) error {
+	if err := s.cfg.DB.SetDomainThresholds(c.Request().Context(), domain, t); err != nil {
+		return err
+	}
+	return s.audit(c, "settings.thresholds", domain, t)
+}

@@ -1,0 +1,212 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Roles of users and API tokens.
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
+
+// ErrNoCredential is returned when a user, session or token does not exist,
+// has expired or was revoked.
+var ErrNoCredential = errors.New("db: no such user, session or token")
+
+// User is a dashboard account.
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+	Role         string
+}
+
+// Session is a logged-in browser session.
+type Session struct {
+	User      User
+	CSRFToken string
+	ExpiresAt time.Time
+}
+
+// APIToken is a stored API token (without the token itself).
+type APIToken struct {
+	ID         int64
+	Name       string
+	Role       string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// SecretHash is how session cookies and API tokens are stored: SHA-256 of
+// the secret. They are 256-bit random values, so a slow hash adds nothing.
+func SecretHash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// UserByName returns the user named username.
+func (d *DB) UserByName(ctx context.Context, username string) (*User, error) {
+	var u User
+	err := d.Pool.QueryRow(ctx,
+		`SELECT id, username, password_hash, role FROM users WHERE username = $1`, username).
+		Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading user %q: %w", username, err)
+	}
+	return &u, nil
+}
+
+// PutUser creates the user or, when it exists, sets its password hash and
+// role.
+func (d *DB) PutUser(ctx context.Context, username, passwordHash, role string) (*User, error) {
+	u := User{Username: username, PasswordHash: passwordHash, Role: role}
+	err := d.Pool.QueryRow(ctx, `
+		INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+		ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash,
+			role = EXCLUDED.role, updated_at = now()
+		RETURNING id`, username, passwordHash, role).Scan(&u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("storing user %q: %w", username, err)
+	}
+	return &u, nil
+}
+
+// CreateUserIfAbsent creates the user unless one of that name exists; it
+// reports whether it did.
+func (d *DB) CreateUserIfAbsent(ctx context.Context, username, passwordHash, role string) (bool, error) {
+	tag, err := d.Pool.Exec(ctx, `
+		INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+		ON CONFLICT (username) DO NOTHING`, username, passwordHash, role)
+	if err != nil {
+		return false, fmt.Errorf("creating user %q: %w", username, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CreateSession stores a session for user, identified by the hash of its
+// cookie value.
+func (d *DB) CreateSession(ctx context.Context, tokenHash []byte, userID int64, csrf string, expires time.Time, remoteAddr string) error {
+	_, err := d.Pool.Exec(ctx, `
+		INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, remote_addr)
+		VALUES ($1, $2, $3, $4, $5)`, tokenHash, userID, csrf, expires, remoteAddr)
+	if err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash returns the unexpired session with that cookie hash.
+func (d *DB) SessionByHash(ctx context.Context, tokenHash []byte, now time.Time) (*Session, error) {
+	var s Session
+	err := d.Pool.QueryRow(ctx, `
+		SELECT u.id, u.username, u.role, s.csrf_token, s.expires_at
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2`, tokenHash, now).
+		Scan(&s.User.ID, &s.User.Username, &s.User.Role, &s.CSRFToken, &s.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading session: %w", err)
+	}
+	return &s, nil
+}
+
+// DeleteSession ends a session (logout).
+func (d *DB) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := d.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash); err != nil {
+		return fmt.Errorf("deleting session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUserSessions ends every session of a user, e.g. after a password
+// change.
+func (d *DB) DeleteUserSessions(ctx context.Context, userID int64) error {
+	if _, err := d.Pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("deleting sessions of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions removes sessions that expired before now and
+// returns how many.
+func (d *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := d.Pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, now)
+	if err != nil {
+		return 0, fmt.Errorf("deleting expired sessions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// CreateAPIToken stores the hash of a new API token.
+func (d *DB) CreateAPIToken(ctx context.Context, tokenHash []byte, name, role string) (int64, error) {
+	var id int64
+	err := d.Pool.QueryRow(ctx, `
+		INSERT INTO api_tokens (token_hash, name, role) VALUES ($1, $2, $3) RETURNING id`,
+		tokenHash, name, role).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("creating api token: %w", err)
+	}
+	return id, nil
+}
+
+// APITokenByHash returns the unrevoked token with that hash and records
+// its use.
+func (d *DB) APITokenByHash(ctx context.Context, tokenHash []byte) (*APIToken, error) {
+	var t APIToken
+	err := d.Pool.QueryRow(ctx, `
+		UPDATE api_tokens SET last_used_at = now()
+		WHERE token_hash = $1 AND revoked_at IS NULL
+		RETURNING id, name, role, created_at, last_used_at`, tokenHash).
+		Scan(&t.ID, &t.Name, &t.Role, &t.CreatedAt, &t.LastUsedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading api token: %w", err)
+	}
+	return &t, nil
+}
+
+// APITokens lists the unrevoked tokens, newest first (bounded: tokens are
+// created by hand).
+func (d *DB) APITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := d.Pool.Query(ctx, `
+		SELECT id, name, role, created_at, last_used_at FROM api_tokens
+		WHERE revoked_at IS NULL ORDER BY id DESC LIMIT 1000`)
+	if err != nil {
+		return nil, fmt.Errorf("listing api tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIToken, error) {
+		var t APIToken
+		err := r.Scan(&t.ID, &t.Name, &t.Role, &t.CreatedAt, &t.LastUsedAt)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing api tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIToken revokes a token by id.
+func (d *DB) RevokeAPIToken(ctx context.Context, id int64) error {
+	tag, err := d.Pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
+	if err != nil {
+		return fmt.Errorf("revoking api token %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoking api token %d: %w", id, ErrNoCredential)
+	}
+	return nil
+}

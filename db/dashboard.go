@@ -1,0 +1,219 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Dashboard queries (issue 5). They read the daily rollups, so their cost
+// follows the window asked for, not the history; only the sending-IP
+// breakdown and the report list read the detail tables, bounded by a
+// limit. Only trusted reports count (DESIGN "Which reports count"), except
+// in the list of unlisted domains, which shows everything that arrives.
+
+// MaxDashboardRows bounds every list a dashboard query returns.
+const MaxDashboardRows = 500
+
+// DashboardDay is one UTC day of a domain's traffic.
+type DashboardDay struct {
+	Day        time.Time `json:"day"`
+	Reports    int64     `json:"reports"`
+	Successful int64     `json:"successful"`
+	Failed     int64     `json:"failed"`
+}
+
+// Sessions is successful plus failed sessions.
+func (d DashboardDay) Sessions() int64 { return d.Successful + d.Failed }
+
+func limitRows(n int) int {
+	if n <= 0 || n > MaxDashboardRows {
+		return MaxDashboardRows
+	}
+	return n
+}
+
+func collectDays(rows pgx.Rows) ([]DashboardDay, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DashboardDay, error) {
+		var d DashboardDay
+		err := r.Scan(&d.Day, &d.Reports, &d.Successful, &d.Failed)
+		d.Day = d.Day.UTC()
+		return d, err
+	})
+}
+
+// DomainSeries returns the trusted daily totals of domain for the days in
+// [from, to), oldest first; days without reports are absent.
+func (d *DB) DomainSeries(ctx context.Context, domain string, from, to time.Time) ([]DashboardDay, error) {
+	rows, err := d.Pool.Query(ctx, `
+		SELECT day, sum(reports)::bigint, sum(successful)::bigint, sum(failed)::bigint
+		FROM daily_policy_rollups
+		WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
+		GROUP BY day ORDER BY day`, normDomain(domain), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading daily series of %s: %w", domain, err)
+	}
+	days, err := collectDays(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading daily series of %s: %w", domain, err)
+	}
+	return days, nil
+}
+
+// ListedSeries returns DomainSeries for every allow-listed domain at once,
+// keyed by domain; listed domains without reports have no key.
+func (d *DB) ListedSeries(ctx context.Context, from, to time.Time) (map[string][]DashboardDay, error) {
+	rows, err := d.Pool.Query(ctx, `
+		SELECT r.policy_domain, r.day, sum(r.reports)::bigint, sum(r.successful)::bigint, sum(r.failed)::bigint
+		FROM daily_policy_rollups r JOIN domains d ON d.name = r.policy_domain
+		WHERE r.trusted AND r.day >= $1 AND r.day < $2
+		GROUP BY r.policy_domain, r.day ORDER BY r.policy_domain, r.day`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading daily series of the listed domains: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]DashboardDay{}
+	for rows.Next() {
+		var name string
+		var day DashboardDay
+		if err := rows.Scan(&name, &day.Day, &day.Reports, &day.Successful, &day.Failed); err != nil {
+			return nil, fmt.Errorf("reading daily series of the listed domains: %w", err)
+		}
+		day.Day = day.Day.UTC()
+		out[name] = append(out[name], day)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading daily series of the listed domains: %w", err)
+	}
+	return out, nil
+}
+
+// UnlistedDomain is a policy domain that reports arrive for but that is
+// not on the allow-list.
+type UnlistedDomain struct {
+	Domain   string    `json:"domain"`
+	Reports  int64     `json:"reports"`
+	Sessions int64     `json:"sessions"`
+	LastDay  time.Time `json:"last_day"`
+}
+
+// UnlistedDomains lists the domains with reports since from that nobody
+// added, most recently seen first. Untrusted reports count here: the point
+// is to show what arrives.
+func (d *DB) UnlistedDomains(ctx context.Context, from time.Time, limit int) ([]UnlistedDomain, error) {
+	rows, err := d.Pool.Query(ctx, `
+		SELECT r.policy_domain, sum(r.reports)::bigint, sum(r.successful + r.failed)::bigint, max(r.day)
+		FROM daily_policy_rollups r
+		WHERE r.day >= $1 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.name = r.policy_domain)
+		GROUP BY r.policy_domain ORDER BY max(r.day) DESC, r.policy_domain LIMIT $2`, from, limitRows(limit))
+	if err != nil {
+		return nil, fmt.Errorf("listing unlisted domains: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnlistedDomain, error) {
+		var u UnlistedDomain
+		err := r.Scan(&u.Domain, &u.Reports, &u.Sessions, &u.LastDay)
+		u.LastDay = u.LastDay.UTC()
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing unlisted domains: %w", err)
+	}
+	return out, nil
+}
+
+// Breakdown dimensions.
+const (
+	ByResultType = "result-type"
+	ByMX         = "mx"
+	ByOrg        = "org"
+	BySendingIP  = "ip"
+)
+
+// BreakdownDimensions lists the valid Breakdown dimensions.
+var BreakdownDimensions = [...]string{ByResultType, ByMX, ByOrg, BySendingIP}
+
+// BreakdownRow is one group of a breakdown. Sessions is set only for the
+// per-organisation breakdown (the failure details carry no totals).
+type BreakdownRow struct {
+	Key      string `json:"key"`
+	Sessions int64  `json:"sessions,omitempty"`
+	Failed   int64  `json:"failed"`
+}
+
+// Breakdown groups the trusted failures of domain in [from, to) by one
+// dimension, largest first, at most limit groups.
+func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Time, limit int) ([]BreakdownRow, error) {
+	var q string
+	withSessions := false
+	switch by {
+	case ByResultType:
+		q = `SELECT result_type, 0::bigint, sum(failed)::bigint FROM daily_failure_rollups
+			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
+			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
+	case ByMX:
+		q = `SELECT receiving_mx, 0::bigint, sum(failed)::bigint FROM daily_failure_rollups
+			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
+			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
+	case ByOrg:
+		withSessions = true
+		q = `SELECT organization_name, sum(successful + failed)::bigint, sum(failed)::bigint FROM daily_policy_rollups
+			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
+			GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1 LIMIT $4`
+	case BySendingIP:
+		// The detail tables: reports by day (indexed), then their
+		// policies for the domain and those policies' failure details.
+		q = `SELECT coalesce(host(f.sending_mta_ip), f.sending_mta_ip_text), 0::bigint, sum(f.failed_session_count)::bigint
+			FROM reports r
+			JOIN report_policies p ON p.report_id = r.id
+			JOIN failure_details f ON f.policy_id = p.id
+			WHERE p.policy_domain = $1 AND r.trusted AND r.day >= $2 AND r.day < $3
+			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
+	default:
+		return nil, fmt.Errorf("breaking down failures of %s by %q: %w", domain, by, ErrNotFound)
+	}
+	rows, err := d.Pool.Query(ctx, q, normDomain(domain), from, to, limitRows(limit))
+	if err != nil {
+		return nil, fmt.Errorf("breaking down failures of %s by %s: %w", domain, by, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BreakdownRow, error) {
+		var b BreakdownRow
+		err := r.Scan(&b.Key, &b.Sessions, &b.Failed)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("breaking down failures of %s by %s: %w", domain, by, err)
+	}
+	if !withSessions {
+		for i := range out {
+			out[i].Sessions = 0
+		}
+	}
+	return out, nil
+}
+
+// DomainMode returns the mode of the newest sts policy a trusted report
+// shows for domain ("" when none does). The live check knows better; this
+// is what the overview can show without the network.
+func (d *DB) DomainMode(ctx context.Context, domain string) (string, error) {
+	var lines []string
+	err := d.Pool.QueryRow(ctx, `
+		SELECT p.policy_strings FROM report_policies p JOIN reports r ON r.id = p.report_id
+		WHERE p.policy_domain = $1 AND p.policy_type = 'sts' AND r.trusted
+		ORDER BY r.start_time DESC, r.id DESC LIMIT 1`, normDomain(domain)).Scan(&lines)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the mode of %s: %w", domain, err)
+	}
+	for _, l := range lines {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "mode") {
+			return strings.ToLower(strings.TrimSpace(v)), nil
+		}
+	}
+	return "", nil
+}
