@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -161,7 +162,7 @@ func memConfig(addr string) IMAPConfig {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 type testWriter struct{ t *testing.T }
@@ -213,14 +214,16 @@ func buildMailbox(t *testing.T, n int, withOversized bool, maxBytes int64) testM
 	if n > 0 {
 		mb.msgs = append(mb.msgs, mb.msgs[0]) // the same report mailed twice
 	}
-	files, _ := filepath.Glob("../testdata/corpus/*/*/*/*.eml")
-	more, _ := filepath.Glob("../testdata/corpus/*/*/*/*/*.eml")
-	for _, f := range append(files, more...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	err := filepath.WalkDir("../testdata/corpus", func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || !strings.HasSuffix(path, ".eml") {
+			return err
 		}
+		b, err := os.ReadFile(path)
 		mb.msgs = append(mb.msgs, b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the corpus: %v", err)
 	}
 	// What the parser says decides the expectation; this test checks the
 	// path to the database, not the parser.
