@@ -88,40 +88,78 @@ func rejected(err error) bool {
 // only for failures of the store (and temporary DKIM failures): the caller
 // must then keep the message and offer it again later.
 func (p *Pipeline) Message(ctx context.Context, raw []byte, src reports.Source, ref string) (Outcome, error) {
-	var out Outcome
+	pr, err := p.parseMessage(ctx, raw, src, ref)
+	if err != nil {
+		return Outcome{}, err
+	}
+	res, err := p.storeEach(ctx, pr.received)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return p.settle(ctx, pr, res)
+}
+
+// Report handles a bare report, JSON or gzip (sniffed by its bytes): an
+// HTTPS POST body or a .json[.gz] file. A broken one is quarantined.
+func (p *Pipeline) Report(ctx context.Context, body []byte, src reports.Source, ref string) (Outcome, error) {
+	pr := p.parseReport(body, src, ref)
+	res, err := p.storeEach(ctx, pr.received)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return p.settle(ctx, pr, res)
+}
+
+// parsed is an input read and parsed, not yet stored.
+type parsed struct {
+	raw      []byte
+	src      reports.Source
+	ref      string
+	received []reports.Received
+	names    []string // the part each received report came from
+	broken   []string // "part: reason" of each broken part
+	// whole is why the input as a whole is refused (no valid report in
+	// it); "" when it has at least one.
+	whole string
+}
+
+// parseMessage reads a mail. Its error is only ErrRetryLater for a
+// temporary DKIM failure.
+func (p *Pipeline) parseMessage(ctx context.Context, raw []byte, src reports.Source, ref string) (*parsed, error) {
+	pr := &parsed{raw: raw, src: src, ref: ref}
 	msg, err := reports.ReadMessage(bytes.NewReader(raw), p.Limits)
 	if err != nil {
-		out.Refused = 1
-		return out, p.quarantine(ctx, &out, raw, err.Error(), src, ref)
+		pr.broken = []string{err.Error()}
+		pr.whole = err.Error()
+		return pr, nil
 	}
-	var broken []string
 	var good []reports.Attachment
 	for _, a := range msg.Attachments {
 		switch {
 		case a.Report != nil:
 			good = append(good, a)
 		case a.Err != nil:
-			broken = append(broken, partName(a)+": "+a.Err.Error())
+			pr.broken = append(pr.broken, partName(a)+": "+a.Err.Error())
 		}
 	}
-	out.Refused = len(broken)
 	if len(good) == 0 {
-		reason := "no valid report"
-		if len(broken) > 0 {
-			reason = strings.Join(broken, "; ")
+		pr.whole = "no valid report"
+		if len(pr.broken) > 0 {
+			pr.whole = strings.Join(pr.broken, "; ")
+		} else {
+			pr.broken = []string{pr.whole}
 		}
-		return out, p.quarantine(ctx, &out, raw, reason, src, ref)
+		return pr, nil
 	}
-
 	dkim, dkimDomain := reports.DKIMNone, ""
 	if p.VerifyDKIM != nil {
 		dkim, dkimDomain = p.VerifyDKIM(ctx, raw, msg.From)
 		if dkim == reports.DKIMTempError && !msg.Date.IsZero() && p.now().Sub(msg.Date) < dkimRetryWindow {
-			return out, fmt.Errorf("%w: verifying dkim of %s: temporary dns failure for %s", ErrRetryLater, ref, dkimDomain)
+			return nil, fmt.Errorf("%w: verifying dkim of %s: temporary dns failure for %s", ErrRetryLater, ref, dkimDomain)
 		}
 	}
 	for _, a := range good {
-		r := reports.Received{
+		pr.received = append(pr.received, reports.Received{
 			Report:     a.Report,
 			JSON:       a.JSON,
 			Source:     src,
@@ -132,58 +170,79 @@ func (p *Pipeline) Message(ctx context.Context, raw []byte, src reports.Source, 
 			Submitter:  msg.Submitter,
 			DKIM:       dkim,
 			DKIMDomain: dkimDomain,
+		})
+		pr.names = append(pr.names, partName(a))
+	}
+	return pr, nil
+}
+
+// parseReport reads a bare report.
+func (p *Pipeline) parseReport(body []byte, src reports.Source, ref string) *parsed {
+	pr := &parsed{raw: body, src: src, ref: ref}
+	rep, js, err := reports.ParseBytes(body, p.Limits)
+	if err != nil {
+		pr.broken = []string{err.Error()}
+		pr.whole = err.Error()
+		return pr
+	}
+	pr.received = []reports.Received{{Report: rep, JSON: js, Source: src, SourceRef: ref, ReceivedAt: p.now(), DKIM: reports.DKIMNone}}
+	pr.names = []string{"body"}
+	return pr
+}
+
+// stored is the store's answer for one report; err is set only when the
+// store rejected the report for its content.
+type stored struct {
+	id  int64
+	dup bool
+	err error
+}
+
+// storeEach stores reports one by one. Its error means the store is
+// unavailable (wrapping ErrRetryLater).
+func (p *Pipeline) storeEach(ctx context.Context, rs []reports.Received) ([]stored, error) {
+	res := make([]stored, len(rs))
+	for i, r := range rs {
+		id, dup, err := p.Store.StoreReport(ctx, r)
+		switch {
+		case err == nil:
+			res[i] = stored{id: id, dup: dup}
+			p.log().Debug("Report stored", "ref", r.SourceRef, "id", id, "duplicate", dup, "organization", r.Report.OrganizationName)
+		case rejected(err):
+			p.log().Warn("Report refused by the store", "ref", r.SourceRef, "report_id", r.Report.ReportID, "error", err)
+			res[i] = stored{err: err}
+		default:
+			return nil, fmt.Errorf("%w: storing report %s of %s: %w", ErrRetryLater, r.Report.ReportID, r.SourceRef, err)
 		}
-		if err := p.store(ctx, &out, r); err != nil {
-			if !rejected(err) {
-				return out, err
-			}
+	}
+	return res, nil
+}
+
+// settle counts what was stored and quarantines the raw input when any
+// part of it was refused.
+func (p *Pipeline) settle(ctx context.Context, pr *parsed, res []stored) (Outcome, error) {
+	out := Outcome{Refused: len(pr.broken)}
+	if pr.whole != "" {
+		return out, p.quarantine(ctx, &out, pr.raw, pr.whole, pr.src, pr.ref)
+	}
+	broken := pr.broken
+	for i, r := range res {
+		if r.err != nil {
 			out.Refused++
-			broken = append(broken, partName(a)+": "+err.Error())
+			broken = append(broken, pr.names[i]+": "+r.err.Error())
+			continue
+		}
+		out.Reports++
+		if r.dup {
+			out.Duplicates++
+		} else {
+			out.New++
 		}
 	}
 	if len(broken) > 0 {
-		return out, p.quarantine(ctx, &out, raw, strings.Join(broken, "; "), src, ref)
+		return out, p.quarantine(ctx, &out, pr.raw, strings.Join(broken, "; "), pr.src, pr.ref)
 	}
 	return out, nil
-}
-
-// Report handles a bare report, JSON or gzip (sniffed by its bytes): an
-// HTTPS POST body or a .json[.gz] file. A broken one is quarantined.
-func (p *Pipeline) Report(ctx context.Context, body []byte, src reports.Source, ref string) (Outcome, error) {
-	var out Outcome
-	rep, js, err := reports.ParseBytes(body, p.Limits)
-	if err != nil {
-		out.Refused = 1
-		return out, p.quarantine(ctx, &out, body, err.Error(), src, ref)
-	}
-	r := reports.Received{Report: rep, JSON: js, Source: src, SourceRef: ref, ReceivedAt: p.now(), DKIM: reports.DKIMNone}
-	if err := p.store(ctx, &out, r); err != nil {
-		if !rejected(err) {
-			return out, err
-		}
-		out.Refused = 1
-		return out, p.quarantine(ctx, &out, body, err.Error(), src, ref)
-	}
-	return out, nil
-}
-
-func (p *Pipeline) store(ctx context.Context, out *Outcome, r reports.Received) error {
-	id, dup, err := p.Store.StoreReport(ctx, r)
-	if err != nil {
-		if rejected(err) {
-			p.log().Warn("Report refused by the store", "ref", r.SourceRef, "report_id", r.Report.ReportID, "error", err)
-			return err
-		}
-		return fmt.Errorf("%w: storing report %s of %s: %w", ErrRetryLater, r.Report.ReportID, r.SourceRef, err)
-	}
-	out.Reports++
-	if dup {
-		out.Duplicates++
-	} else {
-		out.New++
-	}
-	p.log().Debug("Report stored", "ref", r.SourceRef, "id", id, "duplicate", dup, "organization", r.Report.OrganizationName)
-	return nil
 }
 
 func (p *Pipeline) quarantine(ctx context.Context, out *Outcome, raw []byte, reason string, src reports.Source, ref string) error {

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+func init() {
+	register(command{name: "import", summary: "load reports from files, directories, mbox files and Maildirs", run: runImport})
+}
+
+// runImport is "tlsrpt import [--db URL] PATH..." (issue 2 §4): every
+// report found is stored once; at the end the new, duplicate and refused
+// counts, each refused input with its reason, and exit 1 if anything was
+// refused. Running it again changes nothing.
+func runImport(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
+	batch := fs.Int("batch", ingest.DefaultImportBatch, "reports stored per transaction")
+	progress := fs.Bool("progress", true, "show a progress bar when standard error is a terminal")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt import [--db URL] PATH...")
+		fmt.Fprintln(env.Stderr, "PATH is a report (.json, .json.gz), a mail message, an mbox file, a Maildir or a directory (walked).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	files, err := ingest.ScanPaths(fs.Args())
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt import: %v\n", err)
+		return 1
+	}
+	d, closeFn, err := openDatabase(ctx, env, *dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt import: %v\n", err)
+		return 1
+	}
+	defer closeFn()
+
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	im := &ingest.Importer{
+		Pipeline: &ingest.Pipeline{
+			Store:  d,
+			Limits: reports.DefaultLimits(),
+			Log:    slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		},
+		StoreBatch: storeBatch(d),
+		BatchSize:  *batch,
+	}
+	var bar *progressbar.ProgressBar
+	if f, ok := env.Stderr.(*os.File); ok && *progress && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(env.Stderr),
+			progressbar.OptionSetDescription("importing"),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		im.Progress = func(n int64) { _ = bar.Add64(n) }
+	}
+	start := time.Now()
+	st, err := im.Import(ctx, files)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	for _, r := range st.RefusedInputs {
+		fmt.Fprintf(env.Stderr, "%s: refused: %s\n", r.Ref, strings.Join(strings.Fields(r.Outcome.Reason), " "))
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(env.Stdout, "%d inputs, %d reports: %d new, %d duplicate, %d refused (%s, %.0f reports/s)\n",
+		st.Inputs, st.Reports, st.New, st.Duplicates, st.Refused, elapsed.Round(time.Millisecond), float64(st.Reports)/max(elapsed.Seconds(), 1e-3))
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt import: stopped: %v (run it again to complete: nothing is stored twice)\n", err)
+		return 1
+	}
+	if st.Refused > 0 || len(st.RefusedInputs) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// storeBatch adapts the store's batch insert to the importer.
+func storeBatch(d *db.DB) func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
+	return func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
+		res, err := d.StoreReports(ctx, rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, dups := make([]int64, len(res)), make([]bool, len(res))
+		for i, r := range res {
+			ids[i], dups[i] = r.ID, r.Duplicate
+		}
+		return ids, dups, nil
+	}
+}

@@ -1,0 +1,457 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// Import defaults.
+const (
+	// DefaultImportBatch is how many reports go to the store in one
+	// transaction: large enough that round trips stop mattering, small
+	// enough that a batch is a few MB.
+	DefaultImportBatch = 500
+	// maxPendingInputs bounds the parsed inputs waiting for a batch, and
+	// with the message size limit the memory of an import.
+	maxPendingInputs = 64
+)
+
+// File is one path found by ScanPaths.
+type File struct {
+	Path string
+	Size int64
+}
+
+// ScanPaths expands the arguments of "tlsrpt import" into files: a file is
+// itself; a directory is walked (hidden entries skipped); a Maildir (a
+// directory with cur, new and tmp) contributes the messages of cur and new
+// and of its Maildir++ subfolders, not its index files. The files are in
+// path order. Kinds are not decided here: Importer sniffs each file's
+// content.
+func ScanPaths(paths []string) ([]File, error) {
+	var out []File
+	seen := map[string]bool{}
+	add := func(path string, size int64) {
+		if !seen[path] {
+			seen[path] = true
+			out = append(out, File{Path: path, Size: size})
+		}
+	}
+	for _, root := range paths {
+		fi, err := os.Stat(root)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", root, err)
+		}
+		if !fi.IsDir() {
+			add(root, fi.Size())
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := de.Name()
+			if path != root && strings.HasPrefix(name, ".") && !(de.IsDir() && isMaildir(path)) {
+				if de.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if de.IsDir() {
+				if isMaildir(path) {
+					return scanMaildir(path, add)
+				}
+				return nil
+			}
+			if !de.Type().IsRegular() {
+				return nil
+			}
+			info, err := de.Info()
+			if err != nil {
+				return err
+			}
+			add(path, info.Size())
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("walking %s: %w", root, err)
+		}
+	}
+	return out, nil
+}
+
+// isMaildir reports whether dir has the cur, new and tmp of a Maildir.
+func isMaildir(dir string) bool {
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		fi, err := os.Stat(filepath.Join(dir, sub))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// scanMaildir adds the messages of a Maildir (tmp holds deliveries in
+// progress and is skipped) and returns SkipDir for the walk; Maildir++
+// subfolders (".name") are Maildirs of their own.
+func scanMaildir(dir string, add func(string, int64)) error {
+	for _, sub := range []string{"cur", "new"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			add(filepath.Join(dir, sub, e.Name()), info.Size())
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".") && isMaildir(p) {
+			if err := scanMaildir(p, add); err != nil && !errors.Is(err, filepath.SkipDir) {
+				return err
+			}
+		}
+	}
+	return filepath.SkipDir
+}
+
+// Importer loads files into the store through a Pipeline: bare reports
+// (JSON or gzip), mail messages, and mbox files, each recognised by its
+// content, never by its name.
+type Importer struct {
+	Pipeline *Pipeline
+	// StoreBatch stores many reports in one transaction ((*db.DB).StoreReports
+	// adapted), with ids and duplicate flags in order. It must be
+	// idempotent like Store.StoreReport. Nil stores one by one.
+	StoreBatch func(ctx context.Context, rs []reports.Received) (ids []int64, duplicate []bool, err error)
+	BatchSize  int // reports per batch; 0 means DefaultImportBatch
+	Workers    int // files read and parsed at once; 0 means 2
+	// Progress, when set, is called with the bytes of each file done.
+	Progress func(bytes int64)
+}
+
+// InputResult is what became of one input: a file, or one message of an
+// mbox file (Ref is then "path#N", N counting from 1).
+type InputResult struct {
+	Ref     string
+	Outcome Outcome
+}
+
+// ImportStats sums an import.
+type ImportStats struct {
+	Inputs     int // files and mbox messages read
+	Reports    int // valid reports found
+	New        int
+	Duplicates int
+	Refused    int // refused reports or parts
+	// RefusedInputs lists each input with something refused, and why.
+	RefusedInputs []InputResult
+}
+
+// Import reads the files and stores their reports. The error is for a
+// failure of the store (the import stopped; running it again completes it,
+// nothing is stored twice) or a cancelled context; refusals are in the
+// stats.
+func (im *Importer) Import(ctx context.Context, files []File) (ImportStats, error) {
+	var st ImportStats
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := im.Workers
+	if workers <= 0 {
+		workers = 2
+	}
+	jobs := make(chan File)
+	parsedCh := make(chan *parsed, maxPendingInputs)
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				if err := im.readFile(ctx, f, parsedCh); err != nil {
+					fail(err)
+					return
+				}
+				if im.Progress != nil {
+					im.Progress(f.Size)
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(parsedCh)
+		defer wg.Wait()
+		defer close(jobs)
+		for _, f := range files {
+			select {
+			case jobs <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	batch := im.BatchSize
+	if batch <= 0 {
+		batch = DefaultImportBatch
+	}
+	var pending []*parsed
+	nReports := 0
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := im.storeBatch(ctx, pending, &st); err != nil {
+			return err
+		}
+		pending, nReports = pending[:0], 0
+		return nil
+	}
+	for pr := range parsedCh {
+		pending = append(pending, pr)
+		nReports += len(pr.received)
+		if nReports >= batch || len(pending) >= maxPendingInputs {
+			if err := flush(); err != nil {
+				fail(err)
+				break
+			}
+		}
+	}
+	if firstErr == nil {
+		if err := flush(); err != nil {
+			fail(err)
+		}
+	}
+	// Drain so that the workers can finish.
+	for range parsedCh {
+	}
+	errMu.Lock()
+	defer errMu.Unlock()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	sort.Slice(st.RefusedInputs, func(i, j int) bool { return refLess(st.RefusedInputs[i].Ref, st.RefusedInputs[j].Ref) })
+	return st, firstErr
+}
+
+// refLess orders "path#N" refs by path, then message number.
+func refLess(a, b string) bool {
+	pa, na, _ := strings.Cut(a, "#")
+	pb, nb, _ := strings.Cut(b, "#")
+	if pa != pb {
+		return pa < pb
+	}
+	x, _ := strconv.Atoi(na)
+	y, _ := strconv.Atoi(nb)
+	return x < y
+}
+
+// storeBatch stores the reports of several inputs in one transaction, then
+// settles each input. When the store rejects the batch for its content, it
+// falls back to one report at a time to find the culprit.
+func (im *Importer) storeBatch(ctx context.Context, prs []*parsed, st *ImportStats) error {
+	var all []reports.Received
+	for _, pr := range prs {
+		all = append(all, pr.received...)
+	}
+	results := make([][]stored, len(prs))
+	batched := false
+	if im.StoreBatch != nil && len(all) > 0 {
+		ids, dups, err := im.StoreBatch(ctx, all)
+		switch {
+		case err == nil:
+			batched = true
+			k := 0
+			for i, pr := range prs {
+				results[i] = make([]stored, len(pr.received))
+				for j := range pr.received {
+					results[i][j] = stored{id: ids[k], dup: dups[k]}
+					k++
+				}
+			}
+		case !rejected(err):
+			return fmt.Errorf("%w: storing a batch of %d reports: %w", ErrRetryLater, len(all), err)
+		}
+	}
+	for i, pr := range prs {
+		if !batched {
+			res, err := im.Pipeline.storeEach(ctx, pr.received)
+			if err != nil {
+				return err
+			}
+			results[i] = res
+		}
+		out, err := im.Pipeline.settle(ctx, pr, results[i])
+		if err != nil {
+			return err
+		}
+		st.Inputs++
+		st.Reports += out.Reports
+		st.New += out.New
+		st.Duplicates += out.Duplicates
+		st.Refused += out.Refused
+		if out.Refused > 0 || out.Quarantined {
+			st.RefusedInputs = append(st.RefusedInputs, InputResult{Ref: pr.ref, Outcome: out})
+		}
+	}
+	return nil
+}
+
+// readFile sniffs a file and sends its parsed inputs: one for a report or
+// a message, one per message for an mbox file.
+func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) error {
+	p := im.Pipeline
+	lim := p.Limits
+	if lim.MaxMessageBytes <= 0 {
+		lim.MaxMessageBytes = reports.DefaultMaxMessageBytes
+	}
+	send := func(pr *parsed) error {
+		select {
+		case out <- pr:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	refuse := func(ref, reason string) error {
+		return send(&parsed{raw: nil, src: reports.SourceFile, ref: ref, broken: []string{reason}, whole: reason})
+	}
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return refuse(f.Path, fmt.Sprintf("opening: %v", err))
+	}
+	defer fh.Close()
+	br := bufio.NewReaderSize(fh, 64<<10)
+	head, _ := br.Peek(5)
+	if string(head) == "From " {
+		return readMbox(ctx, br, f.Path, lim.MaxMessageBytes, func(ref string, raw []byte, problem string) error {
+			if problem != "" {
+				return refuse(ref, problem)
+			}
+			pr, err := p.parseMessage(ctx, raw, reports.SourceFile, ref)
+			if err != nil {
+				return err
+			}
+			return send(pr)
+		})
+	}
+	raw, err := io.ReadAll(io.LimitReader(br, lim.MaxMessageBytes+1))
+	if err != nil {
+		return refuse(f.Path, fmt.Sprintf("reading: %v", err))
+	}
+	if int64(len(raw)) > lim.MaxMessageBytes {
+		return refuse(f.Path, fmt.Sprintf("file over %d bytes", lim.MaxMessageBytes))
+	}
+	if reports.IsReportData(raw) {
+		return send(p.parseReport(raw, reports.SourceFile, f.Path))
+	}
+	pr, err := p.parseMessage(ctx, raw, reports.SourceFile, f.Path)
+	if err != nil {
+		return err
+	}
+	return send(pr)
+}
+
+// readMbox splits an mbox file (RFC 4155: each message starts with a
+// "From " line) and calls fn for each message with its ref "path#N". Lines
+// quoted as ">From " (mboxrd) are unquoted. A message over limit bytes is
+// skipped to its end and reported with a problem, as is a read error.
+func readMbox(ctx context.Context, r *bufio.Reader, path string, limit int64, fn func(ref string, raw []byte, problem string) error) error {
+	var (
+		buf     bytes.Buffer
+		n       int
+		tooBig  bool
+		started bool
+	)
+	emit := func() error {
+		if !started {
+			return nil
+		}
+		ref := path + "#" + strconv.Itoa(n)
+		problem := ""
+		if tooBig {
+			problem = fmt.Sprintf("message over %d bytes", limit)
+		}
+		err := fn(ref, bytes.Clone(buf.Bytes()), problem)
+		buf.Reset()
+		tooBig = false
+		return err
+	}
+	prevBlank := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// An over-long line: keep reading it in pieces.
+			if !tooBig && int64(buf.Len()+len(line)) <= limit {
+				buf.Write(line)
+			} else {
+				tooBig = true
+			}
+			prevBlank = false
+			continue
+		}
+		if len(line) > 0 {
+			if prevBlank && bytes.HasPrefix(line, []byte("From ")) {
+				if err := emit(); err != nil {
+					return err
+				}
+				started = true
+				n++
+				prevBlank = false
+				continue
+			}
+			body := line
+			if bytes.HasPrefix(body, []byte(">")) && bytes.HasPrefix(bytes.TrimLeft(body, ">"), []byte("From ")) {
+				body = body[1:]
+			}
+			if !tooBig && int64(buf.Len()+len(body)) <= limit {
+				buf.Write(body)
+			} else {
+				tooBig = true
+			}
+			prevBlank = len(bytes.TrimRight(line, "\r\n")) == 0
+		}
+		if err == io.EOF {
+			return emit()
+		}
+		if err != nil {
+			return fn(path+"#"+strconv.Itoa(max(n, 1)), nil, fmt.Sprintf("reading: %v", err))
+		}
+	}
+}
