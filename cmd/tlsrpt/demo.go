@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/reports/reportgen"
+)
+
+func init() {
+	register(command{name: "demo", summary: "run the product on a realistic 30-day demo mailbox", run: runDemo})
+}
+
+// demoDataDir keeps the demo's database with --keep.
+const demoDataDir = "./tlsrpt-demo-data"
+
+// demoMailboxUser is the demo's rua address and IMAP login.
+const demoMailboxUser = "tlsrpt@example.com"
+
+func runDemo(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	parse := parseServeFlags(fs, env)
+	keep := fs.Bool("keep", false, "keep the demo database in "+demoDataDir+" (default: a fresh one each run, removed at exit)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := parse()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt demo: %v\n", err)
+		return 2
+	}
+	if err := demo(ctx, env, cfg, *keep); err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
+	log := newLogger(env, cfg)
+	// The demo's data directory: a fresh temporary one unless --keep.
+	dataDir := demoDataDir
+	if !keep {
+		dir, err := os.MkdirTemp("", "tlsrpt-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		// The postgres user (when running as root) must traverse it.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return err
+		}
+		dataDir = dir
+	}
+	denv := *env
+	denv.Getenv = func(k string) string {
+		if k == "TLSRPT_DATA_DIR" {
+			return dataDir
+		}
+		return env.Getenv(k)
+	}
+	started := time.Now()
+	store, closeDB, _, err := openDatabaseUnchecked(ctx, &denv, cfg.dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	for _, d := range reportgen.DemoDomains {
+		if _, _, err := store.AddDomain(ctx, d); err != nil {
+			return fmt.Errorf("adding demo domain %s: %w", d, err)
+		}
+	}
+
+	password := randomHex(12)
+	imapAddr, stopIMAP, err := startDemoMailbox(password, reportgen.DemoMailbox(time.Now(), demoMailboxUser))
+	if err != nil {
+		return err
+	}
+	defer stopIMAP()
+	ic, err := ingest.IMAPConfigFromEnv(func(k string) string {
+		switch k {
+		case ingest.EnvIMAPPassword:
+			return password
+		case ingest.EnvIMAPInsecureLoop:
+			return "1"
+		case ingest.EnvIMAPPollInterval:
+			return "5s"
+		}
+		return ""
+	}, "imap://"+strings.Replace(demoMailboxUser, "@", "%40", 1)+"@"+imapAddr+"/INBOX")
+	if err == nil {
+		err = ic.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("configuring the demo mailbox: %w", err)
+	}
+
+	if cfg.adminPW == "" {
+		cfg.adminPW = randomHex(8)
+	}
+	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store,
+		lookupTXT: func(_ context.Context, name string) ([]string, error) { return reportgen.LookupTXT(name) },
+		notices: []string{"Demo: the reports come from an in-process mailbox, and the reporters' DKIM keys are served by the demo, not by DNS."},
+		ready: func(addr, _ string) {
+			fmt.Fprintf(env.Stdout, "\ntlsrpt demo is running (up in %.1fs).\n\n    Dashboard: http://%s/\n    Login:     %s / %s\n\n"+
+				"Demo mailbox: imap://%s (INBOX, %d messages: 30 days of reports for %s).\nPress Ctrl-C to stop.\n\n",
+				time.Since(started).Seconds(), addr, api.AdminUser, cfg.adminPW, imapAddr,
+				len(reportgen.DemoReports(time.Now()))+4, strings.Join(reportgen.DemoDomains, ", "))
+		},
+	}
+	err = a.run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// startDemoMailbox runs go-imap's in-memory server on a loopback port with
+// the demo's rua mailbox filled with msgs.
+func startDemoMailbox(password string, msgs [][]byte) (addr string, stop func(), err error) {
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser(demoMailboxUser, password)
+	if err := user.Create("INBOX", nil); err != nil {
+		return "", nil, err
+	}
+	base := time.Now().Add(-time.Hour)
+	for i, m := range msgs {
+		_, err := user.Append("INBOX", literal{bytes.NewReader(m), int64(len(m))},
+			&imap.AppendOptions{Time: base.Add(time.Duration(i) * time.Second)})
+		if err != nil {
+			return "", nil, fmt.Errorf("filling the demo mailbox: %w", err)
+		}
+	}
+	mem.AddUser(user)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {},
+			imap.CapIdle: {}},
+		// Plaintext on loopback only: the listener below is 127.0.0.1.
+		InsecureAuth: true,
+		Logger:       discardPrintf{},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// literal is an imap.LiteralReader over bytes.
+type literal struct {
+	*bytes.Reader
+	size int64
+}
+
+func (l literal) Size() int64 { return l.size }
+
+type discardPrintf struct{}
+
+func (discardPrintf) Printf(string, ...any) {}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
