@@ -119,7 +119,7 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 	}
 	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store,
 		lookupTXT: func(_ context.Context, name string) ([]string, error) { return reportgen.LookupTXT(name) },
-		notices: []string{"Demo: the reports come from an in-process mailbox, and the reporters' DKIM keys are served by the demo, not by DNS."},
+		notices:   []string{"Demo: the reports come from an in-process mailbox, and the reporters' DKIM keys are served by the demo, not by DNS."},
 		ready: func(addr, _ string) {
 			fmt.Fprintf(env.Stdout, "\ntlsrpt demo is running (up in %.1fs).\n\n    Dashboard: http://%s/\n    Login:     %s / %s\n\n"+
 				"Demo mailbox: imap://%s (INBOX, %d messages: 30 days of reports for %s).\nPress Ctrl-C to stop.\n\n",
