@@ -43,6 +43,9 @@ const (
 // Inspector.Timeout is zero.
 const defaultTimeout = 10 * time.Second
 
+// checkSteps is how many step timeouts a whole Check may take.
+const checkSteps = 6
+
 // Problem is one finding of a check, with the fix a person can apply.
 type Problem struct {
 	Code     string `json:"code"`
@@ -221,6 +224,10 @@ func (in *Inspector) Check(ctx context.Context, domain string) *CheckResult {
 		return res
 	}
 	res.Domain = d
+	// Every step has its own timeout; this bounds their sum, whatever
+	// the number of CNAME hops and TCP retries.
+	ctx, cancel := context.WithTimeout(ctx, checkSteps*in.timeout())
+	defer cancel()
 	res.Record = RecordCheck{Name: "_mta-sts." + d, Found: []string{}}
 	res.Policy = PolicyCheck{URL: PolicyURL(d)}
 	res.TLSRPT = TLSRPTCheck{Name: "_smtp._tls." + d, Found: []string{}}

@@ -37,7 +37,7 @@ func newTestZone() *testZone {
 }
 
 // add adds records in zone-file syntax.
-func (z *testZone) add(t *testing.T, lines ...string) {
+func (z *testZone) add(t testing.TB, lines ...string) {
 	t.Helper()
 	z.mu.Lock()
 	defer z.mu.Unlock()
@@ -118,7 +118,7 @@ func (z *testZone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 
 // startDNS serves z over UDP and TCP on one loopback port and returns
 // its address.
-func startDNS(t *testing.T, z *testZone) string {
+func startDNS(t testing.TB, z *testZone) string {
 	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener
@@ -154,7 +154,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -183,7 +183,7 @@ func newTestCA(t *testing.T) *testCA {
 }
 
 // leaf issues a server certificate for names.
-func (ca *testCA) leaf(t *testing.T, names ...string) tls.Certificate {
+func (ca *testCA) leaf(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -269,7 +269,7 @@ func (p *policyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // startPolicyServer serves sites over HTTPS on a loopback port with a
 // certificate for certNames issued by ca, and returns the server and
 // its port.
-func startPolicyServer(t *testing.T, ca *testCA, certNames ...string) (*policyServer, string) {
+func startPolicyServer(t testing.TB, ca *testCA, certNames ...string) (*policyServer, string) {
 	t.Helper()
 	ps := &policyServer{sites: map[string]policySite{}, hits: map[string]int{}, release: make(chan struct{})}
 	srv := httptest.NewUnstartedServer(ps)

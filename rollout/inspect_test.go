@@ -26,7 +26,7 @@ var envCertDomains = []string{"good.example", "norecord.example", "multi.example
 	"redirect.example", "html.example", "large.example", "garbage.example", "drift.example", "testing.example",
 	"badtlsrpt.example", "cname-target.example", "cname.example", "bigtxt.example", "slow.example", "noaddr.example"}
 
-func newInspectEnv(t *testing.T) *inspectEnv {
+func newInspectEnv(t testing.TB) *inspectEnv {
 	t.Helper()
 	ca := newTestCA(t)
 	var names []string
@@ -43,7 +43,7 @@ func newInspectEnv(t *testing.T) *inspectEnv {
 
 // site publishes a complete, healthy setup for d and lets edit change
 // the policy site before it is served.
-func (e *inspectEnv) site(t *testing.T, d string, edit func(s *policySite)) {
+func (e *inspectEnv) site(t testing.TB, d string, edit func(s *policySite)) {
 	t.Helper()
 	e.zone.add(t,
 		"_mta-sts."+d+". 300 IN TXT \"v=STSv1; \" \"id=20260701T120509Z\"",
@@ -80,7 +80,7 @@ func TestCheckGood(t *testing.T) {
 		t.Errorf("record = %+v", r.Record)
 	}
 	p, ok := r.Policy.Policy()
-	if !ok || p.Mode != ModeEnforce || p.MaxAge != 604800 || len(p.MX) != 2 || r.Policy.Status != 200 || r.Policy.Address != e.web127(t) {
+	if !ok || p.Mode != ModeEnforce || p.MaxAge != 604800 || len(p.MX) != 2 || r.Policy.Status != 200 || r.Policy.Address != e.web127() {
 		t.Errorf("policy = %+v", r.Policy)
 	}
 	want := []MXCheck{{Host: "mx1.good.example", Preference: 10, InPolicy: true, Pattern: "mx1.good.example"},
@@ -110,7 +110,7 @@ func TestCheckGood(t *testing.T) {
 }
 
 // web127 is the address the policy fetch connects to in these tests.
-func (e *inspectEnv) web127(t *testing.T) string {
+func (e *inspectEnv) web127() string {
 	return "127.0.0.1:" + e.in.httpsPort
 }
 
