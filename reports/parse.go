@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // gzipMagic starts every gzip stream (RFC 1952 §2.3.1). Reports are
@@ -155,7 +157,10 @@ func decode(data []byte, lim Limits) (*Report, error) {
 		return nil, fmt.Errorf("%w: not a JSON object (starts with %q)", ErrMalformed, abbrev(trimmed[:min(len(trimmed), 16)]))
 	}
 	var w wireReport
-	if err := json.Unmarshal(data, &w); err != nil {
+	// v1 semantics where senders might rely on them: invalid UTF-8 is
+	// replaced, duplicate names take the last value, names match without
+	// regard to case.
+	if err := json.Unmarshal(data, &w, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true), json.MatchCaseInsensitiveNames(true)); err != nil {
 		return nil, fmt.Errorf("%w: decoding json: %v", ErrMalformed, err)
 	}
 	return w.toReport()
@@ -164,24 +169,29 @@ func decode(data []byte, lim Limits) (*Report, error) {
 // checkJSONDepth refuses JSON nested deeper than max, with one cheap pass
 // over the bytes before the decoder (whose own limit is 10000) sees them.
 // It only tracks strings and brackets; syntax errors are left to the
-// decoder.
+// decoder. Strings, most of a report's bytes, are skipped with
+// bytes.IndexByte.
 func checkJSONDepth(data []byte, max int) error {
 	depth := 0
-	inString := false
 	for i := 0; i < len(data); i++ {
-		c := data[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+		switch data[i] {
 		case '"':
-			inString = true
+			// Find the closing quote: one not preceded by an odd number
+			// of backslashes.
+			for {
+				j := bytes.IndexByte(data[i+1:], '"')
+				if j < 0 {
+					return nil // unterminated string: the decoder says so
+				}
+				i += 1 + j
+				k := i - 1
+				for k >= 0 && data[k] == '\\' {
+					k--
+				}
+				if (i-1-k)%2 == 0 {
+					break
+				}
+			}
 		case '{', '[':
 			depth++
 			if depth > max {

@@ -112,7 +112,7 @@ func TestParseRefused(t *testing.T) {
 		{"negative count", []byte(edit(t, `"total-successful-session-count": 10`, `"total-successful-session-count": -10`)), ErrMalformed, "policies[0].summary.total-successful-session-count is negative: -10"},
 		{"fractional count", []byte(edit(t, `"total-failure-session-count": 2`, `"total-failure-session-count": 2.5`)), ErrMalformed, "policies[0].summary.total-failure-session-count is not an integer: 2.5"},
 		{"exponent count", []byte(edit(t, `"failed-session-count": 2`, `"failed-session-count": 2e3`)), ErrMalformed, "failure-details[0].failed-session-count is not an integer: 2e3"},
-		{"string count", []byte(edit(t, `"total-failure-session-count": 2`, `"total-failure-session-count": "two"`)), ErrMalformed, "decoding json"},
+		{"string count", []byte(edit(t, `"total-failure-session-count": 2`, `"total-failure-session-count": "two"`)), ErrMalformed, `total-failure-session-count is not an integer: "two"`},
 		{"missing count", []byte(edit(t, `, "total-failure-session-count": 2`, "")), ErrMalformed, "policies[0].summary.total-failure-session-count missing"},
 		{"missing summary", []byte(edit(t, `"summary": {"total-successful-session-count": 10, "total-failure-session-count": 2},`, "")), ErrMalformed, "policies[0].summary missing"},
 		{"missing policy-type", []byte(edit(t, `"policy-type": "sts", `, "")), ErrMalformed, "policies[0].policy.policy-type missing"},
@@ -338,6 +338,27 @@ func TestIsReportData(t *testing.T) {
 	for _, tt := range tests {
 		if got := IsReportData([]byte(tt.in)); got != tt.want {
 			t.Errorf("IsReportData(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCheckJSONDepth(t *testing.T) {
+	tests := []struct {
+		in   string
+		ok   bool
+		note string
+	}{
+		{`{"a":[1,{"b":2}]}`, true, "depth 3"},
+		{`{"a":[[[1]]]}`, false, "depth 4"},
+		{`{"a":"[[[[[[\"[[[["}`, true, "brackets and an escaped quote inside a string"},
+		{`{"a":"x\\","b":[[[1]]]}`, false, "escaped backslash ends the string"},
+		{`{"a":"x\\\"[[[[","b":1}`, true, "escaped backslash then escaped quote"},
+		{`{"a":"unterminated [[[[[`, true, "left to the decoder"},
+	}
+	for _, tt := range tests {
+		err := checkJSONDepth([]byte(tt.in), 3)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrTooLarge)) {
+			t.Errorf("checkJSONDepth(%s) = %v, want ok %v (%s)", tt.in, err, tt.ok, tt.note)
 		}
 	}
 }

@@ -1,11 +1,12 @@
 package reports
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The wire types below mirror RFC 8460 §4.4 as senders actually write it.
@@ -40,8 +41,8 @@ type wirePolicy struct {
 }
 
 type wireSummary struct {
-	Successful *json.Number `json:"total-successful-session-count"`
-	Failed     *json.Number `json:"total-failure-session-count"`
+	Successful sessionCount `json:"total-successful-session-count"`
+	Failed     sessionCount `json:"total-failure-session-count"`
 }
 
 type wireFailureDetail struct {
@@ -50,7 +51,7 @@ type wireFailureDetail struct {
 	ReceivingMXHostname string       `json:"receiving-mx-hostname"`
 	ReceivingMXHelo     string       `json:"receiving-mx-helo"`
 	ReceivingIP         string       `json:"receiving-ip"`
-	FailedSessionCount  *json.Number `json:"failed-session-count"`
+	FailedSessionCount  sessionCount `json:"failed-session-count"`
 	// AdditionalInformation is the RFC 8460 name; AdditionalInfoURI is
 	// what some senders write instead (seen in a Microsoft-shaped report,
 	// tls-rpt-monitor corpus sample). The RFC name wins when both are set.
@@ -67,16 +68,19 @@ type wireFailureDetail struct {
 // issue #575). Absent and null both read as "".
 type nullableString string
 
-func (s *nullableString) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+func (s *nullableString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
 		*s = ""
-		return nil
+	case '"':
+		*s = nullableString(tok.String())
+	default:
+		return fmt.Errorf("want a string or null, got %v", tok.Kind())
 	}
-	var v string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("want a string or null, got %s", abbrev(b))
-	}
-	*s = nullableString(v)
 	return nil
 }
 
@@ -88,24 +92,37 @@ func (s *nullableString) UnmarshalJSON(b []byte) error {
 // as it is.
 type stringList []string
 
-func (l *stringList) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
+func (l *stringList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
 		*l = nil
 		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+	case '"':
+		*l = stringList{tok.String()}
+		return nil
+	case '[':
+	default:
+		return fmt.Errorf("want a string or a list of strings, got %v", tok.Kind())
+	}
+	list := stringList{}
+	for dec.PeekKind() != ']' {
+		tok, err := dec.ReadToken()
+		if err != nil {
 			return err
 		}
-		*l = stringList{s}
-		return nil
+		if tok.Kind() != '"' {
+			return fmt.Errorf("want a string or a list of strings, got a list holding %v", tok.Kind())
+		}
+		list = append(list, tok.String())
 	}
-	var v []string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("want a string or a list of strings, got %s", abbrev(b))
+	if _, err := dec.ReadToken(); err != nil { // ']'
+		return err
 	}
-	*l = v
+	*l = list
 	return nil
 }
 
@@ -114,23 +131,51 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 // digits.
 type reasonCode string
 
-func (c *reasonCode) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
+func (c *reasonCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
 		*c = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*c = reasonCode(s)
-		return nil
-	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
-		*c = reasonCode(b)
+	case '"', '0':
+		*c = reasonCode(tok.String())
+	default:
+		return fmt.Errorf("want a string, got %v", tok.Kind())
+	}
+	return nil
+}
+
+// sessionCount is a session count as sent: whether it was present, and
+// its value when it is a non-negative integer. The checks are made by
+// toReport, which knows the field's path; decoding never fails on them.
+type sessionCount struct {
+	n   int64
+	set bool
+	bad string // the literal when not a non-negative integer
+}
+
+func (c *sessionCount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	if v.Kind() == 'n' {
+		*c = sessionCount{}
 		return nil
 	}
-	return fmt.Errorf("want a string, got %s", abbrev(b))
+	c.set = true
+	var n int64
+	for i, b := range v {
+		if b < '0' || b > '9' || i > 17 { // 18 digits cannot overflow int64
+			c.bad = abbrev(v)
+			return nil
+		}
+		n = n*10 + int64(b-'0')
+	}
+	c.n = n
+	return nil
 }
 
 // datetime is a date-range bound. RFC 8460 asks for RFC 3339 (Z or an
@@ -162,18 +207,16 @@ func (d datetime) parse() (time.Time, error) {
 // count checks a session count: a non-negative integer. Counts are never
 // derived from each other: real senders send details that do not add up
 // to the totals (Mail.ru). The error completes "<field> ...".
-func count(n *json.Number) (int64, error) {
-	if n == nil {
+func count(c sessionCount) (int64, error) {
+	switch {
+	case !c.set:
 		return 0, errors.New("missing")
+	case strings.HasPrefix(c.bad, "-"):
+		return 0, fmt.Errorf("is negative: %s", c.bad)
+	case c.bad != "":
+		return 0, fmt.Errorf("is not an integer: %s", c.bad)
 	}
-	v, err := n.Int64()
-	if err != nil {
-		return 0, fmt.Errorf("is not an integer: %s", abbrev([]byte(n.String())))
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("is negative: %d", v)
-	}
-	return v, nil
+	return c.n, nil
 }
 
 // abbrev shortens a value quoted in an error message, so that an error
