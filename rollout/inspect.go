@@ -172,7 +172,8 @@ type SeenStore interface {
 
 // Inspector checks a domain's live MTA-STS and TLS-RPT setup the way a
 // sending server sees it. The zero value uses the system resolver and
-// roots and refuses private addresses.
+// roots and refuses private addresses. Check does not modify the
+// Inspector, so one Inspector serves concurrent checks.
 type Inspector struct {
 	// Resolver is the DNS server (host:port) queried; "" means the
 	// first nameserver of /etc/resolv.conf.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -118,13 +119,16 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	ctx, cancel := context.WithTimeout(ctx, in.timeout())
 	defer cancel()
 
-	var connected string
+	// The transport dials in a goroutine of its own, which may finish
+	// after Do returned on a timeout.
+	var connected atomic.Pointer[string]
 	transport := &http.Transport{
 		Proxy: nil, // a proxy would bypass the address guard
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := in.dialContext(ctx, network, addr)
 			if err == nil {
-				connected = c.RemoteAddr().String()
+				a := c.RemoteAddr().String()
+				connected.Store(&a)
 			}
 			return c, err
 		},
@@ -149,7 +153,9 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	}
 	req.Header.Set("User-Agent", "tlsrpt-check")
 	resp, err := client.Do(req)
-	pc.Address = connected
+	if a := connected.Load(); a != nil {
+		pc.Address = *a
+	}
 	if err != nil {
 		pc.Error = err.Error()
 		in.fetchFailed(res, host, err)
