@@ -76,7 +76,11 @@ func Report(rng *rand.Rand, s Sender, size int) []byte {
 	}
 	fmt.Fprintf(&b, `},%s%s"summary": {"total-successful-session-count": %d, "total-failure-session-count": %d},%s%s"failure-details": [`,
 		nl, ind, rng.IntN(1e6), rng.IntN(1e4), nl, ind)
-	for i := 0; b.Len() < size-300; i++ {
+	tail := 5 // "]}]}" and a newline
+	if s == Microsoft {
+		tail += 260 // the tlsa policy
+	}
+	for i := 0; b.Len()+tail < size-100; i++ { // a detail is 150-300 bytes
 		if i > 0 {
 			b.WriteString(",")
 		}
