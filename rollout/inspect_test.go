@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -303,5 +304,33 @@ func TestIsPublicAddr(t *testing.T) {
 		if IsPublicAddr(netip.MustParseAddr(s)) {
 			t.Errorf("IsPublicAddr(%s) = true, want false", s)
 		}
+	}
+}
+
+// TestGuardOnConnect shows the refusal happens on the address connected
+// to, whatever name led there: an IP literal that skips the resolver is
+// refused the same way.
+func TestGuardOnConnect(t *testing.T) {
+	in := &Inspector{Timeout: time.Second}
+	for _, addr := range []string{"10.0.0.1:443", "[::1]:443", "169.254.169.254:80", "[::ffff:127.0.0.1]:443"} {
+		var refused *refusedAddrError
+		if err := in.guard("tcp", addr, nil); !errors.As(err, &refused) {
+			t.Errorf("guard(%s) = %v, want a refusal", addr, err)
+		}
+	}
+	if err := in.guard("tcp", "192.0.2.10:443", nil); err != nil {
+		t.Errorf("guard(public) = %v", err)
+	}
+	c, err := in.dialContext(context.Background(), "tcp", "127.0.0.1:443")
+	var refused *refusedAddrError
+	if !errors.As(err, &refused) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dialContext(127.0.0.1:443) = %v, want a refusal", err)
+	}
+	in.AllowPrivate = true
+	if err := in.guard("tcp", "10.0.0.1:443", nil); err != nil {
+		t.Errorf("guard with AllowPrivate = %v", err)
 	}
 }
