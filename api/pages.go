@@ -17,10 +17,11 @@ import (
 // windows are the chart windows the domain page offers, in days.
 var windows = []int{7, 30, 90, 365}
 
-// dayRange is [from, to) in whole UTC days: the last days days including
-// today (reports for today arrive tomorrow, but a POSTed one may be here).
+// dayRange is [from, to) in whole UTC days: the last days complete days,
+// the windows the verdict uses (today is not over; its reports arrive
+// tomorrow).
 func (s *Server) dayRange(days int) (from, to time.Time) {
-	to = rollout.UTCDay(s.now()).AddDate(0, 0, 1)
+	to = rollout.UTCDay(s.now())
 	return to.AddDate(0, 0, -days), to
 }
 

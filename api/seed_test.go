@@ -64,7 +64,7 @@ func seedReports(t *testing.T, d *db.DB, now time.Time, o seedOptions) []int64 {
 				OrganizationName: org,
 				DateRange:        reports.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
 				ContactInfo:      "smtp-tls-reporting@" + fmt.Sprint(j) + ".example",
-				ReportID:         fmt.Sprintf("%s-%d-%d", day.Format("20060102"), j, i),
+				ReportID:         fmt.Sprintf("%s-%s-%d-%d", o.domain, day.Format("20060102"), j, i),
 				Policies: []reports.PolicyResult{{
 					Policy: reports.Policy{
 						Type:    reports.PolicySTS,
