@@ -94,8 +94,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("GET openapi.json = %d", rec.Code)
 	}
 	var doc struct {
-		OpenAPI string                                   `json:"openapi"`
-		Paths   map[string]map[string]struct{ Role string `json:"x-role"` } `json:"paths"`
+		OpenAPI string `json:"openapi"`
+		Paths   map[string]map[string]struct {
+			Role string `json:"x-role"`
+		} `json:"paths"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi.json does not parse as OpenAPI 3: %v", err)

@@ -73,7 +73,9 @@ func TestHostileStringsEscaped(t *testing.T) {
 	}
 }
 
-func urlq(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "+", "<", "%3C", ">", "%3E", `"`, "%22", "'", "%27").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "+", "<", "%3C", ">", "%3E", `"`, "%22", "'", "%27").Replace(s)
+}
 
 // TestDashboardPages seeds a month of reports and checks what the pages
 // and the JSON API compute from them.
@@ -130,7 +132,7 @@ func TestDashboardPages(t *testing.T) {
 	}
 	rec = e.do(tok, request{method: "GET", path: "/api/v1/domains"})
 	var list struct {
-		Domains []domainJSON
+		Domains  []domainJSON
 		Unlisted []db.UnlistedDomain
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Domains) != 1 || len(list.Unlisted) != 1 {
