@@ -366,7 +366,8 @@ func checkFolderName(name string) error {
 // MailboxKey names the mailbox in the ingest state and in report
 // provenance: it is stable across restarts and never holds a secret.
 func (c IMAPConfig) MailboxKey() string {
-	return "imap://" + url.PathEscape(c.Username) + "@" + c.Addr + "/" + c.Mailbox
+	user := strings.ReplaceAll(url.PathEscape(c.Username), "@", "%40")
+	return "imap://" + user + "@" + c.Addr + "/" + c.Mailbox
 }
 
 // tlsConfig is the TLS client configuration for the server.

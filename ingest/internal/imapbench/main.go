@@ -1,0 +1,226 @@
+// Command imapbench measures IMAP ingestion (issue 3 "done when", issue 8
+// target 2): a private Dovecot mailbox of N generated, DKIM-signed report
+// mails is read into a private PostgreSQL by the real poller and pipeline,
+// and the rate (messages/s) and the peak RSS of the ingesting process are
+// printed.
+//
+//	go run ./ingest/internal/imapbench -n 10000
+//
+// The driver prepares PostgreSQL and Dovecot and fills the mailbox, then
+// runs the ingestion in a child process of its own (imapbench -child), so
+// that the peak RSS measured is that of ingestion alone.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/ingest/internal/dovetest"
+	"github.com/tlsrpt/tlsrpt/reports"
+	"github.com/tlsrpt/tlsrpt/reports/reportgen"
+)
+
+// maxMessages bounds -n.
+const maxMessages = 1_000_000
+
+// result is what the child reports to the driver.
+type result struct {
+	Messages   int     `json:"messages"`
+	Stored     int     `json:"stored"`
+	Duplicates int     `json:"duplicates"`
+	Seconds    float64 `json:"seconds"`
+	MaxRSSKiB  int64   `json:"max_rss_kib"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+func main() {
+	n := flag.Int("n", 10000, "messages in the mailbox")
+	batch := flag.Int("batch", ingest.DefaultBatchSize, "messages per FETCH")
+	fsync := flag.Bool("fsync", true, "PostgreSQL with fsync and synchronous commit (as in production)")
+	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+	child := flag.Bool("child", false, "internal: run the ingestion")
+	dbURL := flag.String("db", "", "internal: database URL for -child")
+	addr := flag.String("imap", "", "internal: Dovecot address for -child")
+	cpuprofile := flag.String("cpuprofile", "", "write the ingesting child's CPU profile to this file")
+	flag.Parse()
+	ctx := context.Background()
+	if *child {
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "imapbench child:", err)
+				os.Exit(1)
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+		if err := runChild(ctx, *dbURL, *addr, *batch); err != nil {
+			fmt.Fprintln(os.Stderr, "imapbench child:", err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+		return
+	}
+	if *n <= 0 || *n > maxMessages {
+		fmt.Fprintf(os.Stderr, "imapbench: -n between 1 and %d\n", maxMessages)
+		os.Exit(2)
+	}
+	if err := run(ctx, *n, *batch, *fsync, *dir, *cpuprofile); err != nil {
+		fmt.Fprintln(os.Stderr, "imapbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, n, batch int, fsync bool, dir, cpuprofile string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "imapbench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	pg, err := pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(dir, "pg"), NoFsync: !fsync})
+	if err != nil {
+		return fmt.Errorf("starting postgresql: %w", err)
+	}
+	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "bench"); err != nil {
+		return err
+	}
+	url := pg.URL("bench")
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		return err
+	}
+	d.Close()
+
+	mailDir := filepath.Join(dir, "dovecot")
+	if err := os.MkdirAll(mailDir, 0o777); err != nil {
+		return err
+	}
+	dv, err := dovetest.Start(mailDir)
+	if err != nil {
+		return fmt.Errorf("starting dovecot: %w", err)
+	}
+	defer dv.Close()
+
+	start := time.Now()
+	size, err := fill(dv, n)
+	if err != nil {
+		return fmt.Errorf("filling the mailbox: %w\n%s", err, dv.Log())
+	}
+	fmt.Printf("mailbox: %d messages, %.1f MiB, filled in %s\n", n, float64(size)/(1<<20), time.Since(start).Round(time.Millisecond))
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, "-child", "-db", url, "-imap", dv.Addr, "-batch", fmt.Sprint(batch), "-cpuprofile", cpuprofile)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("ingest child: %w", err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return fmt.Errorf("reading the child's result %q: %w", out, err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.MaxRSSKiB = ru.Maxrss // Linux: KiB
+		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	if r.Messages != n || r.Stored != n {
+		return fmt.Errorf("ingested %d messages, stored %d reports; want %d of each", r.Messages, r.Stored, n)
+	}
+	var load string
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(b) > 14 {
+		load = string(b[:14])
+	}
+	fmt.Printf("ingest: %d messages, %d reports stored in %.2f s = %.0f messages/s; peak RSS %.1f MiB; ingest CPU %.2f s (fsync %v, batch %d, GOMAXPROCS %d, load %s)\n",
+		r.Messages, r.Stored, r.Seconds, float64(r.Messages)/r.Seconds, float64(r.MaxRSSKiB)/1024, r.CPUSeconds, fsync, batch, runtime.GOMAXPROCS(0), load)
+	return nil
+}
+
+// fill appends n distinct signed report mails, generated in groups so
+// that the driver does not hold the mailbox in memory either.
+func fill(dv *dovetest.Server, n int) (int64, error) {
+	c, err := dovetest.Dial(dv.Addr, dovetest.User, "x")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	day := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	var size int64
+	for i := 0; i < n; {
+		var msgs [][]byte
+		for ; i < n && len(msgs) < 500; i++ {
+			rep := reportgen.Reporters[i%len(reportgen.Reporters)]
+			r := &reportgen.Report{Reporter: rep, Day: day.AddDate(0, 0, -(i/4)%365), Successful: int64(1000 + i%5000), Seq: i,
+				Policy: reportgen.Policy{Type: "sts", Mode: "testing", MaxAge: 604800, Domain: fmt.Sprintf("d%d.example", i%50),
+					MX: []string{"mx1.example.net", "mx2.example.net"}}}
+			if i%10 == 0 {
+				r.Failures = []reportgen.Failure{{ResultType: "certificate-expired", SendingIP: rep.IPPrefix + ".7", ReceivingMX: "mx2.example.net", Count: int64(1 + i%7)}}
+			}
+			m := r.Mail("tlsrpt@example.net")
+			size += int64(len(m))
+			msgs = append(msgs, m)
+		}
+		if err := dovetest.Append(c, "INBOX", msgs); err != nil {
+			return size, err
+		}
+	}
+	return size, nil
+}
+
+func runChild(ctx context.Context, url, addr string, batch int) error {
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pipe := &ingest.Pipeline{
+		Store:  d,
+		Limits: reports.DefaultLimits(),
+		VerifyDKIM: ingest.NewDKIMVerifier(func(_ context.Context, name string) ([]string, error) {
+			return reportgen.LookupTXT(name)
+		}),
+		Now: time.Now,
+		Log: log,
+	}
+	cfg := ingest.IMAPConfig{
+		Security: ingest.SecurityPlaintext, InsecurePlaintextLoopback: true,
+		Addr: addr, Username: dovetest.User, Password: "x", BatchSize: batch,
+	}
+	p, err := ingest.NewPoller(cfg, pipe, d, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	st, err := p.Once(ctx)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(result{Messages: st.Messages, Stored: st.Stored, Duplicates: st.Duplicates, Seconds: time.Since(start).Seconds()})
+}
