@@ -128,15 +128,20 @@ func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreRe
 		return nil, nil
 	}
 	rows := make([]reportRow, len(rs))
+	// One compressor for the batch: creating one costs more than
+	// compressing a report.
+	zw, err := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	if err != nil {
+		return nil, fmt.Errorf("storing reports: compressing: %w", err)
+	}
 	for i, r := range rs {
-		row, err := d.newReportRow(r)
+		row, err := newReportRow(r, zw)
 		if err != nil {
 			return nil, err
 		}
 		rows[i] = row
 	}
 	var res []StoreResult
-	var err error
 	// Two batches holding the same reports in different orders could
 	// deadlock; the rows are sorted, so this is a last resort.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -160,7 +165,7 @@ type reportRow struct {
 	raw     []byte // gzip of the JSON
 }
 
-func (d *DB) newReportRow(r reports.Received) (reportRow, error) {
+func newReportRow(r reports.Received, zw *gzip.Writer) (reportRow, error) {
 	if r.Report == nil {
 		return reportRow{}, errors.New("storing report: no report")
 	}
@@ -183,10 +188,8 @@ func (d *DB) newReportRow(r reports.Received) (reportRow, error) {
 		}
 	}
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
-	}
+	buf.Grow(len(js)/4 + 64)
+	zw.Reset(&buf)
 	if _, err := zw.Write(js); err != nil {
 		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
 	}
