@@ -2,6 +2,9 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +183,47 @@ func TestBackoff(t *testing.T) {
 		if d < ceil/2 || d > ceil {
 			t.Errorf("backoff(%d) = %s, want within [%s, %s]", n, d, ceil/2, ceil)
 		}
+	}
+}
+
+// TestRefreshToken exchanges a refresh token at a loopback token endpoint
+// and reuses the access token until it expires.
+func TestRefreshToken(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if err := r.ParseForm(); err != nil || r.Form.Get("grant_type") != "refresh_token" || r.Form.Get("refresh_token") != "refresh-1" {
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"access-%d","token_type":"Bearer","expires_in":3600}`, calls)
+	}))
+	defer srv.Close()
+	c := IMAPConfig{Auth: AuthXOAUTH2, OAuthTokenURL: srv.URL, OAuthClientID: "id", OAuthClientSecret: "secret", OAuthRefreshToken: "refresh-1"}
+	tok := newTokenFunc(&c)
+	for range 3 {
+		got, err := tok(t.Context())
+		if err != nil || got != "access-1" {
+			t.Fatalf("token = %q, %v; want access-1", got, err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("token endpoint called %d times, want 1 (the token is reused)", calls)
+	}
+	c.OAuthRefreshToken = "revoked"
+	if _, err := newTokenFunc(&c)(t.Context()); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("revoked refresh token: error %v, want invalid_grant", err)
+	}
+}
+
+func TestXOAUTH2Client(t *testing.T) {
+	mech, ir, err := newSASLClient(AuthXOAUTH2, "rua@example.com", "tok").Start()
+	if err != nil || mech != "XOAUTH2" || string(ir) != "user=rua@example.com\x01auth=Bearer tok\x01\x01" {
+		t.Errorf("XOAUTH2 Start() = %q, %q, %v", mech, ir, err)
+	}
+	mech, ir, err = newSASLClient(AuthOAuthBearer, "rua@example.com", "tok").Start()
+	if err != nil || mech != "OAUTHBEARER" || !strings.Contains(string(ir), "auth=Bearer tok") {
+		t.Errorf("OAUTHBEARER Start() = %q, %q, %v", mech, ir, err)
 	}
 }

@@ -73,10 +73,6 @@ type Poller struct {
 
 	// warned keeps one-time warnings (no UIDPLUS) from repeating.
 	warnedNoUIDPlus atomic.Bool
-
-	// afterStore is a test seam: called after the store commit and
-	// before the message is moved.
-	afterStore func(uid uint32)
 }
 
 // newPoller builds a poller around any processor; NewPoller binds the

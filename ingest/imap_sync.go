@@ -185,8 +185,6 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 			}
 			if f.err != nil {
 				f.err = fmt.Errorf("message UID %d: %w", uid, f.err)
-			} else if p.afterStore != nil {
-				p.afterStore(uint32(uid))
 			}
 			add(f)
 		}()

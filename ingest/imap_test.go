@@ -54,7 +54,6 @@ type memOptions struct {
 	caps imap.CapSet // nil: IMAP4rev1 with MOVE, UIDPLUS, NAMESPACE
 	tls  *tls.Config // implicit TLS
 	sasl bool        // offer OAUTHBEARER (token testToken) instead of LOGIN
-	uidv uint32      // UIDVALIDITY of INBOX (0: the server's choice)
 	wrap func(net.Listener) net.Listener
 }
 
