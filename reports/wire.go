@@ -28,9 +28,9 @@ type wireDateRange struct {
 }
 
 type wirePolicyResult struct {
-	Policy         *wirePolicy         `json:"policy"`
-	Summary        *wireSummary        `json:"summary"`
-	FailureDetails []wireFailureDetail `json:"failure-details"`
+	Policy         *wirePolicy  `json:"policy"`
+	Summary        *wireSummary `json:"summary"`
+	FailureDetails detailList   `json:"failure-details"`
 }
 
 type wirePolicy struct {
@@ -43,24 +43,6 @@ type wirePolicy struct {
 type wireSummary struct {
 	Successful sessionCount `json:"total-successful-session-count"`
 	Failed     sessionCount `json:"total-failure-session-count"`
-}
-
-type wireFailureDetail struct {
-	ResultType          *string      `json:"result-type"`
-	SendingMTAIP        string       `json:"sending-mta-ip"`
-	ReceivingMXHostname string       `json:"receiving-mx-hostname"`
-	ReceivingMXHelo     string       `json:"receiving-mx-helo"`
-	ReceivingIP         string       `json:"receiving-ip"`
-	FailedSessionCount  sessionCount `json:"failed-session-count"`
-	// AdditionalInformation is the RFC 8460 name; AdditionalInfoURI is
-	// what some senders write instead (seen in a Microsoft-shaped report,
-	// tls-rpt-monitor corpus sample). The RFC name wins when both are set.
-	AdditionalInformation string     `json:"additional-information"`
-	AdditionalInfoURI     string     `json:"additional-info-uri"`
-	FailureReasonCode     reasonCode `json:"failure-reason-code"`
-	// FailureErrorCode is an alternative name for failure-reason-code
-	// written by some implementations; kept when the RFC name is absent.
-	FailureErrorCode reasonCode `json:"failure-error-code"`
 }
 
 // nullableString is contact-info: optional in RFC 8460, and sent as JSON
@@ -166,16 +148,23 @@ func (c *sessionCount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return nil
 	}
 	c.set = true
-	var n int64
+	c.n, c.bad = parseCount(v)
+	return nil
+}
+
+// parseCount reads a JSON number that should be a non-negative integer;
+// otherwise it returns the literal, shortened, as bad.
+func parseCount(v []byte) (n int64, bad string) {
+	if len(v) == 0 {
+		return 0, "empty"
+	}
 	for i, b := range v {
 		if b < '0' || b > '9' || i > 17 { // 18 digits cannot overflow int64
-			c.bad = abbrev(v)
-			return nil
+			return 0, abbrev(v)
 		}
 		n = n*10 + int64(b-'0')
 	}
-	c.n = n
-	return nil
+	return n, ""
 }
 
 // datetime is a date-range bound. RFC 8460 asks for RFC 3339 (Z or an
@@ -301,29 +290,12 @@ func (w *wirePolicyResult) convert(p *PolicyResult, i int) error {
 	if p.Summary.TotalFailureSessionCount, err = count(w.Summary.Failed); err != nil {
 		return fmt.Errorf("%w: %s %v", ErrMalformed, at("summary.total-failure-session-count"), err)
 	}
-	p.FailureDetails = make([]FailureDetail, len(w.FailureDetails))
-	for j := range w.FailureDetails {
-		wd := &w.FailureDetails[j]
-		d := &p.FailureDetails[j]
-		if wd.ResultType == nil || *wd.ResultType == "" {
-			return fmt.Errorf("%w: %s missing", ErrMalformed, at(fmt.Sprintf("failure-details[%d].result-type", j)))
-		}
-		d.ResultType = *wd.ResultType // unknown result types are kept
-		if d.FailedSessionCount, err = count(wd.FailedSessionCount); err != nil {
-			return fmt.Errorf("%w: %s %v", ErrMalformed, at(fmt.Sprintf("failure-details[%d].failed-session-count", j)), err)
-		}
-		d.SendingMTAIP = wd.SendingMTAIP
-		d.ReceivingMXHostname = wd.ReceivingMXHostname
-		d.ReceivingMXHelo = wd.ReceivingMXHelo
-		d.ReceivingIP = wd.ReceivingIP
-		d.AdditionalInformation = wd.AdditionalInformation
-		if d.AdditionalInformation == "" {
-			d.AdditionalInformation = wd.AdditionalInfoURI
-		}
-		d.FailureReasonCode = string(wd.FailureReasonCode)
-		if d.FailureReasonCode == "" {
-			d.FailureReasonCode = string(wd.FailureErrorCode)
-		}
+	if w.FailureDetails.problem != "" {
+		return fmt.Errorf("%w: %s", ErrMalformed, at(w.FailureDetails.problem))
+	}
+	p.FailureDetails = w.FailureDetails.items
+	if p.FailureDetails == nil {
+		p.FailureDetails = []FailureDetail{}
 	}
 	return nil
 }
