@@ -24,7 +24,7 @@ var scenarioMX = []string{"mx1.example.com", "mx2.example.com"}
 
 // scenario writes reports into a fresh database through StoreReport.
 type scenario struct {
-	t    *testing.T
+	t    testing.TB
 	d    *db.DB
 	mode rollout.Mode
 	mx   []string
