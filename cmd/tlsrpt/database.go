@@ -50,6 +50,9 @@ func openDatabaseUnchecked(ctx context.Context, env *Env, flagURL string) (d *db
 		url = env.Getenv("DATABASE_URL")
 	}
 	if url != "" {
+		if url, err = databasePassword(env, url); err != nil {
+			return nil, nil, false, err
+		}
 		d, err := db.Open(ctx, url)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("opening database: %w", err)
