@@ -115,7 +115,10 @@ func readDetail(dec *jsontext.Decoder) (d FailureDetail, problem string, err err
 			return d, "", err
 		}
 		switch tok.Kind() {
-		case '"', '0': // a number only for reason codes in practice; kept as its digits
+		case '"', '0':
+			// failure-reason-code is free text in RFC 8460 (Mail.ru puts
+			// Go error strings in it); a sender writing a bare number gets
+			// it kept as its digits.
 			*dst = tok.String()
 		case 'n':
 		default:

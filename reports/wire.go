@@ -108,27 +108,6 @@ func (l *stringList) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return nil
 }
 
-// reasonCode is failure-reason-code: free text in RFC 8460; Mail.ru puts Go
-// error strings in it and some senders a bare number, which is kept as its
-// digits.
-type reasonCode string
-
-func (c *reasonCode) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return err
-	}
-	switch tok.Kind() {
-	case 'n':
-		*c = ""
-	case '"', '0':
-		*c = reasonCode(tok.String())
-	default:
-		return fmt.Errorf("want a string, got %v", tok.Kind())
-	}
-	return nil
-}
-
 // sessionCount is a session count as sent: whether it was present, and
 // its value when it is a non-negative integer. The checks are made by
 // toReport, which knows the field's path; decoding never fails on them.
