@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -28,9 +27,6 @@ const (
 	rolloutFailed  = 3 // the verdict could not be computed (database, files)
 )
 
-// maxCAFile bounds the --ca-file read.
-const maxCAFile = 1 << 20
-
 // runRollout is "tlsrpt rollout DOMAIN [--json] [--at TIME] [--offline]
 // [--db URL] [--resolver HOST:PORT] [--ca-file FILE] [--allow-private]
 // [threshold flags]" (issue 4 §3, a contract): the verdict from the stored
@@ -43,7 +39,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	offline := fs.Bool("offline", false, "leave out the live DNS/HTTPS check; take the policy from the newest policy-string in the reports")
 	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	resolver := fs.String("resolver", "", "DNS server HOST:PORT for the live check (default: the first nameserver of /etc/resolv.conf)")
-	caFile := fs.String("ca-file", "", "PEM file of extra roots trusted for the policy host's certificate")
+	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host (added to the system roots)")
 	allowPrivate := fs.Bool("allow-private", false, "allow the policy fetch to private, loopback and link-local addresses")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query and of the policy fetch")
 	save := fs.Bool("save-thresholds", false, "store the thresholds given by flags as the domain's settings")
@@ -110,7 +106,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var roots *x509.CertPool
 	if *caFile != "" {
-		if roots, err = readRoots(*caFile); err != nil {
+		if roots, err = loadCheckRoots(*caFile); err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt rollout: %v\n", err)
 			return rolloutUsage
 		}
@@ -230,26 +226,6 @@ func applyCheck(f *rollout.Facts, res *rollout.CheckResult) []string {
 		notes = append(notes, "the live policy could not be read: mode and mx list are those of the newest policy-string in the reports")
 	}
 	return append(notes, res.Notes...)
-}
-
-func readRoots(path string) (*x509.CertPool, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading --ca-file: %w", err)
-	}
-	defer fh.Close()
-	pem, err := io.ReadAll(io.LimitReader(fh, maxCAFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading --ca-file %s: %w", path, err)
-	}
-	if len(pem) > maxCAFile {
-		return nil, fmt.Errorf("reading --ca-file %s: larger than %d bytes", path, maxCAFile)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("reading --ca-file %s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }
 
 func hasCode(fs []rollout.Finding, code string) bool {
