@@ -79,10 +79,26 @@ func finding(f rollout.Finding) ui.Finding {
 		out.Evidence = append(out.Evidence, "window "+f.Window.String())
 	}
 	for _, c := range f.Counts {
-		out.Evidence = append(out.Evidence, fmt.Sprintf("%+v", c))
+		line := ui.Num(c.Failures) + " × " + c.ResultType
+		if c.MX != "" {
+			line += " at " + c.MX
+		}
+		out.Evidence = append(out.Evidence, line)
 	}
-	if f.Example != nil {
-		out.Evidence = append(out.Evidence, fmt.Sprintf("example: %+v", *f.Example))
+	if x := f.Example; x != nil {
+		line := fmt.Sprintf("example: %s reported %s sessions with %s on %s", x.Organization, ui.Num(x.FailedSessionCount),
+			x.ResultType, x.Day.UTC().Format(time.DateOnly))
+		if x.ReceivingMXHostname != "" {
+			line += " at " + x.ReceivingMXHostname
+		}
+		if x.SendingMTAIP != "" {
+			line += " from " + x.SendingMTAIP
+		}
+		if x.FailureReasonCode != "" {
+			line += " (" + x.FailureReasonCode + ")"
+		}
+		line += ", report " + x.ReportID
+		out.Evidence = append(out.Evidence, line)
 	}
 	if len(f.Organizations) > 0 {
 		out.Evidence = append(out.Evidence, "reporters: "+strings.Join(f.Organizations, ", "))
