@@ -1,0 +1,5 @@
+//go:build !race
+
+package reports_test
+
+const raceEnabled = false
