@@ -24,9 +24,14 @@ const (
 	// transaction: large enough that round trips stop mattering, small
 	// enough that a batch is a few MB.
 	DefaultImportBatch = 500
-	// maxPendingInputs bounds the parsed inputs waiting for a batch, and
-	// with the message size limit the memory of an import.
+	// maxPendingInputs bounds the parsed inputs queued between the readers
+	// and the batcher.
 	maxPendingInputs = 64
+	// maxPendingBytes bounds the raw bytes of one batch: with a few
+	// batches in flight, the memory of an import.
+	maxPendingBytes = 64 << 20
+	// storeWorkers is how many batches are stored at once.
+	storeWorkers = 2
 )
 
 // File is one path found by ScanPaths.
@@ -228,36 +233,54 @@ func (im *Importer) Import(ctx context.Context, files []File) (ImportStats, erro
 	if batch <= 0 {
 		batch = DefaultImportBatch
 	}
+	// Batches are stored by a few transactions at once: PostgreSQL does
+	// most of the work and overlaps one batch's round trips and commit
+	// with another's inserts.
+	batches := make(chan []*parsed)
+	var stMu sync.Mutex
+	var storers sync.WaitGroup
+	for range storeWorkers {
+		storers.Add(1)
+		go func() {
+			defer storers.Done()
+			for b := range batches {
+				var part ImportStats
+				err := im.storeBatch(ctx, b, &part)
+				stMu.Lock()
+				st.add(part)
+				stMu.Unlock()
+				if err != nil {
+					fail(err)
+				}
+			}
+		}()
+	}
 	var pending []*parsed
-	nReports := 0
-	flush := func() error {
+	nReports, nBytes := 0, 0
+	flush := func() {
 		if len(pending) == 0 {
-			return nil
+			return
 		}
-		if err := im.storeBatch(ctx, pending, &st); err != nil {
-			return err
+		select {
+		case batches <- pending:
+		case <-ctx.Done():
 		}
-		pending, nReports = pending[:0], 0
-		return nil
+		pending, nReports, nBytes = nil, 0, 0
 	}
 	for pr := range parsedCh {
+		if ctx.Err() != nil {
+			continue // drain so that the readers finish
+		}
 		pending = append(pending, pr)
 		nReports += len(pr.received)
-		if nReports >= batch || len(pending) >= maxPendingInputs {
-			if err := flush(); err != nil {
-				fail(err)
-				break
-			}
+		nBytes += len(pr.raw)
+		if nReports >= batch || nBytes >= maxPendingBytes {
+			flush()
 		}
 	}
-	if firstErr == nil {
-		if err := flush(); err != nil {
-			fail(err)
-		}
-	}
-	// Drain so that the workers can finish.
-	for range parsedCh {
-	}
+	flush()
+	close(batches)
+	storers.Wait()
 	errMu.Lock()
 	defer errMu.Unlock()
 	if firstErr == nil && ctx.Err() != nil {
@@ -265,6 +288,15 @@ func (im *Importer) Import(ctx context.Context, files []File) (ImportStats, erro
 	}
 	sort.Slice(st.RefusedInputs, func(i, j int) bool { return refLess(st.RefusedInputs[i].Ref, st.RefusedInputs[j].Ref) })
 	return st, firstErr
+}
+
+func (s *ImportStats) add(o ImportStats) {
+	s.Inputs += o.Inputs
+	s.Reports += o.Reports
+	s.New += o.New
+	s.Duplicates += o.Duplicates
+	s.Refused += o.Refused
+	s.RefusedInputs = append(s.RefusedInputs, o.RefusedInputs...)
 }
 
 // refLess orders "path#N" refs by path, then message number.

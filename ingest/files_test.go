@@ -16,12 +16,16 @@ import (
 
 func write(t *testing.T, path string, data []byte) {
 	t.Helper()
+	if err := writeFile(path, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 func TestScanPathsMaildir(t *testing.T) {
