@@ -180,6 +180,11 @@ func (w *walker) walk(h message.Header, raw io.Reader, depth int) error {
 		if w.in.over {
 			return fmt.Errorf("%w: message over %d bytes", ErrTooLarge, w.lim.MaxMessageBytes)
 		}
+		if !errors.Is(a.Err, ErrMalformed) && !errors.Is(a.Err, ErrTooLarge) {
+			// A read error of the part (broken base64 or quoted-printable)
+			// is a broken report too, as Attachment.Err documents.
+			a.Err = fmt.Errorf("%w: %w", ErrMalformed, a.Err)
+		}
 		a.Err = fmt.Errorf("parsing part %d (%s %q): %w", w.parts, ctype, name, a.Err)
 	}
 	w.msg.Attachments = append(w.msg.Attachments, a)
