@@ -1,0 +1,190 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/internal/torture"
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// tortureMailbox is a mailbox of mutated mails and what the parser says
+// must become of them.
+type tortureMailbox struct {
+	msgs       [][]byte
+	keys       map[string]bool // distinct valid reports
+	good       int             // messages with a valid report: the processed folder
+	bad        int             // messages without: the quarantine folder
+	quarantine map[[32]byte]bool
+}
+
+// reportKey is a report's identity as the reports table has it
+// (timestamptz keeps microseconds).
+func reportKey(org, id string, start, end time.Time) string {
+	return fmt.Sprintf("%s|%s|%s|%s", org, id, start.UTC().Round(time.Microsecond).Format(time.RFC3339Nano), end.UTC().Round(time.Microsecond).Format(time.RFC3339Nano))
+}
+
+func buildTortureMailbox(t *testing.T, seed uint64, n int, lim reports.Limits) tortureMailbox {
+	t.Helper()
+	c, err := torture.LoadCorpus(filepath.Join("..", "testdata", "corpus"), "/work/shared/corpus/tlsrpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := torture.NewMutator(c, seed)
+	mb := tortureMailbox{keys: map[string]bool{}, quarantine: map[[32]byte]bool{}}
+	for range n {
+		raw := m.Mail().Data
+		mb.msgs = append(mb.msgs, raw)
+		msg, err := reports.ReadMessage(bytes.NewReader(raw), lim)
+		good, broken := false, err != nil
+		if err == nil {
+			for _, a := range msg.Attachments {
+				if r := a.Report; r != nil {
+					good = true
+					mb.keys[reportKey(r.OrganizationName, r.ReportID, r.DateRange.Start, r.DateRange.End)] = true
+				} else {
+					broken = true
+				}
+			}
+		}
+		if good {
+			mb.good++
+		} else {
+			mb.bad++
+		}
+		if broken {
+			mb.quarantine[sha256.Sum256(raw)] = true
+		}
+	}
+	return mb
+}
+
+// storedKeys returns how often each report identity is in the table.
+func storedKeys(t *testing.T, d *db.DB) map[string]int {
+	t.Helper()
+	rows, err := d.Pool.Query(context.Background(), `SELECT organization_name, report_id, start_time, end_time FROM reports`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[string]int{}
+	for rows.Next() {
+		var org, id string
+		var start, end time.Time
+		if err := rows.Scan(&org, &id, &start, &end); err != nil {
+			t.Fatal(err)
+		}
+		seen[reportKey(org, id, start, end)]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
+// lostAndDuplicated compares the reports table with the expected reports.
+func lostAndDuplicated(t *testing.T, d *db.DB, want map[string]bool) (lost, dup, extra int) {
+	t.Helper()
+	seen := storedKeys(t, d)
+	for k := range want {
+		switch seen[k] {
+		case 0:
+			lost++
+			if lost <= 5 {
+				t.Errorf("report %s lost", k)
+			}
+		case 1:
+		default:
+			dup++
+			t.Errorf("report %s stored %d times", k, seen[k])
+		}
+	}
+	for k := range seen {
+		if !want[k] {
+			extra++
+			t.Errorf("report %s stored but not in the mailbox", k)
+		}
+	}
+	return lost, dup, extra
+}
+
+// TestIMAPTorture: a mailbox of mutated report mails on the in-memory IMAP
+// server, read through a proxy that cuts the connection at random points
+// mid-fetch, by the poller's Run loop. In the end every valid report is
+// stored exactly once, every message is in its final folder, and every
+// mail without a report is quarantined with a reason.
+func TestIMAPTorture(t *testing.T) {
+	d := dbtest.New(t)
+	srv := startMem(t, memOptions{})
+	seed := torture.Seed(t)
+	n := torture.Count(120, 5000)
+	lim := reports.Limits{MaxMessageBytes: 8 << 20}
+	mb := buildTortureMailbox(t, seed, n, lim)
+	t.Logf("seed %d: %d mails, %d distinct valid reports, %d for the processed folder, %d for quarantine",
+		seed, n, len(mb.keys), mb.good, mb.bad)
+	appendMsgs(t, srv.addr, mb.msgs)
+
+	// Cuts at random offsets: the proxy's byte budget per connection.
+	rng := rand.New(rand.NewPCG(seed, 3))
+	proxy := newCutProxy(t, srv.addr, int64(20<<10+rng.IntN(400<<10)))
+	cfg := memConfig(proxy.ln.Addr().String())
+	cfg.BatchSize = 25
+	pipe := &Pipeline{Store: d, Limits: lim, Now: time.Now, Log: testLogger(t)}
+	p, err := NewPoller(cfg, pipe, d, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := torture.WatchHeap()
+	start := time.Now()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	wantCuts := torture.Count(3, 20)
+	waitFor(t, time.Duration(n/5+60)*time.Second, "the connection cuts", func() bool {
+		proxy.mu.Lock()
+		defer proxy.mu.Unlock()
+		return proxy.cuts >= wantCuts || folderCounts(t, srv.addr, "INBOX")["INBOX"] == 0
+	})
+	proxy.mu.Lock()
+	cuts := proxy.cuts
+	proxy.mu.Unlock()
+	proxy.setCutting(false)
+	waitFor(t, time.Duration(n/5+60)*time.Second, "an empty INBOX", func() bool {
+		return folderCounts(t, srv.addr, "INBOX")["INBOX"] == 0
+	})
+	cancel()
+	<-done
+	elapsed := time.Since(start)
+	peak := heap.Stop()
+
+	lost, dup, extra := lostAndDuplicated(t, d, mb.keys)
+	got := folderCounts(t, srv.addr, "INBOX", DefaultProcessedFolder, DefaultQuarantineFolder)
+	if got["INBOX"] != 0 || got[DefaultProcessedFolder] != mb.good || got[DefaultQuarantineFolder] != mb.bad {
+		t.Errorf("folders = %v, want INBOX 0, processed %d, quarantine %d", got, mb.good, mb.bad)
+	}
+	if q := countRows(t, d, "quarantine"); q != len(mb.quarantine) {
+		t.Errorf("quarantine rows = %d, want %d (distinct mails with a broken part)", q, len(mb.quarantine))
+	}
+	var noReason int
+	if err := d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM quarantine WHERE reason = ''`).Scan(&noReason); err != nil {
+		t.Fatal(err)
+	}
+	if noReason != 0 {
+		t.Errorf("%d quarantine entries without a reason", noReason)
+	}
+	torture.Record(t, map[string]any{
+		"seed": seed, "inputs": n, "valid_reports": len(mb.keys), "processed": got[DefaultProcessedFolder],
+		"quarantined": got[DefaultQuarantineFolder], "connection_cuts": cuts, "reconnects": p.Status().Reconnects,
+		"lost": lost, "duplicated": dup, "unexpected": extra, "crashes": 0,
+		"peak_heap_mib": torture.MiB(peak), "peak_rss_mib": torture.MiB(torture.PeakRSS()), "seconds": int(elapsed.Seconds()),
+	})
+}
