@@ -123,6 +123,7 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		mu          sync.Mutex
 		results     []fetched
 		failed      error // the batch is given up
+		readErr     error // the connection broke while reading a message
 		consecutive int
 		wg          sync.WaitGroup
 		slots       = make(chan struct{}, processWorkers)
@@ -156,13 +157,13 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		}
 		uid, raw, head, size, err := p.readMessage(msg)
 		if err != nil {
-			// The connection broke in the middle of the body.
-			mu.Lock()
-			if failed == nil {
-				failed = err
-			}
-			mu.Unlock()
-			continue
+			// The connection broke in the middle of a body. go-imap must
+			// not be asked to read that literal again (draining it races
+			// with its reader): drop the connection and leave the
+			// command. What was stored is moved by the next session.
+			readErr = err
+			s.c.Close()
+			break
 		}
 		if uid == 0 {
 			continue // a FETCH response for a message we did not ask for
@@ -190,9 +191,11 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		}()
 	}
 	wg.Wait()
-	fetchErr := cmd.Close()
-	if fetchErr != nil {
-		fetchErr = fmt.Errorf("fetching messages: %w", fetchErr)
+	var fetchErr error
+	if readErr != nil {
+		fetchErr = fmt.Errorf("fetching messages: %w", readErr)
+	} else if err := cmd.Close(); err != nil {
+		fetchErr = fmt.Errorf("fetching messages: %w", err)
 	}
 
 	// Move what was stored, even when the batch failed half-way: those
