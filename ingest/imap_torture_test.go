@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/ingest/internal/dovetest"
 	"github.com/tlsrpt/tlsrpt/internal/torture"
 	"github.com/tlsrpt/tlsrpt/reports"
 )
@@ -187,4 +188,40 @@ func TestIMAPTorture(t *testing.T) {
 		"lost": lost, "duplicated": dup, "unexpected": extra, "crashes": 0,
 		"peak_heap_mib": torture.MiB(peak), "peak_rss_mib": torture.MiB(torture.PeakRSS()), "seconds": int(elapsed.Seconds()),
 	})
+}
+
+// TestDovecotTorture: mutated mails through a real Dovecot (fewer than
+// through the in-memory server: Dovecot parses what it stores and is
+// slower to fill).
+func TestDovecotTorture(t *testing.T) {
+	srv := dovetest.New(t)
+	d := dbtest.New(t)
+	seed := torture.Seed(t)
+	n := torture.Count(60, 1000)
+	lim := reports.Limits{MaxMessageBytes: 8 << 20}
+	mb := buildTortureMailbox(t, seed, n, lim)
+	t.Logf("seed %d: %d mails, %d distinct valid reports", seed, n, len(mb.keys))
+	fillDovecot(t, srv, mb.msgs)
+	cfg := dovecotConfig(srv)
+	cfg.BatchSize = 25
+	pipe := &Pipeline{Store: d, Limits: lim, Now: time.Now, Log: testLogger(t)}
+	p, err := NewPoller(cfg, pipe, d, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := p.Once(t.Context()); err != nil {
+		t.Fatalf("Once: %v\n%s", err, srv.Log())
+	}
+	lost, dup, extra := lostAndDuplicated(t, d, mb.keys)
+	got := dovecotFolders(t, srv)
+	if got["INBOX"] != 0 || got[DefaultProcessedFolder] != mb.good || got[DefaultQuarantineFolder] != mb.bad {
+		t.Errorf("folders = %v, want INBOX 0, processed %d, quarantine %d", got, mb.good, mb.bad)
+	}
+	if q := countRows(t, d, "quarantine"); q != len(mb.quarantine) {
+		t.Errorf("quarantine rows = %d, want %d", q, len(mb.quarantine))
+	}
+	torture.Record(t, map[string]any{"seed": seed, "inputs": n, "valid_reports": len(mb.keys),
+		"processed": got[DefaultProcessedFolder], "quarantined": got[DefaultQuarantineFolder],
+		"lost": lost, "duplicated": dup, "unexpected": extra, "seconds": int(time.Since(start).Seconds())})
 }
