@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/net/idna"
@@ -28,11 +29,19 @@ func NormalizeDomain(name string) (string, error) {
 	if n == "" {
 		return "", errors.New("empty domain name")
 	}
+	if !utf8.ValidString(n) {
+		return "", fmt.Errorf("domain name %q: not valid UTF-8", name)
+	}
 	a, err := domainProfile.ToASCII(n)
 	if err != nil {
 		return "", fmt.Errorf("domain name %q: %w", name, err)
 	}
 	a = strings.ToLower(a)
+	// The stored form must itself be a valid name (punycode that decodes
+	// to something IDNA refuses is not).
+	if again, err := domainProfile.ToASCII(a); err != nil || again != a {
+		return "", fmt.Errorf("domain name %q: not a valid internationalised name", name)
+	}
 	if len(a) > 253 || !strings.Contains(a, ".") {
 		return "", fmt.Errorf("domain name %q: not a fully qualified name", name)
 	}
