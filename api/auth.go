@@ -289,6 +289,11 @@ func (s *Server) loginSubmit(c echo.Context) error {
 		s.log.WarnContext(ctx, "Login failed", "username", name, "remote_addr", c.RealIP())
 		return s.renderLogin(c, http.StatusUnauthorized, "Wrong user name or password.")
 	}
+	// Expired sessions are swept at each login: logins are rare and
+	// rate-limited, so the table stays small without a background job.
+	if _, err := s.cfg.DB.DeleteExpiredSessions(ctx, s.now()); err != nil {
+		return err
+	}
 	tok := NewSecret()
 	if err := s.cfg.DB.CreateSession(ctx, db.SecretHash(tok), u.ID, NewSecret(), s.now().Add(s.cfg.SessionTTL), c.RealIP()); err != nil {
 		return err

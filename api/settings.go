@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +31,19 @@ type Settings struct {
 	// SecureCookies is set when TLS is on, or forced by
 	// TLSRPT_SECURE_COOKIES=true behind a TLS-terminating proxy.
 	SecureCookies bool
+}
+
+// ApplyTo copies the settings that Config carries into cfg; Listen and
+// the TLS files are for Run.
+func (s Settings) ApplyTo(cfg *Config) {
+	cfg.AdminPassword = s.AdminPassword
+	cfg.PublicURL = s.PublicURL
+	cfg.PublicRate = s.PublicRate
+	cfg.LoginRate = s.LoginRate
+	cfg.MaxReportBytes = s.MaxReportBytes
+	cfg.TrustedProxies = s.TrustedProxies
+	cfg.SessionTTL = s.SessionTTL
+	cfg.SecureCookies = s.SecureCookies
 }
 
 // DefaultListen is where the server listens unless told otherwise.
@@ -123,7 +137,7 @@ func ParseRate(v string) (Rate, error) {
 	spec, burst, hasBurst := strings.Cut(v, ",")
 	n, unit, ok := strings.Cut(spec, "/")
 	per, err := strconv.ParseFloat(n, 64)
-	if !ok || err != nil || per <= 0 {
+	if !ok || err != nil || !(per > 0) || math.IsInf(per, 0) {
 		return Rate{}, fmt.Errorf("%q is not N/s, N/m or N/h with an optional ,burst", v)
 	}
 	r := Rate{Per: per}
