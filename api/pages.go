@@ -220,6 +220,7 @@ func (s *Server) domainPage(c echo.Context) error {
 		page.Verdict = verdictView(v)
 	}
 	page.Mode = s.mode(ctx, domain, v)
+	page.Promote = s.promoteView(c, domain)
 	if c.QueryParam("check") == "1" {
 		if s.cfg.Inspector == nil {
 			page.CheckError = "The live check is not configured on this server."

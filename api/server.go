@@ -55,6 +55,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// Notices are shown on every page (e.g. "DKIM verification is off").
 	Notices []string
+	// Promote is how policy versions are published (issue 6): policy
+	// hosting, the record publisher, notifications.
+	Promote PromoteConfig
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -203,6 +206,8 @@ func (s *Server) routes() {
 	s.add(http.MethodGet, "/login", accessPublic, s.loginPage)
 	s.add(http.MethodPost, "/login", accessPublic, s.loginSubmit)
 	s.add(http.MethodGet, "/api/v1/openapi.json", accessPublic, s.openAPI)
+	// The MTA-STS policy file for Host: mta-sts.<domain> (issue 6).
+	s.add(http.MethodGet, "/.well-known/mta-sts.txt", accessPublic, s.hostedPolicy)
 
 	// Pages.
 	s.add(http.MethodPost, "/logout", accessViewer, s.logout)
@@ -219,6 +224,11 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/quarantine/:id/delete", accessAdmin, s.deleteQuarantineForm)
 	s.add(http.MethodGet, "/settings", accessViewer, s.settingsPage)
 	s.add(http.MethodPost, "/settings/:domain", accessAdmin, s.saveSettingsForm)
+	s.add(http.MethodPost, "/domains/:domain/promote", accessAdmin, s.promoteForm)
+	s.add(http.MethodPost, "/domains/:domain/rollback", accessAdmin, s.rollbackForm)
+	s.add(http.MethodPost, "/domains/:domain/mx-move", accessAdmin, s.mxMoveForm)
+	s.add(http.MethodPost, "/domains/:domain/verify", accessAdmin, s.verifyForm)
+	s.add(http.MethodGet, "/domains/:domain/mta-sts.txt", accessViewer, s.policyDownload)
 
 	// JSON API.
 	s.add(http.MethodGet, "/api/v1/domains", accessViewer, s.apiDomains)
@@ -231,6 +241,12 @@ func (s *Server) routes() {
 	s.add(http.MethodGet, "/api/v1/domains/:domain/check", accessViewer, s.apiCheck)
 	s.add(http.MethodGet, "/api/v1/domains/:domain/settings", accessViewer, s.apiSettings)
 	s.add(http.MethodPut, "/api/v1/domains/:domain/settings", accessAdmin, s.apiPutSettings)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/promote", accessViewer, s.apiPromotePlan)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/promote", accessAdmin, s.apiPromote)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/rollback", accessAdmin, s.apiRollback)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/mx-move", accessAdmin, s.apiMXMove)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/verify", accessAdmin, s.apiVerifyPolicy)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/versions", accessViewer, s.apiVersions)
 	s.add(http.MethodGet, "/api/v1/reports", accessViewer, s.apiReports)
 	s.add(http.MethodGet, "/api/v1/reports/:id", accessViewer, s.apiReport)
 	s.add(http.MethodGet, "/api/v1/reports/:id/raw", accessViewer, s.apiReportRaw)

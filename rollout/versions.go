@@ -56,8 +56,9 @@ type Expected struct {
 	Domain string
 	Policy Policy
 	ID     string
-	// PreviousID is the id of the version before (or the id the domain
-	// published before tlsrpt); seeing it is propagation, not drift.
+	// PreviousID is the id of the version before; seeing it is
+	// propagation, not drift. Empty for a domain's first version: then
+	// any other id is the one published before tlsrpt.
 	PreviousID string
 	// Verified says the version was seen fully live once: any difference
 	// from now on is drift.
@@ -125,7 +126,9 @@ func verifyRecord(e Expected, res *CheckResult) Step {
 		s.State = StateDone
 		s.Detail = fmt.Sprintf("%s TXT carries id %s", name, rc.ID)
 		return s
-	case rc.Valid && rc.ID == e.PreviousID && !e.Verified:
+	case rc.Valid && !e.Verified && (rc.ID == e.PreviousID || e.PreviousID == ""):
+		// The old record, still cached or not replaced yet. With no
+		// version before, any id is the one published before tlsrpt.
 		s.State = StatePending
 		s.Detail = fmt.Sprintf("%s TXT still carries the previous id %s", name, rc.ID)
 		s.Fix = fmt.Sprintf("set the TXT record to %q; resolvers answer the old value until its TTL runs out", want)

@@ -166,11 +166,7 @@ type Problem struct {
 	Fix      string
 }
 
-// PromoteView is filled by the promote feature (issue 6).
-type PromoteView struct {
-	Action  string
-	Summary []KV
-}
+// PromoteView is in promote.go.
 
 // ReportsPage is the reports list with its filters.
 type ReportsPage struct {

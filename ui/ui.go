@@ -89,7 +89,7 @@ func New() (*Renderer, error) {
 		"date":   func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 		"inc":    func(i int) int { return i + 1 },
 	}
-	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/promote_panel.html")
 	if err != nil {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}

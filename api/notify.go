@@ -1,0 +1,161 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/smtp"
+	"strings"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+// Notifier tells people about a regression of an enforcing domain: by a
+// webhook taking Slack-compatible JSON ({"text": ...}; Slack, Mattermost,
+// Rocket.Chat and most chat tools accept it) and by email, each where
+// configured.
+type Notifier struct {
+	// WebhookURL receives a POST with the JSON message.
+	WebhookURL string
+	// SMTP sends the email; nil means no email.
+	SMTP *SMTPConfig
+	// Client is the webhook's HTTP client; nil means one with a 15 s
+	// timeout.
+	Client *http.Client
+}
+
+// SMTPConfig is the mail server notifications go through. The connection
+// uses STARTTLS when the server offers it; credentials are only sent over
+// TLS or to localhost (net/smtp's rule).
+type SMTPConfig struct {
+	// Addr is host:port (587 for submission).
+	Addr     string
+	From     string
+	To       []string
+	Username string
+	Password string
+}
+
+// Alert is one regression to tell about.
+type Alert struct {
+	Domain string `json:"domain"`
+	// Message says what rose, with the numbers.
+	Message string `json:"message"`
+	// Link is the domain page.
+	Link string `json:"link"`
+	// Rollback is the proposed rollback policy and record, when there is
+	// one.
+	Rollback *rollout.Generated `json:"rollback,omitempty"`
+	OpenedAt time.Time          `json:"opened_at"`
+}
+
+// Text is the alert as plain text, for the chat message and the email.
+func (a Alert) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MTA-STS regression on %s (enforce): %s\n", a.Domain, a.Message)
+	if a.Link != "" {
+		fmt.Fprintf(&b, "Domain page: %s\n", a.Link)
+	}
+	if a.Rollback != nil {
+		fmt.Fprintf(&b, "\nProposed rollback (mode testing, new id %s): run \"tlsrpt rollback %s\" or use the page.\n", a.Rollback.ID, a.Domain)
+		fmt.Fprintf(&b, "Policy file:\n%s\nTXT %s \"%s\"\n", a.Rollback.Policy, a.Rollback.RecordName, a.Rollback.RecordValue)
+	}
+	return b.String()
+}
+
+// Configured reports whether any channel is set.
+func (n *Notifier) Configured() bool {
+	return n != nil && (n.WebhookURL != "" || n.SMTP != nil)
+}
+
+// maxWebhookAnswer bounds what is read of the webhook's answer.
+const maxWebhookAnswer = 64 << 10
+
+// Notify sends the alert on every configured channel; it returns the
+// errors of those that failed, joined.
+func (n *Notifier) Notify(ctx context.Context, a Alert) error {
+	if !n.Configured() {
+		return nil
+	}
+	var errs []error
+	if n.WebhookURL != "" {
+		if err := n.webhook(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.SMTP != nil {
+		if err := n.email(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Notifier) webhook(ctx context.Context, a Alert) error {
+	// Slack's incoming webhooks read "text" (with <url|label> links);
+	// the other fields are for receivers that want the data.
+	text := a.Text()
+	if a.Link != "" {
+		text = strings.Replace(text, a.Link, "<"+a.Link+"|"+a.Domain+">", 1)
+	}
+	body, err := json.Marshal(struct {
+		Text  string `json:"text"`
+		Alert Alert  `json:"tlsrpt"`
+	}{text, a})
+	if err != nil {
+		return fmt.Errorf("encoding the webhook message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building the webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	c := n.Client
+	if c == nil {
+		c = &http.Client{Timeout: 15 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting the webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxWebhookAnswer))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("posting the webhook: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (n *Notifier) email(ctx context.Context, a Alert) error {
+	cfg := n.SMTP
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("sending the email: smtp address %q: %w", cfg.Addr, err)
+	}
+	var auth smtp.Auth
+	if cfg.Username != "" {
+		auth = smtp.PlainAuth("", cfg.Username, cfg.Password, host)
+	}
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: MTA-STS regression on %s\r\nDate: %s\r\n",
+		cfg.From, strings.Join(cfg.To, ", "), a.Domain, time.Now().UTC().Format(time.RFC1123Z))
+	msg.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n")
+	msg.WriteString(strings.ReplaceAll(a.Text(), "\n", "\r\n"))
+	done := make(chan error, 1)
+	go func() { done <- smtp.SendMail(cfg.Addr, auth, cfg.From, cfg.To, msg.Bytes()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("sending the email through %s: %w", cfg.Addr, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sending the email through %s: %w", cfg.Addr, ctx.Err())
+	}
+}

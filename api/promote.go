@@ -1,0 +1,374 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+// Errors of a policy change; the handlers turn them into 409/422 with the
+// message, the CLI into exit codes.
+var (
+	// ErrBlocked: the verdict is blocked and no override was given.
+	ErrBlocked = errors.New("api: the verdict is blocked")
+	// ErrConfirmation: an override without the domain typed again or
+	// without a reason.
+	ErrConfirmation = errors.New("api: the override needs the domain typed again and a reason")
+	// ErrNoPolicy: no current policy or mx list is known to change.
+	ErrNoPolicy = errors.New("api: no policy to change")
+	// ErrUnchanged: the change would publish what is published.
+	ErrUnchanged = errors.New("api: nothing to change")
+)
+
+// PromoteConfig is how the server publishes policy versions (issue 6).
+type PromoteConfig struct {
+	// HostPolicy: tlsrpt serves /.well-known/mta-sts.txt for
+	// mta-sts.<domain> itself, so a version's policy file is live the
+	// moment it is made. Off, the file is handed over for download and
+	// the record waits until verification sees the file served.
+	HostPolicy bool
+	// Records pushes the _mta-sts TXT record; nil means by hand (the page
+	// shows the provider steps).
+	Records rollout.RecordPublisher
+	// Checker checks the live state; nil means Config.Inspector.
+	Checker *rollout.Inspector
+	// Notifier tells about regressions of enforcing domains; nil means
+	// the watch only records episodes.
+	Notifier *Notifier
+}
+
+// Promoter makes, publishes and verifies policy versions: the one
+// implementation behind the promote panel, the JSON API and "tlsrpt
+// promote"/"tlsrpt rollback".
+type Promoter struct {
+	DB *db.DB
+	PromoteConfig
+	// PublicURL is the dashboard's base URL, for links in notifications.
+	PublicURL string
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Promoter returns the server's promoter, configured from Config.
+func (s *Server) Promoter() *Promoter {
+	pc := s.cfg.Promote
+	if pc.Checker == nil {
+		pc.Checker = s.cfg.Inspector
+	}
+	return &Promoter{DB: s.cfg.DB, PromoteConfig: pc, PublicURL: s.cfg.PublicURL, Now: s.now, Log: s.log}
+}
+
+func (p *Promoter) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Promoter) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.Default()
+}
+
+func (p *Promoter) policyMethod() string {
+	if p.HostPolicy {
+		return rollout.PolicyHosted
+	}
+	return rollout.PolicyDownload
+}
+
+func (p *Promoter) recordMethod() string {
+	if p.Records != nil {
+		return p.Records.Method()
+	}
+	return rollout.RecordManual
+}
+
+// ChangeRequest asks for a new policy version.
+type ChangeRequest struct {
+	Domain string
+	// Kind is rollout.KindPromote, KindRollback, KindRetire or
+	// KindMXMove.
+	Kind  string
+	Actor string
+	// Reason is why; required with Override.
+	Reason string
+	// Override promotes although the verdict is blocked; Confirm must
+	// then be the domain typed again.
+	Override bool
+	Confirm  string
+	// ID, if set, is the id to publish (the one the panel showed); it
+	// must be valid and never used for the domain.
+	ID string
+	// MX is the new mx list of an mx move.
+	MX []string
+}
+
+// Plan is what a change would publish, computed from the verdict and the
+// history: the promote panel shows it before anyone clicks.
+type Plan struct {
+	Domain  string
+	Kind    string
+	Verdict *rollout.Verdict
+	// Current is the policy published now (the newest version, else what
+	// the reports show); nil when unknown.
+	Current   *rollout.Policy
+	CurrentID string
+	Latest    *db.PolicyVersion
+	// Next is the policy, id and records to publish; nil with NoPlan set
+	// when there is nothing to publish.
+	Next   *rollout.Generated
+	Policy rollout.Policy
+	NoPlan string
+	// Taken are the ids used before; a new id is never one of them.
+	Taken []string
+}
+
+// verdict computes the readiness verdict of domain from the store.
+func (p *Promoter) verdict(ctx context.Context, domain string) (*rollout.Verdict, rollout.Facts, error) {
+	t, err := p.DB.DomainThresholds(ctx, domain)
+	if err != nil {
+		return nil, rollout.Facts{}, err
+	}
+	f, err := p.DB.Facts(ctx, domain, p.now(), t.SpanDays())
+	if err != nil {
+		return nil, f, fmt.Errorf("gathering facts of %s: %w", domain, err)
+	}
+	v := rollout.Evaluate(f, t)
+	return &v, f, nil
+}
+
+// PlanChange computes what req would publish now, without storing it.
+func (p *Promoter) PlanChange(ctx context.Context, req ChangeRequest) (*Plan, error) {
+	domain, err := db.NormalizeDomain(req.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("planning a change: %w", err)
+	}
+	v, _, err := p.verdict(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{Domain: domain, Kind: req.Kind, Verdict: v}
+	versions, err := p.DB.PolicyVersions(ctx, domain, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, ver := range versions {
+		pl.Taken = append(pl.Taken, ver.ID)
+	}
+	if len(versions) > 0 {
+		pl.Latest = &versions[0]
+		cur := versions[0].Policy
+		pl.Current, pl.CurrentID = &cur, versions[0].ID
+	} else if ep := v.Evidence.Policy; ep.Mode != "" && len(ep.MX) > 0 {
+		pl.Current = &rollout.Policy{Mode: ep.Mode, MX: ep.MX, MaxAge: ep.MaxAge}
+		pl.CurrentID = ep.ID
+		if ep.ID != "" {
+			pl.Taken = append(pl.Taken, ep.ID)
+		}
+	}
+	var next rollout.Policy
+	switch req.Kind {
+	case rollout.KindPromote:
+		if pl.Current != nil && pl.Current.Mode == rollout.ModeEnforce && pl.Latest != nil {
+			pl.NoPlan = "the domain is in enforce already"
+			return pl, nil
+		}
+		if v.Proposal == nil {
+			pl.NoPlan = "nothing to propose: " + v.Evidence.ProposalError
+			return pl, nil
+		}
+		prop, err := rollout.ParsePolicy(v.Proposal.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("reading the proposal of %s: %w", domain, err)
+		}
+		next = rollout.Policy{Mode: rollout.ModeEnforce, MX: prop.MX, MaxAge: v.Evidence.Thresholds.EnforceMaxAge}
+		if pl.Latest != nil && len(pl.Latest.Policy.MX) > 0 {
+			next.MX = pl.Latest.Policy.MX
+		}
+	case rollout.KindRollback, rollout.KindRetire, rollout.KindMXMove:
+		if pl.Current == nil {
+			pl.NoPlan = "no current policy is known (no version published by tlsrpt, no policy in the reports)"
+			return pl, nil
+		}
+		next = *pl.Current
+		switch req.Kind {
+		case rollout.KindRollback:
+			next.Mode, next.MaxAge = rollout.ModeTesting, rollout.DefaultMaxAgeTesting
+		case rollout.KindRetire:
+			next.Mode, next.MaxAge = rollout.ModeNone, rollout.DefaultMaxAgeTesting
+		case rollout.KindMXMove:
+			if len(req.MX) == 0 {
+				pl.NoPlan = "an mx move needs the new mx list"
+				return pl, nil
+			}
+			next.MX = req.MX
+		}
+	default:
+		return nil, fmt.Errorf("planning a change of %s: unknown kind %q", domain, req.Kind)
+	}
+	id := req.ID
+	if id == "" {
+		id = rollout.NextID(p.now(), pl.Taken...)
+	}
+	g, _, err := rollout.Generate(rollout.GenerateOptions{Domain: domain, Mode: next.Mode, MX: next.MX,
+		MaxAge: next.MaxAge, ZeroMaxAge: next.MaxAge == 0, ID: id, Now: p.now()})
+	if err != nil {
+		return nil, &Error{Status: 422, Message: "the new policy is not valid: " + err.Error(), Err: err}
+	}
+	for _, t := range pl.Taken {
+		if t == g.ID {
+			return nil, &Error{Status: 409, Message: fmt.Sprintf("the id %s was used before for %s: reload to get a new one", g.ID, domain), Err: db.ErrIDUsed}
+		}
+	}
+	pl.Next = &g
+	pl.Policy, _ = rollout.ParsePolicy(g.Policy)
+	if pl.Current != nil && pl.Latest != nil && rollout.SamePolicy(pl.Policy, *pl.Current) && req.Kind != rollout.KindPromote {
+		pl.NoPlan = "the new policy would equal the published one"
+		pl.Next = nil
+	}
+	return pl, nil
+}
+
+// Change makes the version req asks for, records it in the audit log and
+// starts publishing it: the policy file first (at once when tlsrpt hosts
+// it), then, after one verification poll, the record.
+func (p *Promoter) Change(ctx context.Context, req ChangeRequest) (db.PolicyVersion, error) {
+	pl, err := p.PlanChange(ctx, req)
+	if err != nil {
+		return db.PolicyVersion{}, err
+	}
+	domain := pl.Domain
+	if pl.Next == nil {
+		return db.PolicyVersion{}, fmt.Errorf("%s of %s: %w: %s", req.Kind, domain, ErrUnchanged, pl.NoPlan)
+	}
+	override := false
+	if req.Kind == rollout.KindPromote && !pl.Verdict.Ready {
+		var codes []string
+		for _, b := range pl.Verdict.Blockers {
+			codes = append(codes, b.Code)
+		}
+		if !req.Override {
+			p.audit(ctx, req.Actor, "policy.promote.refused", domain, map[string]any{"blockers": codes})
+			return db.PolicyVersion{}, fmt.Errorf("promoting %s: %w (%s): promote with the override, the domain typed again and a reason", domain, ErrBlocked, strings.Join(codes, ", "))
+		}
+		confirm, _ := db.NormalizeDomain(req.Confirm)
+		if confirm != domain || strings.TrimSpace(req.Reason) == "" {
+			p.audit(ctx, req.Actor, "policy.promote.refused", domain, map[string]any{"blockers": codes, "confirm": req.Confirm, "reason": req.Reason})
+			return db.PolicyVersion{}, fmt.Errorf("promoting %s: %w", domain, ErrConfirmation)
+		}
+		override = true
+		p.audit(ctx, req.Actor, "policy.override", domain, map[string]any{"blockers": codes, "confirm": req.Confirm, "reason": req.Reason})
+	}
+	evidence, err := json.Marshal(pl.Verdict)
+	if err != nil {
+		return db.PolicyVersion{}, fmt.Errorf("encoding the evidence of %s: %w", domain, err)
+	}
+	v, err := p.DB.AddPolicyVersion(ctx, db.PolicyVersion{Domain: domain, Kind: req.Kind, Policy: pl.Policy,
+		ID: pl.Next.ID, CreatedBy: req.Actor, Reason: req.Reason, Override: override, Evidence: evidence,
+		PolicyMethod: p.policyMethod(), RecordMethod: p.recordMethod()})
+	if err != nil {
+		return v, err
+	}
+	p.audit(ctx, req.Actor, "policy."+req.Kind, domain, map[string]any{"seq": v.Seq, "id": v.ID, "mode": v.Policy.Mode,
+		"mx": v.Policy.MX, "max_age": v.Policy.MaxAge, "reason": req.Reason, "override": override})
+	if p.HostPolicy {
+		if err := p.DB.MarkPolicyPublished(ctx, v.Seq, p.now()); err != nil {
+			return v, err
+		}
+	}
+	return p.Verify(ctx, domain)
+}
+
+// audit records an entry; a failure is logged, not returned: the change
+// itself is what the caller asked for, and it is in policy_versions.
+func (p *Promoter) audit(ctx context.Context, actor, action, domain string, detail any) {
+	if actor == "" {
+		actor = "unknown"
+	}
+	if _, err := p.DB.AddAudit(ctx, db.AuditEntry{Actor: actor, Action: action, Domain: domain, Detail: detail}); err != nil {
+		p.log().ErrorContext(ctx, "Writing the audit log failed", "action", action, "domain", domain, "error", err)
+	}
+}
+
+// Verify runs one verification poll of domain's newest version and moves
+// its publishing on: it checks the live state, pushes the record once the
+// policy file is served (the safe order), and stores the steps. Without an
+// inspector it pushes the record after a hosted policy and stores no
+// steps.
+func (p *Promoter) Verify(ctx context.Context, domain string) (db.PolicyVersion, error) {
+	versions, err := p.DB.PolicyVersions(ctx, domain, 2)
+	if err != nil {
+		return db.PolicyVersion{}, err
+	}
+	if len(versions) == 0 {
+		return db.PolicyVersion{}, fmt.Errorf("verifying %s: no policy version: %w", domain, db.ErrNotFound)
+	}
+	v := versions[0]
+	exp := rollout.Expected{Domain: v.Domain, Policy: v.Policy, ID: v.ID, Verified: v.VerifiedAt != nil}
+	if len(versions) > 1 {
+		exp.PreviousID = versions[1].ID
+	}
+	if v.PolicyMethod == rollout.PolicyHosted && v.PolicyPublishedAt == nil {
+		if err := p.DB.MarkPolicyPublished(ctx, v.Seq, p.now()); err != nil {
+			return v, err
+		}
+	}
+	var steps []rollout.Step
+	if p.Checker != nil {
+		steps = rollout.VerifySteps(exp, p.Checker.Check(ctx, v.Domain))
+	}
+	policyLive := rollout.StepState(steps, rollout.StepPolicy) == rollout.StateDone ||
+		(p.Checker == nil && v.PolicyMethod == rollout.PolicyHosted)
+	if policyLive && v.RecordPublishedAt == nil && p.Records != nil && v.RecordMethod == p.Records.Method() {
+		g := rollout.Record{ID: v.ID}.String()
+		perr := p.Records.PublishTXT(ctx, "_mta-sts."+v.Domain, g)
+		msg := ""
+		if perr != nil {
+			msg = perr.Error()
+			p.log().WarnContext(ctx, "Publishing the MTA-STS record failed", "domain", v.Domain, "id", v.ID, "error", perr)
+		}
+		if err := p.DB.MarkRecordPublished(ctx, v.Seq, p.now(), msg); err != nil {
+			return v, err
+		}
+		if perr == nil && p.Checker != nil {
+			steps = rollout.VerifySteps(exp, p.Checker.Check(ctx, v.Domain))
+		}
+	}
+	if p.Checker != nil {
+		if err := p.DB.SetVersionSteps(ctx, v.Seq, steps, p.now()); err != nil {
+			return v, err
+		}
+	}
+	return p.DB.LatestPolicyVersion(ctx, v.Domain)
+}
+
+// WaitVerified polls Verify every interval until the newest version of
+// domain is verified, ctx ends or timeout passes; it returns the last
+// state.
+func (p *Promoter) WaitVerified(ctx context.Context, domain string, interval, timeout time.Duration) (db.PolicyVersion, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		v, err := p.Verify(ctx, domain)
+		if err != nil || rollout.StepsDone(v.Steps) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,273 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/ui"
+)
+
+// maxReason bounds the reason typed into a form or sent to the API.
+const maxReason = 500
+
+// changeError maps the errors of a policy change to what a person reads.
+func changeError(err error) error {
+	switch {
+	case errors.Is(err, ErrBlocked), errors.Is(err, ErrUnchanged):
+		return &Error{Status: http.StatusConflict, Message: firstLine(err), Err: err}
+	case errors.Is(err, ErrConfirmation):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: "the override needs the domain typed again exactly and a reason", Err: err}
+	case errors.Is(err, db.ErrIDUsed):
+		return &Error{Status: http.StatusConflict, Message: "that policy id was used before; reload the page for a new one", Err: err}
+	}
+	return err
+}
+
+func firstLine(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "api: ")
+	return msg
+}
+
+// actor is who makes a change, for the versions and the audit log.
+func actor(c echo.Context) string {
+	if p := principalOf(c); p != nil {
+		return p.Name
+	}
+	return "unknown"
+}
+
+func formReason(c echo.Context) (string, error) {
+	r := strings.TrimSpace(c.FormValue("reason"))
+	if len(r) > maxReason {
+		return "", errorf(http.StatusBadRequest, "the reason is longer than %d characters", maxReason)
+	}
+	return r, nil
+}
+
+// promoteForm is POST /domains/:domain/promote.
+func (s *Server) promoteForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	reason, err := formReason(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: rollout.KindPromote,
+		Actor: actor(c), Reason: reason, Override: c.FormValue("override") == "yes", Confirm: c.FormValue("confirm"),
+		ID: c.FormValue("id")})
+	if err != nil {
+		return changeError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
+// rollbackForm is POST /domains/:domain/rollback: mode testing or none.
+func (s *Server) rollbackForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	reason, err := formReason(c)
+	if err != nil {
+		return err
+	}
+	kind, err := rollbackKind(c.FormValue("mode"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: kind, Actor: actor(c), Reason: reason}); err != nil {
+		return changeError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
+func rollbackKind(mode string) (string, error) {
+	switch mode {
+	case "", string(rollout.ModeTesting):
+		return rollout.KindRollback, nil
+	case string(rollout.ModeNone):
+		return rollout.KindRetire, nil
+	}
+	return "", errorf(http.StatusBadRequest, "mode %q: a rollback goes to testing or none", mode)
+}
+
+// mxMoveForm is POST /domains/:domain/mx-move.
+func (s *Server) mxMoveForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	reason, err := formReason(c)
+	if err != nil {
+		return err
+	}
+	mx := strings.Fields(c.FormValue("mx"))
+	if len(mx) > 100 {
+		return errorf(http.StatusBadRequest, "at most 100 mx patterns")
+	}
+	if _, err := s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: rollout.KindMXMove, Actor: actor(c), Reason: reason, MX: mx}); err != nil {
+		return changeError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
+// verifyForm is POST /domains/:domain/verify: one verification poll now.
+func (s *Server) verifyForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Promoter().Verify(c.Request().Context(), d); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
+// policyDownload is GET /domains/:domain/mta-sts.txt: the newest version's
+// policy file as a download, for operators hosting it themselves.
+func (s *Server) policyDownload(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.cfg.DB.LatestPolicyVersion(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Disposition", `attachment; filename="mta-sts.txt"`)
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(v.Body))
+}
+
+// promoteView fills the promote panel of the domain page.
+func (s *Server) promoteView(c echo.Context, domain string) *ui.PromoteView {
+	ctx := c.Request().Context()
+	l := s.layout(c, domain, "")
+	pv := &ui.PromoteView{Domain: domain, CanEdit: l.CanEdit, CSRF: l.CSRF}
+	p := s.Promoter()
+	pv.PolicyHosted = p.HostPolicy
+	pv.RecordMethod = p.recordMethod()
+	if !pv.PolicyHosted {
+		pv.HostingSteps = hostingSteps(domain)
+	}
+	if pv.RecordMethod == rollout.RecordManual {
+		pv.DNSProviders = dnsProviderSteps
+	}
+	pl, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindPromote})
+	if err != nil {
+		pv.Action = "No plan: " + err.Error()
+		return pv
+	}
+	pv.Ready = pl.Verdict.Ready
+	for _, b := range pl.Verdict.Blockers {
+		pv.Blockers = append(pv.Blockers, b.Code)
+	}
+	pv.NoPlan = pl.NoPlan
+	if pl.Next != nil {
+		pv.Next = planView(pl.Next, rollout.ModeEnforce)
+		if pv.Ready {
+			pv.Action = "Ready: promote to enforce."
+		} else {
+			pv.Action = "Blocked: promoting needs an override."
+		}
+	}
+	versions, err := s.cfg.DB.PolicyVersions(ctx, domain, 20)
+	if err != nil {
+		pv.Action = "The history could not be read: " + err.Error()
+		return pv
+	}
+	for i, v := range versions {
+		vv := versionView(v, s.now())
+		pv.History = append(pv.History, vv)
+		if i == 0 {
+			pv.Latest = &vv
+			if pv.Action == "" {
+				pv.Action = fmt.Sprintf("Published: mode %s, id %s.", v.Policy.Mode, v.ID)
+			}
+		}
+	}
+	if pl.Current != nil {
+		pv.CurrentMX = strings.Join(pl.Current.MX, "\n")
+		if rb, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}); err == nil && rb.Next != nil {
+			pv.Rollback = planView(rb.Next, rollout.ModeTesting)
+		}
+		if rt, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}); err == nil && rt.Next != nil {
+			pv.Retire = planView(rt.Next, rollout.ModeNone)
+		}
+		maxAge := pl.Current.MaxAge
+		pv.MXMove = []string{
+			"Publish a new policy whose mx list holds the old and the new MX hosts, with a new id (the form below).",
+			fmt.Sprintf("Wait until it is verified live, then at least max_age (%s): senders that cached the old list must fetch the new one.", age(maxAge)),
+			"Change the MX records to the new hosts.",
+			"When the old hosts get no more mail, publish the list without them (again a new id).",
+		}
+	}
+	if pv.Action == "" {
+		pv.Action = "Nothing to publish yet."
+		if pl.NoPlan != "" {
+			pv.Action = "Nothing to publish: " + pl.NoPlan
+		}
+	}
+	return pv
+}
+
+func planView(g *rollout.Generated, mode rollout.Mode) *ui.PolicyPlan {
+	return &ui.PolicyPlan{Mode: string(mode), Policy: g.Policy, ID: g.ID, PolicyURL: g.PolicyURL, RecordName: g.RecordName, RecordValue: g.RecordValue}
+}
+
+func versionView(v db.PolicyVersion, now time.Time) ui.VersionView {
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	vv := ui.VersionView{Seq: v.Seq, Kind: v.Kind, Mode: string(v.Policy.Mode), ID: v.ID, MX: strings.Join(v.Policy.MX, " "),
+		MaxAge: v.Policy.MaxAge, CreatedBy: v.CreatedBy, CreatedAt: ts(&v.CreatedAt), Reason: v.Reason, Override: v.Override,
+		PolicyMethod: v.PolicyMethod, RecordMethod: v.RecordMethod, RecordError: v.RecordError,
+		Verified: ts(v.VerifiedAt), LastChecked: ts(v.LastCheckedAt)}
+	for _, st := range v.Steps {
+		vv.Steps = append(vv.Steps, ui.StepView{Name: st.Name, State: st.State, Detail: st.Detail, Fix: st.Fix})
+	}
+	vv.SafeNote = safeNote(v, now)
+	return vv
+}
+
+// safeNote says when the move after a retirement or an mx move is safe.
+func safeNote(v db.PolicyVersion, now time.Time) string {
+	if v.Kind != rollout.KindRetire && v.Kind != rollout.KindMXMove {
+		return ""
+	}
+	if v.VerifiedAt == nil {
+		return fmt.Sprintf("Senders may keep the previous policy for up to %s after this version is live; it is not verified live yet.", age(v.PrevMaxAge))
+	}
+	at := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
+	when := at.UTC().Format("2006-01-02 15:04 UTC")
+	switch {
+	case v.Kind == rollout.KindRetire && now.Before(at):
+		return "Keep serving mode none and the TXT record until " + when + "; the records may be removed after that."
+	case v.Kind == rollout.KindRetire:
+		return "Since " + when + " no sender holds the old policy: the _mta-sts record and the policy host may be removed."
+	case now.Before(at):
+		return "Change the MX records after " + when + ", when every sender holds the new mx list."
+	}
+	return "Since " + when + " every sender holds the new mx list: the MX records may change now."
+}
+
+// age formats seconds as days or hours.
+func age(sec int64) string {
+	d := time.Duration(sec) * time.Second
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return fmt.Sprintf("%s (%d s)", d, sec)
+}

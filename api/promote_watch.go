@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+// WatchResult is what one watch poll of a domain found.
+type WatchResult struct {
+	Domain     string
+	Regression *rollout.Finding
+	// Opened: a new episode began; Notified: a notification went out.
+	Opened   bool
+	Notified bool
+}
+
+// Watch is the post-enforce watch of one domain (DESIGN "Promote to
+// enforce" step 5): when its newest version is in enforce, the verdict is
+// computed as for an enforcing domain; a regression opens an episode and
+// notifies once per episode, with the rollback proposal and a link to the
+// domain page; no regression closes the episode.
+func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error) {
+	res := WatchResult{Domain: domain}
+	v, err := p.DB.LatestPolicyVersion(ctx, domain)
+	if errors.Is(err, db.ErrNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if v.Policy.Mode != rollout.ModeEnforce {
+		_, err := p.DB.CloseWatchEpisode(ctx, v.Domain, p.now())
+		return res, err
+	}
+	t, err := p.DB.DomainThresholds(ctx, v.Domain)
+	if err != nil {
+		return res, err
+	}
+	f, err := p.DB.Facts(ctx, v.Domain, p.now(), t.SpanDays())
+	if err != nil {
+		return res, err
+	}
+	// The reports lag behind a promotion by a day or more; the version
+	// is what is published.
+	f.Policy = rollout.CurrentPolicy{Mode: rollout.ModeEnforce, MX: v.Policy.MX, MaxAge: v.Policy.MaxAge, ID: v.ID, Source: rollout.PolicySourceLive}
+	verdict := rollout.Evaluate(f, t)
+	for i := range verdict.Warnings {
+		if verdict.Warnings[i].Code == rollout.WarningRegression {
+			res.Regression = &verdict.Warnings[i]
+		}
+	}
+	if res.Regression == nil {
+		_, err := p.DB.CloseWatchEpisode(ctx, v.Domain, p.now())
+		return res, err
+	}
+	ep, opened, err := p.DB.OpenWatchEpisode(ctx, v.Domain, p.now(), res.Regression)
+	if err != nil {
+		return res, err
+	}
+	res.Opened = opened
+	if opened {
+		p.audit(ctx, "watch", "watch.regression", v.Domain, res.Regression)
+	}
+	if ep.NotifiedAt != nil || !p.Notifier.Configured() {
+		return res, nil
+	}
+	a := Alert{Domain: v.Domain, Message: res.Regression.Message, Link: p.domainLink(v.Domain), Rollback: verdict.Proposal, OpenedAt: ep.OpenedAt}
+	nerr := p.Notifier.Notify(ctx, a)
+	msg := ""
+	if nerr != nil {
+		msg = nerr.Error()
+		p.log().WarnContext(ctx, "Notifying a regression failed", "domain", v.Domain, "error", nerr)
+	}
+	if err := p.DB.MarkEpisodeNotified(ctx, ep.ID, p.now(), msg); err != nil {
+		return res, err
+	}
+	res.Notified = nerr == nil
+	return res, nil
+}
+
+func (p *Promoter) domainLink(domain string) string {
+	if p.PublicURL == "" {
+		return "/domains/" + domain
+	}
+	return strings.TrimRight(p.PublicURL, "/") + "/domains/" + domain
+}
+
+// Run polls until ctx ends: every interval, for each allow-listed domain
+// with a policy version, one verification poll (it publishes pending
+// records and notices drift) and one watch poll. Errors are logged; the
+// next round tries again.
+func (p *Promoter) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		p.pollOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pollOnce is one round of Run; it returns how many domains it looked at.
+func (p *Promoter) pollOnce(ctx context.Context) int {
+	domains, err := p.DB.Domains(ctx)
+	if err != nil {
+		p.log().ErrorContext(ctx, "Listing domains for the publisher failed", "error", err)
+		return 0
+	}
+	n := 0
+	for _, d := range domains {
+		if ctx.Err() != nil {
+			return n
+		}
+		if _, err := p.DB.LatestPolicyVersion(ctx, d.Name); errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		n++
+		if _, err := p.Verify(ctx, d.Name); err != nil {
+			p.log().WarnContext(ctx, "Verifying the policy failed", "domain", d.Name, "error", err)
+		}
+		if _, err := p.Watch(ctx, d.Name); err != nil {
+			p.log().WarnContext(ctx, "Watching the domain failed", "domain", d.Name, "error", err)
+		}
+	}
+	return n
+}
