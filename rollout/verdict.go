@@ -3,6 +3,7 @@ package rollout
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -394,18 +395,7 @@ func percent(r float64) string {
 // joinMax joins up to n names and says how many more there are.
 func joinMax(names []string, n int) string {
 	if len(names) <= n {
-		return joinComma(names)
+		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("%s and %d more", joinComma(names[:n]), len(names)-n)
-}
-
-func joinComma(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

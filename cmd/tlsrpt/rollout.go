@@ -366,16 +366,19 @@ func findingEvidence(f rollout.Finding) string {
 		var s string
 		switch x := val.(type) {
 		case map[string]any:
-			if from, ok := x["from"].(string); ok {
-				to, _ := x["to"].(string)
-				s = strings.TrimSuffix(from, "T00:00:00Z") + ".." + strings.TrimSuffix(to, "T00:00:00Z") + " (end excluded)"
-				break
+			s = windowText(x)
+			if s == "" {
+				j, _ := json.Marshal(x)
+				s = string(j)
 			}
-			j, _ := json.Marshal(x)
-			s = string(j)
 		case []any:
 			j, _ := json.Marshal(x)
 			s = string(j)
+		case float64:
+			s = fmt.Sprint(x)
+			if strings.HasSuffix(k, "rate") {
+				s = fmt.Sprintf("%.3g%%", x*100)
+			}
 		default:
 			s = fmt.Sprint(x)
 		}
@@ -383,6 +386,23 @@ func findingEvidence(f rollout.Finding) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// windowText gives a window object of the JSON form as its days, both
+// ends counted ("2026-11-16..2026-11-29"), or "" for another object.
+func windowText(m map[string]any) string {
+	from, ok1 := m["from"].(string)
+	to, ok2 := m["to"].(string)
+	days, ok3 := m["days"].(float64)
+	if !ok1 || !ok2 || !ok3 {
+		return ""
+	}
+	f, err1 := time.Parse(time.RFC3339, from)
+	t, err2 := time.Parse(time.RFC3339, to)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	return rollout.Window{From: f, To: t, Days: int(days)}.String()
 }
 
 func exampleLine(x rollout.FailureExample) string {
