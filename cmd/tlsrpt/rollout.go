@@ -151,7 +151,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 		if s, ok := any(d).(rollout.SeenStore); ok {
 			in.Seen = s
 		}
-		notes = applyCheck(&facts, in.Check(ctx, domain))
+		notes = facts.ApplyCheck(in.Check(ctx, domain))
 	}
 	v := rollout.Evaluate(facts, th)
 	if *asJSON {
@@ -202,30 +202,6 @@ func overrideThresholds(stored, flags rollout.Thresholds, set map[string]bool) r
 		t.EnforceMaxAge = flags.EnforceMaxAge
 	}
 	return t
-}
-
-// applyCheck puts the live check into the facts: its problems, and its
-// policy as the current one when it fetched a valid policy (otherwise the
-// reports' policy stays, and a note says so).
-func applyCheck(f *rollout.Facts, res *rollout.CheckResult) []string {
-	var notes []string
-	if res.Error != "" {
-		return append(notes, "live check not run: "+res.Error)
-	}
-	f.CheckProblems = []rollout.CheckFinding{}
-	for _, p := range res.Problems {
-		msg := p.Message
-		if p.Fix != "" {
-			msg += " (" + p.Fix + ")"
-		}
-		f.CheckProblems = append(f.CheckProblems, rollout.CheckFinding{Code: p.Code, Severity: p.Severity, Message: msg})
-	}
-	if p, ok := res.Policy.Policy(); ok {
-		f.Policy = rollout.CurrentPolicy{Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge, ID: res.Record.ID, Source: rollout.PolicySourceLive}
-	} else if f.Policy.Source == rollout.PolicySourceReports {
-		notes = append(notes, "the live policy could not be read: mode and mx list are those of the newest policy-string in the reports")
-	}
-	return append(notes, res.Notes...)
 }
 
 func hasCode(fs []rollout.Finding, code string) bool {
