@@ -101,6 +101,9 @@ func (t Thresholds) Validate() error {
 			return fmt.Errorf("threshold %s = %d: want %d..%d", d.name, d.v, d.min, maxThresholdDays)
 		}
 	}
+	if span := max(t.MinDays, t.RecentDays, t.RisingDays+t.RisingBaseDays, t.RisingDays+t.RegressionBaseDays); span > maxThresholdDays {
+		return fmt.Errorf("thresholds need %d days of history: at most %d (rising_days plus rising_base_days or regression_base_days)", span, maxThresholdDays)
+	}
 	if t.MinReportDays > t.MinDays {
 		return fmt.Errorf("threshold min_report_days = %d: more than min_days = %d", t.MinReportDays, t.MinDays)
 	}
@@ -128,5 +131,5 @@ func (t Thresholds) Validate() error {
 // the recent window, the trend and the post-enforce baseline.
 func (t Thresholds) SpanDays() int {
 	n := max(t.MinDays, t.RecentDays, t.RisingDays+t.RisingBaseDays, t.RisingDays+t.RegressionBaseDays)
-	return min(max(n, 1), 2*maxThresholdDays)
+	return min(max(n, 1), maxThresholdDays)
 }

@@ -435,6 +435,7 @@ func TestEvaluateThresholds(t *testing.T) {
 		func(t *Thresholds) { t.RisingFactor = 0.5 },
 		func(t *Thresholds) { t.RecentDays = 1000 },
 		func(t *Thresholds) { t.EnforceMaxAge = -1 },
+		func(t *Thresholds) { t.RisingDays, t.RegressionBaseDays = 200, 200 },
 	} {
 		th := DefaultThresholds()
 		bad(&th)
