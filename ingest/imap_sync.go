@@ -16,15 +16,9 @@ import (
 // quarantine table: enough to see who sent it and what it claims to be.
 const quarantineHeadBytes = 64 << 10
 
-// maxConsecutiveFailures is how many messages in a row may fail before
-// the batch is given up: one message whose DKIM key cannot be fetched for
-// now is left for a later pass while the others go on, but a store that is
-// down fails every message.
-const maxConsecutiveFailures = 3
-
-// processWorkers is how many messages of a batch are stored at once. The
-// store's transactions wait on the disk more than on the CPU, so a few in
-// flight keep both busy; memory stays bounded by workers × message limit.
+// processWorkers is how many messages of a batch are parsed at once
+// (MIME, gzip, JSON, DKIM): enough to use the cores while the FETCH
+// streams in.
 const processWorkers = 4
 
 // msgOutcome is what became of one message.
@@ -39,9 +33,14 @@ type msgOutcome struct {
 type messageProcessor interface {
 	// maxMessageBytes is the size above which a message is not read whole.
 	maxMessageBytes() int64
-	// process stores the reports of one message, or quarantines it when
-	// it holds none. An error means the store failed: retry later.
-	process(ctx context.Context, raw []byte, ref string) (msgOutcome, error)
+	// parse reads a message and verifies its DKIM signature. Its error
+	// means the message cannot be decided now (a DKIM key lookup failed
+	// temporarily): leave it for a later pass.
+	parse(ctx context.Context, raw []byte, ref string) (*parsed, error)
+	// store stores the reports of the messages (in one transaction where
+	// the store can) and quarantines those with none, returning what
+	// became of each. An error means the store failed: retry later.
+	store(ctx context.Context, prs []*parsed) ([]msgOutcome, error)
 	// oversized quarantines a message larger than maxMessageBytes with its
 	// first bytes.
 	oversized(ctx context.Context, head []byte, size int64, ref string) error
@@ -104,15 +103,25 @@ func (p *Poller) sync(ctx context.Context, s *session) (Stats, error) {
 	return total, nil
 }
 
-// fetched is one message of a batch after processing.
+// fetched is one message of a batch.
 type fetched struct {
 	uid     imap.UID
+	pr      *parsed // parsed, waiting to be stored
+	size    int64
 	outcome msgOutcome
-	err     error
+	done    bool  // stored (or quarantined): it can go to its folder
+	err     error // left in the mailbox for a later pass
 }
 
-// batch fetches, stores and moves one batch. upTo is the highest UID up to
-// which every message of the batch is in its final folder.
+// groupBytes bounds the raw bytes of the parsed messages waiting to be
+// stored together: a batch of big messages is stored in several groups.
+const groupBytes = 16 << 20
+
+// batch fetches, stores and moves one batch. Messages are parsed by
+// processWorkers goroutines while the FETCH streams in; their reports are
+// stored in one transaction per group, and only then are the messages
+// moved. upTo is the highest UID up to which every message of the batch
+// is in its final folder.
 func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []imap.UID) (Stats, uint32, error) {
 	var st Stats
 	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
@@ -120,31 +129,20 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), opts)
 
 	var (
-		mu          sync.Mutex
-		results     []fetched
-		failed      error // the batch is given up
-		readErr     error // the connection broke while reading a message
-		consecutive int
-		wg          sync.WaitGroup
-		slots       = make(chan struct{}, processWorkers)
+		all     []*fetched
+		group   []*fetched // parsed or being parsed, not yet stored
+		pending int64      // raw bytes in group
+		failed  error      // the store failed: nothing more is stored
+		readErr error      // the connection broke while reading a message
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, processWorkers)
 	)
-	add := func(f fetched) {
-		mu.Lock()
-		defer mu.Unlock()
-		results = append(results, f)
-		if f.err == nil {
-			consecutive = 0
-			return
+	flush := func() {
+		wg.Wait()
+		if failed == nil {
+			failed = p.storeGroup(ctx, group)
 		}
-		p.log.Warn("Message left in the mailbox for a later pass", "uid", f.uid, "error", f.err)
-		if consecutive++; consecutive >= maxConsecutiveFailures && failed == nil {
-			failed = f.err
-		}
-	}
-	stop := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return failed != nil
+		group, pending = group[:0], 0
 	}
 	for {
 		s.deadline(commandTimeout)
@@ -152,7 +150,7 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		if msg == nil {
 			break
 		}
-		if stop() {
+		if failed != nil {
 			continue // drain the rest of the FETCH; nothing more is stored
 		}
 		uid, raw, head, size, err := p.readMessage(msg)
@@ -168,29 +166,35 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		if uid == 0 {
 			continue // a FETCH response for a message we did not ask for
 		}
+		f := &fetched{uid: uid, size: size}
+		all = append(all, f)
 		ref := fmt.Sprintf("%s;UIDVALIDITY=%d/;UID=%d", p.cfg.MailboxKey(), validity, uid)
+		if head != nil {
+			if err := p.pipe.oversized(ctx, head, size, ref); err != nil {
+				f.err, failed = err, err
+				continue
+			}
+			p.log.Warn("Message too large, quarantined", "uid", uid, "bytes", size)
+			f.outcome.quarantined, f.done = true, true
+			continue
+		}
+		group = append(group, f)
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			var f fetched
-			f.uid = uid
-			if head != nil {
-				f.err = p.pipe.oversized(ctx, head, size, ref)
-				f.outcome.quarantined = true
-				if f.err == nil {
-					p.log.Warn("Message too large, quarantined", "uid", uid, "bytes", size)
-				}
-			} else {
-				f.outcome, f.err = p.pipe.process(ctx, raw, ref)
-			}
+			f.pr, f.err = p.pipe.parse(ctx, raw, ref)
 			if f.err != nil {
-				f.err = fmt.Errorf("message UID %d: %w", uid, f.err)
+				// A DKIM key that cannot be fetched now: this message
+				// waits, the others go on.
+				p.log.Warn("Message left in the mailbox for a later pass", "uid", uid, "error", f.err)
 			}
-			add(f)
 		}()
+		if pending += int64(len(raw)); pending >= groupBytes {
+			flush()
+		}
 	}
-	wg.Wait()
+	flush()
 	var fetchErr error
 	if readErr != nil {
 		fetchErr = fmt.Errorf("fetching messages: %w", readErr)
@@ -201,9 +205,9 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 	// Move what was stored, even when the batch failed half-way: those
 	// messages are done.
 	var processed, quarantine []imap.UID
-	state := make(map[imap.UID]bool, len(results)) // true: done, false: left for later
-	for _, f := range results {
-		if f.err != nil {
+	state := make(map[imap.UID]bool, len(all)) // true: done, false: left for later
+	for _, f := range all {
+		if !f.done {
 			st.Deferred++
 			state[f.uid] = false
 			continue
@@ -241,7 +245,37 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 			break
 		}
 	}
+	if failed != nil {
+		failed = fmt.Errorf("%w: %w", errStore, failed)
+	}
 	return st, upTo, errors.Join(failed, fetchErr, moveErr)
+}
+
+// storeGroup stores the parsed messages of a group and records their
+// outcomes. Its error means the store failed: none of the group is done.
+func (p *Poller) storeGroup(ctx context.Context, group []*fetched) error {
+	var prs []*parsed
+	var fs []*fetched
+	for _, f := range group {
+		if f.err == nil && f.pr != nil {
+			prs, fs = append(prs, f.pr), append(fs, f)
+		}
+	}
+	if len(prs) == 0 {
+		return nil
+	}
+	outs, err := p.pipe.store(ctx, prs)
+	if err != nil {
+		for _, f := range fs {
+			f.err = err
+		}
+		return err
+	}
+	for i, f := range fs {
+		f.outcome, f.done = outs[i], true
+		f.pr = nil // let the raw bytes go
+	}
+	return nil
 }
 
 // readMessage reads the UID and the body of one FETCH response. A body

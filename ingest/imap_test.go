@@ -187,7 +187,23 @@ func newTestPoller(t *testing.T, cfg IMAPConfig, d *db.DB, lim reports.Limits) *
 	if err != nil {
 		t.Fatalf("NewPoller: %v", err)
 	}
+	p.SetStoreBatch(dbStoreBatch(d))
 	return p
+}
+
+// dbStoreBatch adapts (*db.DB).StoreReports as cmd/tlsrpt does.
+func dbStoreBatch(d *db.DB) func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
+	return func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
+		res, err := d.StoreReports(ctx, rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, dups := make([]int64, len(res)), make([]bool, len(res))
+		for i, r := range res {
+			ids[i], dups[i] = r.ID, r.Duplicate
+		}
+		return ids, dups, nil
+	}
 }
 
 // testMailbox is what a rua mailbox holds: signed reports, a resent
@@ -356,6 +372,7 @@ func TestPollerFallbacks(t *testing.T) {
 			cfg := memConfig(srv.addr)
 			cfg.MarkSeenOnly = tt.markSeen
 			p := newTestPoller(t, cfg, d, reports.Limits{})
+			p.SetStoreBatch(nil) // one transaction per report, the path without StoreReports
 			if _, err := p.Once(t.Context()); err != nil {
 				t.Fatalf("Once: %v", err)
 			}

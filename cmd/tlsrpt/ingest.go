@@ -75,6 +75,8 @@ func runIngest(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt ingest: %v\n", err)
 		return 2
 	}
+	// One transaction per FETCH batch instead of one per report.
+	p.SetStoreBatch(storeBatch(d))
 	if !*once {
 		log.Info("Polling the mailbox; stop with Ctrl-C", "mailbox", cfg.MailboxKey())
 		if err := p.Run(ctx); err != nil {
