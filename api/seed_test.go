@@ -23,7 +23,7 @@ type seedOptions struct {
 // the last days, one report from each of three organisations, with a few
 // certificate failures on one MX and an occasional policy fetch error.
 // It returns the ids stored.
-func seedReports(t *testing.T, d *db.DB, now time.Time, o seedOptions) []int64 {
+func seedReports(t testing.TB, d *db.DB, now time.Time, o seedOptions) []int64 {
 	t.Helper()
 	ctx := context.Background()
 	orgs := []string{"Google Inc.", "Microsoft Corporation", "Yahoo Inc."}

@@ -28,12 +28,12 @@ var testNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 var unlimited = Rate{Per: 1e6, Every: time.Second, Burst: 1e6}
 
 type testEnv struct {
-	t *testing.T
+	t testing.TB
 	s *Server
 	d *db.DB
 }
 
-func newTestEnv(t *testing.T, mod func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	d := dbtest.New(t)
 	cfg := Config{

@@ -66,14 +66,16 @@ type ReportListRow struct {
 // DashboardReports lists reports matching f, newest first, at most
 // f.Limit (bounded by MaxDashboardRows).
 func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]ReportListRow, error) {
-	var conds []string
+	var conds, pconds []string
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	domainCond := ""
 	if f.Domain != "" {
-		conds = append(conds, "p.policy_domain = "+arg(normDomain(f.Domain)))
+		domainCond = " AND p.policy_domain = " + arg(normDomain(f.Domain))
+		pconds = append(pconds, "p.policy_domain = $"+strconv.Itoa(len(args)))
 	}
 	if f.Org != "" {
 		conds = append(conds, "r.organization_name = "+arg(f.Org))
@@ -99,18 +101,26 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 		detail = append(detail, "(host(fd.sending_mta_ip) = "+a+" OR fd.sending_mta_ip_text = "+a+")")
 	}
 	if len(detail) > 0 {
-		conds = append(conds, "EXISTS (SELECT 1 FROM failure_details fd WHERE fd.policy_id = p.id AND "+strings.Join(detail, " AND ")+")")
+		pconds = append(pconds, "EXISTS (SELECT 1 FROM failure_details fd WHERE fd.policy_id = p.id AND "+strings.Join(detail, " AND ")+")")
+	}
+	if len(pconds) > 0 {
+		conds = append(conds, "EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND "+strings.Join(pconds, " AND ")+")")
 	}
 	where := ""
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
-	q := `SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
+	// The page is chosen first, walking the (start_time, id) index newest
+	// first and stopping at the limit; only its reports are then summed.
+	q := `WITH page AS (
+			SELECT r.id FROM reports r ` + where + `
+			ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit)) + `)
+		SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
 			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), sum(p.successful)::bigint, sum(p.failed)::bigint,
 			r.source, r.dkim, r.trusted
-		FROM reports r JOIN report_policies p ON p.report_id = r.id
-		` + where + `
-		GROUP BY r.id ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit))
+		FROM page JOIN reports r ON r.id = page.id
+		JOIN report_policies p ON p.report_id = r.id` + domainCond + `
+		GROUP BY r.id ORDER BY r.start_time DESC, r.id DESC`
 	rows, err := d.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing reports: %w", err)
