@@ -159,9 +159,10 @@ func decode(data []byte, lim Limits) (*Report, error) {
 		return nil, fmt.Errorf("%w: not a JSON object (starts with %q)", ErrMalformed, abbrev(trimmed[:min(len(trimmed), 16)]))
 	}
 	var w wireReport
-	// v1 semantics where senders might rely on them: invalid UTF-8 is
-	// replaced, duplicate names take the last value, names match without
-	// regard to case.
+	// encoding/json semantics where senders might rely on them: invalid
+	// UTF-8 is replaced, duplicate names take the last value, names match
+	// without regard to case (except inside failure-details, decoded by
+	// hand: see detailList).
 	if err := json.Unmarshal(data, &w, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true), json.MatchCaseInsensitiveNames(true)); err != nil {
 		return nil, fmt.Errorf("%w: decoding json: %v", ErrMalformed, err)
 	}

@@ -93,15 +93,18 @@ func parseFile(env *Env, name string, lim reports.Limits) ([]*reports.Report, []
 		defer f.Close()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, lim.MaxMessageBytes+1))
+	// A bare JSON report may be as large as a report; a message is bounded
+	// again by ReadMessage.
+	max := max(lim.MaxMessageBytes, lim.MaxReportBytes)
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading file: %w", err)
 	}
-	if int64(len(data)) > lim.MaxMessageBytes {
-		return nil, nil, fmt.Errorf("reading file: %w: over %d bytes", reports.ErrTooLarge, lim.MaxMessageBytes)
+	if int64(len(data)) > max {
+		return nil, nil, fmt.Errorf("reading file: %w: over %d bytes", reports.ErrTooLarge, max)
 	}
 	if reports.IsReportData(data) {
-		rep, _, err := reports.ParseLimited(bytes.NewReader(data), lim)
+		rep, _, err := reports.ParseBytes(data, lim)
 		if err != nil {
 			return nil, nil, err
 		}

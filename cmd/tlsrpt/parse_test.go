@@ -105,6 +105,17 @@ func TestParseCommandStdin(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(stderr, "-: ") || !strings.Contains(stderr, "no report") {
 		t.Errorf("parse - (no report) = %d, %q", code, stderr)
 	}
+	// A bare report is bounded by the report limit, not the message one.
+	big, err := os.ReadFile(filepath.Join(corpusDir, "stalwart-mail-auth/resources/tlsrpt/rpt01.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runCmd(t, string(big), "parse", "-max-message-bytes", "1000", "-max-report-bytes", "4000", "-"); code != 0 {
+		t.Errorf("parse of a %d-byte report with a 1000-byte message limit = %d, %q", len(big), code, stderr)
+	}
+	if _, stderr, code := runCmd(t, string(big), "parse", "-max-report-bytes", "1000", "-max-message-bytes", "1000", "-"); code != 1 || !strings.Contains(stderr, "over 1000 bytes") {
+		t.Errorf("parse of a %d-byte report over both limits = %d, %q", len(big), code, stderr)
+	}
 	if _, _, code := runCmd(t, "", "parse"); code != 2 {
 		t.Errorf("parse without files exit code = %d, want 2", code)
 	}
