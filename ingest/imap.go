@@ -155,12 +155,13 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
-// Run polls until ctx is done: a full pass after every (re)connect, then
-// IDLE where the server has it (polling otherwise) and a pass whenever
-// mail arrives or the poll interval passes. Errors (a dropped connection,
-// the database being down) end the session; it is retried with exponential
-// backoff and jitter. Run returns nil when ctx is cancelled.
-func (p *Poller) Run(ctx context.Context) error {
+// runSessions polls until ctx is done: a full pass after every
+// (re)connect, then IDLE where the server has it (polling otherwise) and a
+// pass whenever mail arrives or the poll interval passes. Errors (a
+// dropped connection, the database being down) end the session; it is
+// retried with exponential backoff and jitter. It returns nil when ctx is
+// cancelled. Run (lock.go) calls it while holding the mailbox's lock.
+func (p *Poller) runSessions(ctx context.Context) error {
 	failures := 0
 	for {
 		progressed, err := p.session(ctx)

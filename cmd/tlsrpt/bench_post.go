@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/reports/reportgen"
+)
+
+// Bounds of "tlsrpt bench post".
+const (
+	maxPostCount       = 1_000_000
+	maxPostConcurrency = 512
+	maxPostDuration    = 30 * time.Minute
+)
+
+// runBenchPost drives POST /tlsrpt of the real server, listening on
+// loopback, with a Go load generator: --count distinct gzip reports in the
+// shapes of the real senders, --concurrency connections, stopped after
+// --max-time whatever is left. Afterwards it counts the rows the run
+// stored, so that a report answered 200 but not stored shows as lost.
+func runBenchPost(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("bench post", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (default DATABASE_URL, else the embedded server)")
+	count := fs.Int("count", 20000, "reports to post")
+	conc := fs.Int("concurrency", 32, "concurrent connections")
+	maxTime := fs.Duration("max-time", 2*time.Minute, "stop posting after this long")
+	domains := fs.Int("domains", 1000, "policy domains the reports are for")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *count < 1 || *count > maxPostCount || *conc < 1 || *conc > maxPostConcurrency ||
+		*maxTime <= 0 || *maxTime > maxPostDuration || *domains < 1 || *domains > maxSeedDomains {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: out of bounds (count 1..%d, concurrency 1..%d, max-time ≤ %s, domains 1..%d)\n",
+			maxPostCount, maxPostConcurrency, maxPostDuration, maxSeedDomains)
+		return 2
+	}
+	d, closeDB, err := openDatabase(ctx, env, *dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		return 1
+	}
+	defer closeDB()
+	// The public rate limit (60 a minute per address by default) is lifted:
+	// every request comes from 127.0.0.1, and the limit is not what is
+	// measured. A provider's senders come from many addresses.
+	h, _, err := benchServer(ctx, d, api.Rate{Per: 1e9, Every: time.Second, Burst: 1 << 30})
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: listening: %v\n", err)
+		return 1
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	// A run tag in the sequence number keeps report ids distinct across
+	// runs against the same store; Seq also separates reports of one day.
+	tag := int(time.Now().Unix() % 100_000)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	bodies := make([][]byte, *count)
+	for i := range bodies {
+		g := benchReport(i%*domains, day, tag*1_000_000+i+1, 10)
+		bodies[i] = reportgen.Gzip(g.JSON())
+	}
+	var before int64
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&before); err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
+		return 1
+	}
+	res := postLoad(ctx, "http://"+ln.Addr().String()+"/tlsrpt", bodies, *conc, *maxTime)
+	var after int64
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&after); err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
+		return 1
+	}
+	s := percentiles(res.latencies)
+	fmt.Fprintf(env.Stdout, "posted %d of %d reports in %s with %d connections: %.0f reports/s\n",
+		res.sent, *count, res.elapsed.Round(time.Millisecond), *conc, float64(res.ok)/res.elapsed.Seconds())
+	fmt.Fprintf(env.Stdout, "answered 200: %d; errors: %d %v; latency p50 %s, p95 %s, max %s\n",
+		res.ok, res.sent-res.ok, res.statusSummary(), ms(s.p50), ms(s.p95), ms(s.max))
+	stored := after - before
+	fmt.Fprintf(env.Stdout, "rows stored: %d (lost: %d)\n", stored, int64(res.ok)-stored)
+	if res.ok != res.sent || stored != int64(res.ok) {
+		return 1
+	}
+	return 0
+}
+
+// postResult is what the load generator saw.
+type postResult struct {
+	sent, ok  int
+	statuses  map[string]int // "503", "error: ..." → how many
+	latencies []time.Duration
+	elapsed   time.Duration
+}
+
+func (r postResult) statusSummary() string {
+	keys := make([]string, 0, len(r.statuses))
+	for k := range r.statuses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	for _, k := range keys {
+		fmt.Fprintf(&b, "[%s: %d]", k, r.statuses[k])
+	}
+	return b.String()
+}
+
+// postLoad posts every body once over conc connections, until all are
+// posted or maxTime has passed.
+func postLoad(ctx context.Context, url string, bodies [][]byte, conc int, maxTime time.Duration) postResult {
+	ctx, cancel := context.WithTimeout(ctx, maxTime)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	var next atomic.Int64
+	var mu sync.Mutex
+	res := postResult{statuses: map[string]int{}, latencies: make([]time.Duration, 0, len(bodies))}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					return
+				}
+				status, lat := postOne(ctx, client, url, bodies[i])
+				mu.Lock()
+				res.sent++
+				if status == "200" {
+					res.ok++
+					res.latencies = append(res.latencies, lat)
+				} else {
+					res.statuses[status]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(t0)
+	return res
+}
+
+// postOne posts one body and returns the status ("200", "503", or
+// "error: ..." for a transport error) and the latency.
+func postOne(ctx context.Context, c *http.Client, url string, body []byte) (string, time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return "error: " + err.Error(), 0
+	}
+	req.Header.Set("Content-Type", "application/tlsrpt+gzip")
+	t0 := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "error: max-time reached", 0
+		}
+		return "error: " + err.Error(), 0
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return fmt.Sprint(resp.StatusCode), time.Since(t0)
+}

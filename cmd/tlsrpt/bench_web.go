@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/reports"
+)
+
+// maxWebRequests bounds the requests per page of "tlsrpt bench web".
+const maxWebRequests = 100_000
+
+// benchPage is one page or API call timed by "tlsrpt bench web".
+type benchPage struct {
+	name, path string
+}
+
+// runBenchWeb times the overview page, a domain page over 365 days and a
+// verdict through the real router (api.New, the handler the server runs,
+// authenticated by an API token as a script would be), with the store
+// seeded by "tlsrpt bench seed". The time is server-side: from the request
+// entering the handler to the last byte written, without a network.
+func runBenchWeb(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("bench web", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (default DATABASE_URL, else the embedded server)")
+	requests := fs.Int("requests", 200, "timed requests per page")
+	warmup := fs.Int("warmup", 5, "untimed requests per page first")
+	domain := fs.String("domain", benchDomain(1), "the domain of the domain page and the verdict")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *requests < 1 || *requests > maxWebRequests || *warmup < 0 || *warmup > maxWebRequests {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: --requests and --warmup are 1..%d\n", maxWebRequests)
+		return 2
+	}
+	d, closeDB, err := openDatabase(ctx, env, *dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		return 1
+	}
+	defer closeDB()
+	h, token, err := benchServer(ctx, d, api.Rate{})
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		return 1
+	}
+	var listed, nReports int64
+	if err := d.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM reports)`).Scan(&listed, &nReports); err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: counting: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(env.Stdout, "store: %d reports, %d listed domains; %d requests per page after %d warm-up\n", nReports, listed, *requests, *warmup)
+	pages := []benchPage{
+		{"overview", "/"},
+		{"domain page 365 days", "/domains/" + *domain + "?days=365"},
+		{"verdict (API)", "/api/v1/domains/" + *domain + "/verdict"},
+	}
+	fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s\n", "page", "p50", "p95", "max")
+	for _, p := range pages {
+		ds, err := timePage(ctx, h, token, p.path, *warmup, *requests)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %s: %v\n", p.name, err)
+			return 1
+		}
+		s := percentiles(ds)
+		fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s\n", p.name, ms(s.p50), ms(s.p95), ms(s.max))
+	}
+	return 0
+}
+
+// benchServer builds the real web server over d, with a pipeline for POST
+// /tlsrpt and the given public rate limit (zero: the default), and an
+// admin API token for the bench's requests.
+func benchServer(ctx context.Context, d *db.DB, public api.Rate) (http.Handler, string, error) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pipe := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Log: log}
+	srv, err := api.New(api.Config{DB: d, Pipeline: pipe, Log: log, PublicRate: public})
+	if err != nil {
+		return nil, "", fmt.Errorf("creating server: %w", err)
+	}
+	token := api.NewAPIToken()
+	if _, err := d.CreateAPIToken(ctx, db.SecretHash(token), "bench "+time.Now().UTC().Format(time.RFC3339Nano), db.RoleAdmin); err != nil {
+		return nil, "", fmt.Errorf("creating api token: %w", err)
+	}
+	return srv.Handler(), token, nil
+}
+
+// timePage requests path warmup+n times in a row and returns the n timed
+// durations; any status but 200 is an error.
+func timePage(ctx context.Context, h http.Handler, token, path string, warmup, n int) ([]time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for i := range warmup + n {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		t0 := time.Now()
+		h.ServeHTTP(rec, req)
+		el := time.Since(t0)
+		if rec.Code != http.StatusOK {
+			return nil, fmt.Errorf("GET %s = %d: %.200s", path, rec.Code, rec.Body.String())
+		}
+		if i >= warmup {
+			ds = append(ds, el)
+		}
+	}
+	return ds, nil
+}
