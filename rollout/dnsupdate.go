@@ -15,7 +15,8 @@ import (
 type DNSUpdate struct {
 	// Server is the primary's host:port.
 	Server string
-	// Zone is the zone the record lives in (e.g. example.com).
+	// Zone is the zone the record lives in (e.g. example.com); "" means
+	// the domain of the record is its own zone.
 	Zone string
 	// KeyName, Algorithm and Secret are the TSIG key: the name as the
 	// server knows it, an algorithm such as hmac-sha256 (the default),
@@ -39,7 +40,7 @@ func (u *DNSUpdate) Method() string { return RecordRFC2136 }
 // §3.4), so no resolver sees the name without a record or with two.
 func (u *DNSUpdate) PublishTXT(ctx context.Context, name, value string) error {
 	fqdn := dns.Fqdn(strings.ToLower(name))
-	zone := dns.Fqdn(strings.ToLower(u.Zone))
+	zone := dns.Fqdn(strings.ToLower(zoneOf(u.Zone, fqdn)))
 	if _, ok := relativeName(fqdn, zone); !ok {
 		return fmt.Errorf("updating %s: %w: the name is not in zone %s", fqdn, ErrPublish, zone)
 	}

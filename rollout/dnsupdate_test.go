@@ -24,6 +24,11 @@ func TestDNSUpdate(t *testing.T) {
 	if got, want := srv.TXT("_mta-sts.example.com"), []string{"v=STSv1; id=20260701T120000Z"}; !slices.Equal(got, want) {
 		t.Errorf("TXT after the update = %q, want %q (the old records replaced)", got, want)
 	}
+	// Without a zone, the record's domain is the zone.
+	own := &DNSUpdate{Server: srv.Addr, KeyName: "tlsrpt-key", Secret: testTSIGSecret, Timeout: 5 * time.Second}
+	if err := own.PublishTXT(ctx, "_mta-sts.example.com", "v=STSv1; id=20260701T120000Z"); err != nil {
+		t.Fatalf("PublishTXT without a zone: %v", err)
+	}
 	if got := srv.TXT("example.com"); len(got) != 1 {
 		t.Errorf("TXT at the apex = %q, want it untouched", got)
 	}
@@ -46,8 +51,8 @@ func TestDNSUpdate(t *testing.T) {
 	if got := srv.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=20260701T120000Z"}) {
 		t.Errorf("TXT after refused updates = %q, want the published one", got)
 	}
-	if applied, _ := srv.Updates(); applied != 1 {
-		t.Errorf("updates applied = %d, want 1", applied)
+	if applied, _ := srv.Updates(); applied != 2 {
+		t.Errorf("updates applied = %d, want 2", applied)
 	}
 }
 

@@ -17,8 +17,8 @@ const CloudflareAPI = "https://api.cloudflare.com/client/v4"
 type Cloudflare struct {
 	// Token is the API token.
 	Token string
-	// Zone is the zone name (example.com); ZoneID, if set, saves the
-	// lookup of its id.
+	// Zone is the zone name (example.com), "" meaning the record's
+	// domain; ZoneID, if set, saves the lookup of its id.
 	Zone   string
 	ZoneID string
 	// BaseURL replaces CloudflareAPI (tests).
@@ -76,15 +76,16 @@ func (c *Cloudflare) PublishTXT(ctx context.Context, name, value string) error {
 			ID   string `json:"id"`
 			Name string `json:"name"`
 		}]
-		st, err := pc.call(ctx, http.MethodGet, "/zones?name="+url.QueryEscape(strings.TrimSuffix(c.Zone, ".")), nil, &zones)
+		zone := zoneOf(c.Zone, name)
+		st, err := pc.call(ctx, http.MethodGet, "/zones?name="+url.QueryEscape(zone), nil, &zones)
 		if err != nil {
-			return fmt.Errorf("cloudflare: finding zone %s: %w", c.Zone, err)
+			return fmt.Errorf("cloudflare: finding zone %s: %w", zone, err)
 		}
 		if err := zones.err(st); err != nil {
-			return fmt.Errorf("cloudflare: finding zone %s: %w", c.Zone, err)
+			return fmt.Errorf("cloudflare: finding zone %s: %w", zone, err)
 		}
 		if len(zones.Result) != 1 {
-			return fmt.Errorf("cloudflare: finding zone %s: %w: %d zones of that name for this token", c.Zone, ErrPublish, len(zones.Result))
+			return fmt.Errorf("cloudflare: finding zone %s: %w: %d zones of that name for this token", zone, ErrPublish, len(zones.Result))
 		}
 		zoneID = zones.Result[0].ID
 	}

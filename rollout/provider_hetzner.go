@@ -16,7 +16,8 @@ const HetznerAPI = "https://api.hetzner.cloud/v1"
 // (/zones/{id_or_name}/rrsets) with a read-write project API token.
 type Hetzner struct {
 	Token string
-	// Zone is the zone's name (example.com) or id.
+	// Zone is the zone's name (example.com) or id; "" means the
+	// record's domain.
 	Zone string
 	// BaseURL replaces HetznerAPI (tests).
 	BaseURL string
@@ -54,16 +55,24 @@ type hzRecord struct {
 // RRset at name (set_records replaces them all), or creates the RRset.
 // Hetzner wants TXT values quoted as in a zone file.
 func (h *Hetzner) PublishTXT(ctx context.Context, name, value string) error {
-	rel, ok := relativeName(name, h.Zone)
+	zone := zoneOf(h.Zone, name)
+	rel, ok := relativeName(name, zone)
+	if !ok && h.Zone != "" && !strings.Contains(h.Zone, ".") {
+		// A zone id: the API knows the zone; the name must be relative to
+		// the record's domain.
+		zone = zoneOf("", name)
+		rel, ok = relativeName(name, zone)
+		zone = h.Zone
+	}
 	if !ok {
-		return fmt.Errorf("hetzner: %s: %w: the name is not in zone %s", name, ErrPublish, h.Zone)
+		return fmt.Errorf("hetzner: %s: %w: the name is not in zone %s", name, ErrPublish, zone)
 	}
 	base := h.BaseURL
 	if base == "" {
 		base = HetznerAPI
 	}
 	pc := newProviderClient(strings.TrimSuffix(base, "/"), h.Token, h.Client)
-	zpath := "/zones/" + url.PathEscape(strings.TrimSuffix(h.Zone, ".")) + "/rrsets"
+	zpath := "/zones/" + url.PathEscape(zone) + "/rrsets"
 	rpath := zpath + "/" + url.PathEscape(rel) + "/TXT"
 	records := []hzRecord{{Value: quoteTXT(value)}}
 

@@ -56,6 +56,20 @@ func relativeName(name, zone string) (string, bool) {
 	return "", false
 }
 
+// zoneOf returns zone, or when it is empty the zone the record's domain
+// is assumed to be: name without its first label (_mta-sts.example.com →
+// example.com), for setups where each domain is its own zone.
+func zoneOf(zone, name string) string {
+	if zone != "" {
+		return strings.TrimSuffix(zone, ".")
+	}
+	name = strings.TrimSuffix(name, ".")
+	if _, rest, ok := strings.Cut(name, "."); ok {
+		return rest
+	}
+	return name
+}
+
 // quoteTXT returns value as one quoted TXT character-string as zone files
 // and provider APIs write it: backslash and quote escaped. MTA-STS record
 // values are short (under 255 octets), so one string suffices.

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+func init() {
+	register(command{name: "promote", summary: "publish mode enforce for a domain: policy file, then TXT record, then verify", run: runPromote})
+}
+
+// Exit codes of promote and rollback.
+const (
+	exitPublished = 0 // the version is made (and verified, with --wait)
+	exitFailed    = 1 // an error, or --wait ran out before verification
+	exitUsage     = 2
+	exitRefused   = 3 // blocked without override, override without confirmation, nothing to change
+)
+
+// changeFlags are the flags promote and rollback share.
+type changeFlags struct {
+	dbURL   string
+	reason  string
+	id      string
+	asJSON  bool
+	wait    time.Duration
+	publish *publishSettings
+}
+
+func addChangeFlags(fs *flag.FlagSet, env *Env) *changeFlags {
+	c := &changeFlags{}
+	fs.StringVar(&c.dbURL, "db", "", "PostgreSQL URL (default $DATABASE_URL, else the embedded PostgreSQL under $TLSRPT_DATA_DIR)")
+	fs.StringVar(&c.reason, "reason", "", "why: kept with the version and in the audit log")
+	fs.StringVar(&c.id, "id", "", "policy id to publish (default the UTC time, never one used before)")
+	fs.BoolVar(&c.asJSON, "json", false, "print the version as JSON")
+	fs.DurationVar(&c.wait, "wait", 0, "poll DNS and HTTPS until the version is live, at most this long (e.g. 10m); 0 checks once")
+	c.publish = addPublishFlags(fs, env)
+	return c
+}
+
+func runPromote(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cf := addChangeFlags(fs, env)
+	override := fs.Bool("override", false, "promote although the verdict is blocked (needs --confirm and --reason)")
+	confirm := fs.String("confirm", "", "with --override: the domain typed again")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt promote [flags] DOMAIN")
+		fmt.Fprintln(env.Stderr, "Makes a policy version in mode enforce (new id, max_age as the verdict proposes) and publishes it:")
+		fmt.Fprintln(env.Stderr, "the policy file first (hosted by tlsrpt serve with --host-policy, else printed to serve yourself),")
+		fmt.Fprintln(env.Stderr, "then the _mta-sts TXT record (RFC 2136 or a DNS provider API, else printed), then verifies.")
+		fs.PrintDefaults()
+		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (blocked verdict, no confirmation)")
+	}
+	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
+		return api.ChangeRequest{Domain: domain, Kind: rollout.KindPromote, Override: *override, Confirm: *confirm}, nil
+	})
+}
+
+// runChange parses, builds the promoter, makes the change and prints it.
+func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, cf *changeFlags, req func(domain string) (api.ChangeRequest, error)) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	name := fs.Name()
+	domain, err := db.NormalizeDomain(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitUsage
+	}
+	r, err := req(domain)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitUsage
+	}
+	pc, err := cf.publish.promoteConfig(env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitUsage
+	}
+	d, closeDB, err := openDatabase(ctx, env, cf.dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitFailed
+	}
+	defer closeDB()
+	p := &api.Promoter{DB: d, PromoteConfig: pc}
+	r.Actor, r.Reason, r.ID = "cli", cf.reason, cf.id
+	v, err := p.Change(ctx, r)
+	if errors.Is(err, api.ErrBlocked) || errors.Is(err, api.ErrConfirmation) || errors.Is(err, api.ErrUnchanged) || errors.Is(err, db.ErrIDUsed) {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitRefused
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+		return exitFailed
+	}
+	if cf.wait > 0 && !rollout.StepsDone(v.Steps) {
+		if v, err = p.WaitVerified(ctx, domain, 10*time.Second, cf.wait); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
+			return exitFailed
+		}
+	}
+	if cf.asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(versionOut(v)); err != nil {
+			return exitFailed
+		}
+	} else {
+		printVersion(env.Stdout, v)
+	}
+	if cf.wait > 0 && !rollout.StepsDone(v.Steps) {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: not live after %s; the version is made: run it again with --wait or watch the domain page\n", name, cf.wait)
+		return exitFailed
+	}
+	return exitPublished
+}
+
+// versionJSON is the --json output of promote and rollback.
+type versionJSON struct {
+	Domain       string         `json:"domain"`
+	Kind         string         `json:"kind"`
+	Mode         rollout.Mode   `json:"mode"`
+	ID           string         `json:"id"`
+	MX           []string       `json:"mx"`
+	MaxAge       int64          `json:"max_age"`
+	Policy       string         `json:"policy"`
+	RecordName   string         `json:"record_name"`
+	RecordValue  string         `json:"record_value"`
+	PolicyMethod string         `json:"policy_method"`
+	RecordMethod string         `json:"record_method"`
+	RecordError  string         `json:"record_error,omitempty"`
+	Verified     bool           `json:"verified"`
+	Steps        []rollout.Step `json:"steps"`
+	SafeAfter    *time.Time     `json:"safe_after,omitempty"`
+}
+
+func versionOut(v db.PolicyVersion) versionJSON {
+	out := versionJSON{Domain: v.Domain, Kind: v.Kind, Mode: v.Policy.Mode, ID: v.ID, MX: v.Policy.MX, MaxAge: v.Policy.MaxAge,
+		Policy: v.Body, RecordName: "_mta-sts." + v.Domain + ".", RecordValue: rollout.Record{ID: v.ID}.String(),
+		PolicyMethod: v.PolicyMethod, RecordMethod: v.RecordMethod, RecordError: v.RecordError,
+		Verified: v.VerifiedAt != nil, Steps: v.Steps}
+	if out.Steps == nil {
+		out.Steps = []rollout.Step{}
+	}
+	if (v.Kind == rollout.KindRetire || v.Kind == rollout.KindMXMove) && v.VerifiedAt != nil {
+		t := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
+		out.SafeAfter = &t
+	}
+	return out
+}
+
+// printVersion prints the version, what to do by hand and the steps.
+func printVersion(w io.Writer, v db.PolicyVersion) {
+	fmt.Fprintf(w, "%s: version %s (%s), mode %s, max_age %d\n\n", v.Domain, v.ID, v.Kind, v.Policy.Mode, v.Policy.MaxAge)
+	if v.PolicyMethod == rollout.PolicyHosted {
+		fmt.Fprintf(w, "Policy file: served by tlsrpt serve at %s (with TLSRPT_HOST_POLICY=1 and its policy host)\n", rollout.PolicyURL(v.Domain))
+	} else {
+		fmt.Fprintf(w, "Policy file: serve this at %s first (text/plain, no redirect):\n", rollout.PolicyURL(v.Domain))
+	}
+	fmt.Fprintf(w, "\n%s\n", strings.ReplaceAll(v.Body, "\r\n", "\n"))
+	rec := rollout.Record{ID: v.ID}.String()
+	switch {
+	case v.RecordMethod == rollout.RecordManual:
+		fmt.Fprintf(w, "TXT record: once the file is served, set\n\n    _mta-sts.%s. TXT \"%s\"\n\n", v.Domain, rec)
+	case v.RecordPublishedAt != nil:
+		fmt.Fprintf(w, "TXT record: pushed by %s: _mta-sts.%s. TXT \"%s\"\n\n", v.RecordMethod, v.Domain, rec)
+	case v.RecordError != "":
+		fmt.Fprintf(w, "TXT record: pushing by %s failed (retried by tlsrpt serve and the next run): %s\n\n", v.RecordMethod, v.RecordError)
+	default:
+		fmt.Fprintf(w, "TXT record: pushed by %s once the policy file is served (\"%s\")\n\n", v.RecordMethod, rec)
+	}
+	if len(v.Steps) == 0 {
+		fmt.Fprintln(w, "Verification: not run")
+	}
+	for _, s := range v.Steps {
+		fmt.Fprintf(w, "  %-7s %-8s %s\n", s.Name, s.State, s.Detail)
+		if s.Fix != "" {
+			fmt.Fprintf(w, "          fix: %s\n", s.Fix)
+		}
+	}
+	if v.VerifiedAt != nil {
+		fmt.Fprintf(w, "\nVerified live at %s.\n", v.VerifiedAt.UTC().Format(time.RFC3339))
+		if v.Kind == rollout.KindRetire {
+			fmt.Fprintf(w, "Keep mode none and the record until %s; they may be removed after that.\n", rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge).UTC().Format(time.RFC3339))
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+func init() {
+	register(command{name: "rollback", summary: "publish mode testing again (or mode none to retire MTA-STS) with a new id", run: runRollback})
+}
+
+func runRollback(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cf := addChangeFlags(fs, env)
+	mode := fs.String("mode", "testing", "testing (back from enforce) or none (retire: served for at least the old max_age before the records may go)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt rollback [flags] DOMAIN")
+		fmt.Fprintln(env.Stderr, "Makes a policy version in mode testing (or none) with a new id and publishes it like promote.")
+		fs.PrintDefaults()
+		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (nothing to change)")
+	}
+	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
+		switch rollout.Mode(*mode) {
+		case rollout.ModeTesting:
+			return api.ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, nil
+		case rollout.ModeNone:
+			return api.ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, nil
+		}
+		return api.ChangeRequest{}, fmt.Errorf("--mode %q: want testing or none", *mode)
+	})
+}
