@@ -60,6 +60,10 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(env.Stdout, "store: %d reports, %d listed domains; %d requests per page after %d warm-up\n", nReports, listed, *requests, *warmup)
+	if err := printTableSizes(ctx, env, d); err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		return 1
+	}
 	pages := []benchPage{
 		{"overview", "/"},
 		{"domain page 365 days", "/domains/" + *domain + "?days=365"},
@@ -117,4 +121,25 @@ func timePage(ctx context.Context, h http.Handler, token, path string, warmup, n
 		}
 	}
 	return ds, nil
+}
+
+// benchTables are the tables whose size "tlsrpt bench web" prints, for
+// the storage figures of SCALING.md.
+var benchTables = []string{"reports", "report_policies", "failure_details", "daily_policy_rollups",
+	"daily_failure_rollups", "daily_mode_rollups", "daily_sender_rollups"}
+
+// printTableSizes prints the rows and the bytes (heap, TOAST and indexes)
+// of benchTables.
+func printTableSizes(ctx context.Context, env *Env, d *db.DB) error {
+	fmt.Fprintf(env.Stdout, "%-22s %12s %12s %10s\n", "table", "rows", "bytes", "bytes/row")
+	for _, t := range benchTables {
+		var rows, size int64
+		// t comes from benchTables, never from input.
+		err := d.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`), pg_total_relation_size($1::regclass)`, t).Scan(&rows, &size)
+		if err != nil {
+			return fmt.Errorf("measuring table %s: %w", t, err)
+		}
+		fmt.Fprintf(env.Stdout, "%-22s %12d %12d %10d\n", t, rows, size, size/max(rows, 1))
+	}
+	return nil
 }
