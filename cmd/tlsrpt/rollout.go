@@ -156,6 +156,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	v := rollout.Evaluate(facts, th)
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(v); err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt rollout: writing the verdict: %v\n", err)
@@ -250,6 +251,7 @@ func printVerdict(w io.Writer, v rollout.Verdict, notes []string) {
 	if ev.TestingSince != nil {
 		since = ev.TestingSince.Format(time.DateOnly) + " (from " + ev.SinceFrom + ")"
 	}
+	fmt.Fprintf(w, "  thresholds: %s\n", thresholdsText(ev.Thresholds))
 	fmt.Fprintf(w, "  in testing since %s: %d days; reports on %d days of %s\n", since, ev.ObservedDays, ev.ReportDays, win.Evaluation)
 	fmt.Fprintf(w, "  %s: %d sessions, %d failed, %d reports from %d reporters\n", win.Evaluation, ev.Sessions, ev.Failures, ev.Reports, ev.Reporters)
 	fmt.Fprintf(w, "  recent %s: %d sessions, %d failed (%.3g%%), %d sender-side left out\n",
@@ -359,6 +361,25 @@ func findingEvidence(f rollout.Finding) string {
 			s = fmt.Sprint(x)
 		}
 		parts = append(parts, k+"="+s)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// thresholdsText lists the thresholds applied as name=value, in the
+// names of the settings (the flags with "-" for "_").
+func thresholdsText(t rollout.Thresholds) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return ""
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return ""
+	}
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")

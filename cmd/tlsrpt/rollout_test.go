@@ -110,7 +110,7 @@ func TestRolloutCommand(t *testing.T) {
 		t.Errorf("--save-thresholds run = %d (%s), want 1", code, errOut)
 	}
 	code, out, _ = runRolloutCmd(t, url, "example.com", "--offline", "--at", rolloutAt)
-	if code != 1 || !strings.HasPrefix(out, "blocked: too-few-sessions: 14000 sessions") {
+	if code != 1 || !strings.HasPrefix(out, "blocked: too-few-sessions: 14000 sessions") || !strings.Contains(out, "min_sessions=20000") {
 		t.Errorf("stored min_sessions not applied: %d\n%s", code, out)
 	}
 	if code, _, _ := runRolloutCmd(t, url, "example.com", "--offline", "--at", rolloutAt, "--min-sessions", "100"); code != 0 {
