@@ -10,6 +10,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/reports"
+	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
 // maxJSONBody bounds the JSON bodies of the API's POST and PUT requests.
@@ -232,7 +233,16 @@ func (s *Server) apiVerdict(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.verdict(c.Request().Context(), d)
+	ctx := c.Request().Context()
+	// ?check=1 runs the live check first and lets it into the verdict.
+	var check *rollout.CheckResult
+	if c.QueryParam("check") == "1" {
+		if s.cfg.Inspector == nil {
+			return errorf(http.StatusServiceUnavailable, "the live check is not configured on this server")
+		}
+		check = s.cfg.Inspector.Check(ctx, d)
+	}
+	v, err := s.verdictWithCheck(ctx, d, check)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/reports"
+	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
 const hostile = `<script>alert("x")</script>'"><img src=x onerror=alert(1)>`
@@ -397,5 +398,36 @@ func TestQuarantineAndSettings(t *testing.T) {
 	rec = e.do(admin, request{method: "PUT", path: "/api/v1/domains/example.com/settings", body: `{"max_failure_rate": 7}`, ctype: "application/json"})
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "max_failure_rate") {
 		t.Errorf("PUT invalid settings = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestLiveCheckOnRequest runs the live check against a resolver on a
+// closed loopback port: the page shows what the check found (it never
+// fails), and without ?check=1 no check runs.
+func TestLiveCheckOnRequest(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Inspector = &rollout.Inspector{Resolver: "127.0.0.1:9", Timeout: 300 * time.Millisecond}
+	})
+	v := e.login(db.RoleViewer)
+	rec := e.do(v, request{method: "GET", path: "/domains/example.com"})
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "Checked at") || !strings.Contains(rec.Body.String(), "Run the live check") {
+		t.Fatalf("domain page without check = %d; want the button, no result", rec.Code)
+	}
+	rec = e.do(v, request{method: "GET", path: "/domains/example.com?check=1"})
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, "Checked at") {
+		t.Fatalf("domain page with check = %d: %.500s", rec.Code, body)
+	}
+	if !strings.Contains(body, `class="problems"`) && !strings.Contains(body, "Note") {
+		t.Errorf("the check with an unreachable resolver shows neither problems nor notes")
+	}
+	tok := e.token(db.RoleViewer)
+	rec = e.do(tok, request{method: "GET", path: "/api/v1/domains/example.com/check"})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"problems"`) {
+		t.Errorf("GET check = %d %s", rec.Code, rec.Body)
+	}
+	rec = e.do(tok, request{method: "GET", path: "/api/v1/domains/example.com/verdict?check=1"})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"source":"check"`) {
+		t.Errorf("GET verdict?check=1 = %d %.400s; want findings from the check", rec.Code, rec.Body)
 	}
 }

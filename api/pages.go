@@ -213,7 +213,18 @@ func (s *Server) domainPage(c echo.Context) error {
 		}
 		page.Breakdowns = append(page.Breakdowns, t)
 	}
-	v, err := s.verdict(ctx, domain)
+	// The live check runs on request (it queries DNS and fetches the
+	// policy now); its result then feeds the verdict too.
+	var check *rollout.CheckResult
+	if c.QueryParam("check") == "1" {
+		if s.cfg.Inspector == nil {
+			page.CheckError = "The live check is not configured on this server."
+		} else {
+			check = s.cfg.Inspector.Check(ctx, domain)
+			page.Check = checkView(check)
+		}
+	}
+	v, err := s.verdictWithCheck(ctx, domain, check)
 	if err != nil {
 		page.VerdictError = "No verdict: " + err.Error()
 	} else {
@@ -221,13 +232,6 @@ func (s *Server) domainPage(c echo.Context) error {
 	}
 	page.Mode = s.mode(ctx, domain, v)
 	page.Promote = s.promoteView(c, domain)
-	if c.QueryParam("check") == "1" {
-		if s.cfg.Inspector == nil {
-			page.CheckError = "The live check is not configured on this server."
-		} else {
-			page.Check = checkView(s.cfg.Inspector.Check(ctx, domain))
-		}
-	}
 	return s.render(c, http.StatusOK, "domain", page)
 }
 

@@ -18,6 +18,12 @@ import (
 // the policy the reports show (the pages do not run the live check on
 // every view; GET .../check and the domain page's button do).
 func (s *Server) verdict(ctx context.Context, domain string) (*rollout.Verdict, error) {
+	return s.verdictWithCheck(ctx, domain, nil)
+}
+
+// verdictWithCheck is verdict with the live check's problems and policy
+// put into the facts, when the caller ran one (nil: the reports only).
+func (s *Server) verdictWithCheck(ctx context.Context, domain string, check *rollout.CheckResult) (*rollout.Verdict, error) {
 	t, err := s.thresholds(ctx, domain)
 	if err != nil {
 		return nil, err
@@ -26,6 +32,7 @@ func (s *Server) verdict(ctx context.Context, domain string) (*rollout.Verdict, 
 	if err != nil {
 		return nil, fmt.Errorf("gathering facts of %s: %w", domain, err)
 	}
+	f.ApplyCheck(check)
 	v := rollout.Evaluate(f, t)
 	return &v, nil
 }
