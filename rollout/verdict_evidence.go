@@ -376,8 +376,8 @@ func (e *evaluation) tallies(w Window, types []string) []FailureTally {
 	return out
 }
 
-// example returns the newest example failure of the window (of the given
-// types when types is not nil).
+// example returns the example failure of the window (of the given types
+// when types is not nil) from the newest day, the largest of that day.
 func (e *evaluation) example(w Window, types []string) *FailureExample {
 	var best *FailureExample
 	for i := range e.f.Examples {
@@ -385,7 +385,7 @@ func (e *evaluation) example(w Window, types []string) *FailureExample {
 		if !w.Contains(x.Day) || (types != nil && !slices.Contains(types, x.ResultType)) {
 			continue
 		}
-		if best == nil || x.Day.After(best.Day) {
+		if best == nil || x.Day.After(best.Day) || x.Day.Equal(best.Day) && x.FailedSessionCount > best.FailedSessionCount {
 			best = x
 		}
 	}
