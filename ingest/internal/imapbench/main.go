@@ -23,8 +23,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
@@ -49,6 +52,7 @@ type result struct {
 
 func main() {
 	n := flag.Int("n", 10000, "messages in the mailbox")
+	runs := flag.Int("runs", 3, "ingest runs over the same mailbox (moved back and a fresh database each time); the median is printed")
 	batch := flag.Int("batch", ingest.DefaultBatchSize, "messages per FETCH")
 	fsync := flag.Bool("fsync", true, "PostgreSQL with fsync and synchronous commit (as in production)")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
@@ -79,13 +83,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "imapbench: -n between 1 and %d\n", maxMessages)
 		os.Exit(2)
 	}
-	if err := run(ctx, *n, *batch, *fsync, *dir, *cpuprofile); err != nil {
+	if *runs < 1 || *runs > 20 {
+		fmt.Fprintln(os.Stderr, "imapbench: -runs between 1 and 20")
+		os.Exit(2)
+	}
+	if err := run(ctx, *n, *runs, *batch, *fsync, *dir, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "imapbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n, batch int, fsync bool, dir, cpuprofile string) error {
+func run(ctx context.Context, n, runs, batch int, fsync bool, dir, cpuprofile string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "imapbench-")
 		if err != nil {
@@ -102,19 +110,6 @@ func run(ctx context.Context, n, batch int, fsync bool, dir, cpuprofile string) 
 		return fmt.Errorf("starting postgresql: %w", err)
 	}
 	defer pg.Stop()
-	if err := pg.CreateDatabase(ctx, "bench"); err != nil {
-		return err
-	}
-	url := pg.URL("bench")
-	d, err := db.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	if err := d.Migrate(ctx); err != nil {
-		return err
-	}
-	d.Close()
-
 	mailDir := filepath.Join(dir, "dovecot")
 	if err := os.MkdirAll(mailDir, 0o777); err != nil {
 		return err
@@ -136,30 +131,78 @@ func run(ctx context.Context, n, batch int, fsync bool, dir, cpuprofile string) 
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-child", "-db", url, "-imap", dv.Addr, "-batch", fmt.Sprint(batch), "-cpuprofile", cpuprofile)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("ingest child: %w", err)
+	var rates []float64
+	for i := range runs {
+		if i > 0 {
+			if err := refill(dv); err != nil {
+				return fmt.Errorf("moving the messages back: %w", err)
+			}
+		}
+		url, err := freshDatabase(ctx, pg, fmt.Sprintf("bench%d", i))
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(self, "-child", "-db", url, "-imap", dv.Addr, "-batch", fmt.Sprint(batch), "-cpuprofile", cpuprofile)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("ingest child: %w", err)
+		}
+		var r result
+		if err := json.Unmarshal(out, &r); err != nil {
+			return fmt.Errorf("reading the child's result %q: %w", out, err)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.MaxRSSKiB = ru.Maxrss // Linux: KiB
+			r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
+		if r.Messages != n || r.Stored != n {
+			return fmt.Errorf("ingested %d messages, stored %d reports; want %d of each", r.Messages, r.Stored, n)
+		}
+		var load string
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(b) > 14 {
+			load = string(b[:14])
+		}
+		rate := float64(r.Messages) / r.Seconds
+		rates = append(rates, rate)
+		fmt.Printf("run %d: %d messages, %d reports stored in %.2f s = %.0f messages/s; peak RSS %.1f MiB; ingest CPU %.2f s (fsync %v, batch %d, GOMAXPROCS %d, load %s)\n",
+			i+1, r.Messages, r.Stored, r.Seconds, rate, float64(r.MaxRSSKiB)/1024, r.CPUSeconds, fsync, batch, runtime.GOMAXPROCS(0), load)
 	}
-	var r result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return fmt.Errorf("reading the child's result %q: %w", out, err)
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.MaxRSSKiB = ru.Maxrss // Linux: KiB
-		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
-	if r.Messages != n || r.Stored != n {
-		return fmt.Errorf("ingested %d messages, stored %d reports; want %d of each", r.Messages, r.Stored, n)
-	}
-	var load string
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(b) > 14 {
-		load = string(b[:14])
-	}
-	fmt.Printf("ingest: %d messages, %d reports stored in %.2f s = %.0f messages/s; peak RSS %.1f MiB; ingest CPU %.2f s (fsync %v, batch %d, GOMAXPROCS %d, load %s)\n",
-		r.Messages, r.Stored, r.Seconds, float64(r.Messages)/r.Seconds, float64(r.MaxRSSKiB)/1024, r.CPUSeconds, fsync, batch, runtime.GOMAXPROCS(0), load)
+	slices.Sort(rates)
+	fmt.Printf("median: %.0f messages/s over %d runs\n", rates[len(rates)/2], runs)
 	return nil
+}
+
+// freshDatabase creates and migrates an empty database.
+func freshDatabase(ctx context.Context, pg *pgembed.Server, name string) (string, error) {
+	if err := pg.CreateDatabase(ctx, name); err != nil {
+		return "", err
+	}
+	url := pg.URL(name)
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if err := d.Migrate(ctx); err != nil {
+		return "", err
+	}
+	return url, nil
+}
+
+// refill moves every message back from the processed folder into the
+// INBOX (new UIDs, as new mail has), for the next run.
+func refill(dv *dovetest.Server) error {
+	c, err := dovetest.Dial(dv.Addr, dovetest.User, "x")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Select(ingest.DefaultProcessedFolder, nil).Wait(); err != nil {
+		return err
+	}
+	_, err = c.Move(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, "INBOX").Wait()
+	return err
 }
 
 // fill appends n distinct signed report mails, generated in groups so
