@@ -70,10 +70,10 @@ func IsReportData(data []byte) bool {
 }
 
 // gunzip decompresses z, stopping with ErrTooLarge as soon as more than
-// max bytes come out: a gzip bomb costs at most max bytes of memory and the
-// time to inflate them. The gzip trailer's size field (RFC 1952 §2.3.1,
-// ISIZE) sizes the output buffer in one allocation; it is only a hint,
-// capped at max, since nothing has checked it yet. klauspost/compress's
+// max bytes come out: a gzip bomb costs the time to inflate max bytes and
+// little memory. The gzip trailer's size field (RFC 1952 §2.3.1, ISIZE)
+// sizes the output buffer in one allocation; it is only a hint, since
+// nothing has checked it yet. klauspost/compress's
 // gzip inflates about twice as fast as compress/gzip (BenchmarkGunzip,
 // docs/bench-parse.md).
 func gunzip(z []byte, max int64) ([]byte, error) {
@@ -83,7 +83,24 @@ func gunzip(z []byte, max int64) ([]byte, error) {
 	}
 	hint := int64(-1)
 	if len(z) >= 18 { // 10 header + 8 trailer bytes
-		hint = min(int64(binary.LittleEndian.Uint32(z[len(z)-4:])), max+1)
+		hint = int64(binary.LittleEndian.Uint32(z[len(z)-4:]))
+	}
+	if hint > max {
+		// Most likely a bomb (a valid stream is at least ISIZE long), or a
+		// corrupt trailer: inflate into nothing first, so that refusing a
+		// bomb costs no memory; a stream that ends within the limit after
+		// all is inflated again for real.
+		n, err := io.Copy(io.Discard, io.LimitReader(zr, max+1))
+		if n > max {
+			return nil, fmt.Errorf("decompressing report: %w: report over %d bytes", ErrTooLarge, max)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: decompressing report: %v", ErrMalformed, err)
+		}
+		if zr, err = gzip.NewReader(bytes.NewReader(z)); err != nil {
+			return nil, fmt.Errorf("%w: reading gzip header: %v", ErrMalformed, err)
+		}
+		hint = n
 	}
 	data, err := readAtMost(zr, max, hint)
 	if err != nil {
@@ -106,8 +123,11 @@ func lenHint(r io.Reader) int64 {
 
 // readAtMost reads all of r, or fails with ErrTooLarge when r has more than
 // max bytes. hint, when not negative, is the expected size: the buffer is
-// allocated once.
+// allocated once. An in-memory reader holding more than max fails at once.
 func readAtMost(r io.Reader, max, hint int64) ([]byte, error) {
+	if hint > max {
+		return nil, fmt.Errorf("%w: report over %d bytes", ErrTooLarge, max)
+	}
 	var buf bytes.Buffer
 	if hint >= 0 {
 		// bytes.Buffer.ReadFrom wants bytes.MinRead free before each read;

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +300,34 @@ func TestParseGzipBomb(t *testing.T) {
 	big := `{"organization-name":"` + strings.Repeat("a", 2<<20) + `"}`
 	if _, _, err := ParseLimited(strings.NewReader(big), lim); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("ParseLimited(big json) error %v, want ErrTooLarge", err)
+	}
+}
+
+// TestParseGzipBombMemory checks that refusing a bomb costs little memory:
+// the output is inflated into nothing once the trailer announces more
+// than the limit.
+func TestParseGzipBombMemory(t *testing.T) {
+	bomb := gzipBomb(t, 256<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := ParseLimited(bytes.NewReader(bomb), DefaultLimits())
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ParseLimited(bomb) error %v, want ErrTooLarge", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("refusing a 256 MiB bomb allocated %d bytes, want under 4 MiB", alloc)
+	}
+}
+
+// TestParseGzipLyingTrailer: a trailer announcing more than the limit on
+// a small stream is a corrupt gzip, not a large one.
+func TestParseGzipLyingTrailer(t *testing.T) {
+	z := gz(t, validReport)
+	copy(z[len(z)-4:], []byte{0xff, 0xff, 0xff, 0x7f})
+	_, _, err := ParseLimited(bytes.NewReader(z), Limits{MaxReportBytes: 1 << 20})
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ParseLimited(lying trailer) error %v, want ErrMalformed", err)
 	}
 }
 
