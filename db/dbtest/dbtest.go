@@ -64,6 +64,10 @@ func Main(m *testing.M) int {
 			server.err = err
 			return m.Run()
 		}
+		// A test binary killed by a timeout must not leave its cluster.
+		if err := s.WatchProcess(os.Getpid(), dir); err != nil {
+			fmt.Fprintln(os.Stderr, "dbtest:", err)
+		}
 		defer func() {
 			if err := s.Stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "dbtest:", err)

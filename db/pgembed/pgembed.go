@@ -392,6 +392,7 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 	} else {
 		cmd = exec.CommandContext(ctx, path, args...)
 	}
+	closeInheritedFiles()
 	var out bytes.Buffer
 	cmd.Stdout = io.MultiWriter(s.log, &out)
 	cmd.Stderr = cmd.Stdout
@@ -406,6 +407,51 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// closeInheritedFiles marks every descriptor above stderr close-on-exec.
+// Go opens its own files that way, but descriptors this process inherited
+// (a go test fuzz worker's pipes to its coordinator, a systemd socket) are
+// not: the postmaster, which outlives the command that started it, would
+// hold them open, and whoever waits for their end would wait forever.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// WatchProcess starts a small detached watchdog that shuts the cluster
+// down (immediate mode) and removes removeDir (if not "") as soon as
+// process pid is gone. Tests use it so that a test binary killed by a
+// timeout or kill -9 does not leave its cluster running.
+func (s *Server) WatchProcess(pid int, removeDir string) error {
+	pgctl := filepath.Join(s.bin, "pg_ctl")
+	stop := shellQuote(pgctl) + " stop -D " + shellQuote(s.data) + " -m immediate -w >/dev/null 2>&1"
+	if s.asUser != nil {
+		stop = "runuser -u postgres -- " + stop
+	}
+	script := fmt.Sprintf("while [ -d /proc/%d ]; do sleep 1; done; if [ -f %s ]; then %s; fi", pid, shellQuote(filepath.Join(s.data, "postmaster.pid")), stop)
+	if removeDir != "" {
+		script += "; rm -rf " + shellQuote(removeDir)
+	}
+	closeInheritedFiles()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgembed: starting watchdog: %w", err)
+	}
+	// The watchdog outlives this process by design; release it.
+	return cmd.Process.Release()
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func lastLine(s string) string {

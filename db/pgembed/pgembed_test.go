@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -151,4 +153,35 @@ func TestNoServer(t *testing.T) {
 	if !strings.Contains(err.Error(), "install postgresql") {
 		t.Fatalf("error = %q, want it to say install postgresql", err)
 	}
+}
+
+// TestWatchProcess: when the watched process is gone, the watchdog stops
+// the cluster and removes the directory.
+func TestWatchProcess(t *testing.T) {
+	requirePostgres(t)
+	base := tempDir(t)
+	s := start(t, filepath.Join(base, "pg"))
+	defer s.Stop()
+	pid := postmasterPID(t, s)
+	// A short-lived process to watch.
+	sleeper := exec.Command("sleep", "1")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WatchProcess(sleeper.Process.Pid, base); err != nil {
+		t.Fatalf("WatchProcess() = %v", err)
+	}
+	_ = sleeper.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for isPostgres(pid) || dirExists(base) {
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster still running (%v) or directory still there (%v) after the watched process ended", isPostgres(pid), dirExists(base))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func dirExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
