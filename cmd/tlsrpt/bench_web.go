@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/api"
@@ -36,6 +39,9 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	requests := fs.Int("requests", 200, "timed requests per page")
 	warmup := fs.Int("warmup", 5, "untimed requests per page first")
 	domain := fs.String("domain", benchDomain(1), "the domain of the domain page and the verdict")
+	only := fs.String("only", "", "time only the pages whose name contains this (overview, domain, verdict)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed requests to this file")
+	listedFlag := fs.Int("listed", -1, "first make the allow-list exactly the first N seeded domains (-1: leave it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +55,12 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	defer closeDB()
+	if *listedFlag >= 0 {
+		if err := setListed(ctx, d, *listedFlag); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+			return 1
+		}
+	}
 	h, token, err := benchServer(ctx, d, api.Rate{})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
@@ -69,8 +81,24 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		{"domain page 365 days", "/domains/" + *domain + "?days=365"},
 		{"verdict (API)", "/api/v1/domains/" + *domain + "/verdict"},
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s\n", "page", "p50", "p95", "max")
 	for _, p := range pages {
+		if !strings.Contains(p.name, *only) {
+			continue
+		}
 		ds, err := timePage(ctx, h, token, p.path, *warmup, *requests)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %s: %v\n", p.name, err)
@@ -140,6 +168,23 @@ func printTableSizes(ctx context.Context, env *Env, d *db.DB) error {
 			return fmt.Errorf("measuring table %s: %w", t, err)
 		}
 		fmt.Fprintf(env.Stdout, "%-22s %12d %12d %10d\n", t, rows, size, size/max(rows, 1))
+	}
+	return nil
+}
+
+// setListed makes the allow-list the first n domains of "bench seed": the
+// overview's cost grows with the listed domains, not with the history.
+func setListed(ctx context.Context, d *db.DB, n int) error {
+	if n > maxSeedDomains {
+		return fmt.Errorf("listing %d domains: at most %d", n, maxSeedDomains)
+	}
+	if _, err := d.Pool.Exec(ctx, `DELETE FROM domains`); err != nil {
+		return fmt.Errorf("clearing the allow-list: %w", err)
+	}
+	for i := range n {
+		if _, _, err := d.AddDomain(ctx, benchDomain(i)); err != nil {
+			return fmt.Errorf("listing domains: %w", err)
+		}
 	}
 	return nil
 }
