@@ -3,15 +3,72 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/mail"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/tlsrpt/tlsrpt/reports"
 )
+
+// DKIM key lookups: a mailbox holds thousands of reports signed with the
+// same few keys, so answers are kept a while; a lookup that hangs counts as
+// a temporary failure.
+const (
+	keyCacheTTL     = 5 * time.Minute
+	keyCacheMax     = 1000
+	keyLookupTimout = 10 * time.Second
+)
+
+// keyCache remembers DKIM key records and permanent lookup failures (not
+// temporary ones) for keyCacheTTL.
+type keyCache struct {
+	lookup  func(ctx context.Context, domain string) ([]string, error)
+	mu      sync.Mutex
+	entries map[string]keyEntry
+}
+
+type keyEntry struct {
+	txt     []string
+	err     error
+	expires time.Time
+}
+
+func (k *keyCache) get(ctx context.Context, name string) ([]string, error) {
+	name = strings.ToLower(name)
+	now := time.Now()
+	k.mu.Lock()
+	e, ok := k.entries[name]
+	k.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.txt, e.err
+	}
+	ctx, cancel := context.WithTimeout(ctx, keyLookupTimout)
+	defer cancel()
+	txt, err := k.lookup(ctx, name)
+	if err != nil && ctx.Err() != nil {
+		// The lookup ran out of time: say so in the way go-msgauth
+		// recognises as temporary.
+		err = &net.DNSError{Err: "lookup timed out", Name: name, IsTimeout: true, IsTemporary: true}
+	}
+	var nerr net.Error
+	var dnsErr *net.DNSError
+	if (errors.As(err, &nerr) && nerr.Timeout()) || (errors.As(err, &dnsErr) && dnsErr.IsTemporary) {
+		return txt, err // not cached: retried at the next message
+	}
+	k.mu.Lock()
+	if len(k.entries) >= keyCacheMax {
+		clear(k.entries)
+	}
+	k.entries[name] = keyEntry{txt: txt, err: err, expires: now.Add(keyCacheTTL)}
+	k.mu.Unlock()
+	return txt, err
+}
 
 // maxDKIMSignatures bounds the work one message can cause: each signature
 // costs a DNS lookup and an RSA verification.
@@ -30,12 +87,13 @@ func NewDKIMVerifier(lookupTXT func(ctx context.Context, domain string) ([]strin
 	if lookupTXT == nil {
 		lookupTXT = net.DefaultResolver.LookupTXT
 	}
+	keys := &keyCache{lookup: lookupTXT, entries: map[string]keyEntry{}}
 	return func(ctx context.Context, raw []byte, from string) (reports.DKIMResult, string) {
 		opts := &dkim.VerifyOptions{
 			// go-msgauth's lookup has no context; the closure carries it.
 			// The error is passed on unwrapped: go-msgauth recognises a
 			// temporary failure by asserting net.Error.
-			LookupTXT:        func(domain string) ([]string, error) { return lookupTXT(ctx, domain) },
+			LookupTXT:        func(domain string) ([]string, error) { return keys.get(ctx, domain) },
 			MaxVerifications: maxDKIMSignatures,
 		}
 		verifs, err := dkim.VerifyWithOptions(bytes.NewReader(raw), opts)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -124,5 +125,42 @@ func TestSameOrgDomain(t *testing.T) {
 		if got := SameOrgDomain(tt.a, tt.b); got != tt.want {
 			t.Errorf("SameOrgDomain(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// TestDKIMKeyCache: a key is looked up once for many messages; a
+// temporary failure is not remembered; a hanging lookup is a temperror.
+func TestDKIMKeyCache(t *testing.T) {
+	signed, record := signTestMessage(t, "example.com", dkimTestMessage)
+	calls, failing := 0, true
+	verify := NewDKIMVerifier(func(ctx context.Context, name string) ([]string, error) {
+		calls++
+		if failing {
+			return nil, &net.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true}
+		}
+		return []string{record}, nil
+	})
+	from := "x@example.com"
+	if got, _ := verify(t.Context(), signed, from); got != reports.DKIMTempError {
+		t.Fatalf("verify() with DNS failing = %s, want temperror", got)
+	}
+	failing = false
+	for range 5 {
+		if got, _ := verify(t.Context(), signed, from); got != reports.DKIMPass {
+			t.Fatalf("verify() = %s, want pass", got)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("lookups = %d, want 2 (the failure is retried, the key then cached)", calls)
+	}
+
+	hang := NewDKIMVerifier(func(ctx context.Context, name string) ([]string, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if got, _ := hang(ctx, signed, from); got != reports.DKIMTempError {
+		t.Errorf("verify() with a hanging lookup = %s, want temperror", got)
 	}
 }
