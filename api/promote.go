@@ -52,8 +52,12 @@ type Promoter struct {
 	PromoteConfig
 	// PublicURL is the dashboard's base URL, for links in notifications.
 	PublicURL string
-	Now       func() time.Time
-	Log       *slog.Logger
+	// VerifyTimeout bounds the verification poll that Change runs before
+	// it returns (the page waits for it); 0 means 20 seconds. A poll cut
+	// short leaves the steps pending for the next one.
+	VerifyTimeout time.Duration
+	Now           func() time.Time
+	Log           *slog.Logger
 }
 
 // Promoter returns the server's promoter, configured from Config.
@@ -286,7 +290,20 @@ func (p *Promoter) Change(ctx context.Context, req ChangeRequest) (db.PolicyVers
 			return v, err
 		}
 	}
-	return p.Verify(ctx, domain)
+	timeout := p.VerifyTimeout
+	if timeout <= 0 {
+		timeout = 20 * time.Second
+	}
+	vctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	nv, err := p.Verify(vctx, domain)
+	if err != nil && vctx.Err() != nil && ctx.Err() == nil {
+		// The poll ran out of time: the version is made; the next poll
+		// (tlsrpt serve's, or "Verify now") goes on.
+		p.log().WarnContext(ctx, "Verification took too long", "domain", domain, "error", err)
+		return p.DB.LatestPolicyVersion(ctx, domain)
+	}
+	return nv, err
 }
 
 // audit records an entry; a failure is logged, not returned: the change

@@ -197,3 +197,32 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 		return fmt.Errorf("policy host: %w", err)
 	}
 }
+
+// servePublishing is the publishing part of tlsrpt serve, from the
+// environment only (TLSRPT_HOST_POLICY, the publisher and notifier
+// variables of docs/publishing.md, TLSRPT_POLICY_LISTEN and its
+// certificates).
+type servePublishing struct {
+	cfg    api.PromoteConfig
+	listen string
+	tls    api.PolicyTLS
+}
+
+// publishingFromEnv reads the serve settings; hostPolicy forces hosting
+// on (the demo). The verification inspector is set by the caller (serve
+// shares its live-check inspector).
+func publishingFromEnv(env *Env, hostPolicy bool) (*servePublishing, error) {
+	empty := flag.NewFlagSet("publishing", flag.ContinueOnError)
+	ps := addPublishFlags(empty, env)
+	ps.hostPolicy = hostPolicy
+	pc, err := ps.promoteConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	pc.Checker = nil
+	listen, tc, err := policyHostFromEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	return &servePublishing{cfg: pc, listen: listen, tls: tc}, nil
+}

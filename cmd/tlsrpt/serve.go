@@ -184,6 +184,9 @@ type app struct {
 	// store, when set, is used instead of opening one (the demo opens it
 	// itself to fill it first).
 	store *db.DB
+	// hostPolicy serves the MTA-STS policies of promoted domains whatever
+	// TLSRPT_HOST_POLICY says (the demo).
+	hostPolicy bool
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -235,6 +238,11 @@ func (a *app) run(ctx context.Context) error {
 			return api.PollerStatus{Connected: st.Connected, LastSuccess: st.LastSuccess, LastError: st.LastError}
 		}
 	}
+	pub, err := publishingFromEnv(a.env, a.hostPolicy)
+	if err != nil {
+		return err
+	}
+	apiCfg.Promote = pub.cfg
 	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
@@ -262,7 +270,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -281,6 +289,15 @@ func (a *app) run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Publishing: verification of new policy versions, the watch, and
+	// the policy host listener (docs/publishing.md).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runPublishing(pollCtx, srv, store, pub.listen, pub.tls, time.Minute, a.log); err != nil {
+			errc <- err
+		}
+	}()
 	addr := ln.Addr().String()
 	a.log.Info("Serving", "url", scheme+"://"+addr, "imap", poller != nil)
 	if generated != "" {
