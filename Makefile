@@ -1,7 +1,7 @@
 # Convenience targets; scripts/test.sh is what CI runs.
 GO ?= go
 
-.PHONY: build test demo fuzz bench lint
+.PHONY: build test demo fuzz bench lint torture
 
 build:
 	$(GO) build -o bin/tlsrpt ./cmd/tlsrpt
@@ -29,3 +29,8 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The long torture run of RELIABILITY.md (about 40 minutes on 2 cores):
+# mutations, faults, load, then each fuzz target for TORTURE_FUZZTIME.
+torture:
+	./scripts/torture.sh

@@ -53,7 +53,7 @@ func TestPostTorture(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed := torture.Seed(t)
-	n := torture.Count(300, 20000)
+	n := torture.Count(300, 10000)
 	t.Logf("seed %d, %d requests", seed, n)
 	m := torture.NewMutator(c, seed)
 	want := map[string]bool{}

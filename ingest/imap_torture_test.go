@@ -126,7 +126,7 @@ func TestIMAPTorture(t *testing.T) {
 	d := dbtest.New(t)
 	srv := startMem(t, memOptions{})
 	seed := torture.Seed(t)
-	n := torture.Count(120, 5000)
+	n := torture.Count(120, 3000)
 	lim := reports.Limits{MaxMessageBytes: 8 << 20}
 	mb := buildTortureMailbox(t, seed, n, lim)
 	t.Logf("seed %d: %d mails, %d distinct valid reports, %d for the processed folder, %d for quarantine",
