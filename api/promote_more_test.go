@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/rollout"
+)
+
+// TestMXMove: a new mx list is a new version with a new id in the same
+// mode; the MX records may change max_age after it is live.
+func TestMXMove(t *testing.T) {
+	f := newFlowEnv(t, true, nil)
+	seedDomain(t, f.d, testNow, "example.com", 20, 0)
+	admin := f.token("admin")
+	rec := f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/promote", `{}`))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("promote = %d %s", rec.Code, rec.Body)
+	}
+	pv := decodeVersion(t, rec.Body.Bytes())
+	rec = f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/mx-move", `{"mx":["mx1.example.com","mx2.example.com","MX3.example.com."],"reason":"new provider"}`))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("mx-move = %d %s", rec.Code, rec.Body)
+	}
+	v := decodeVersion(t, rec.Body.Bytes())
+	if v.Kind != rollout.KindMXMove || v.Mode != rollout.ModeEnforce || v.ID == pv.ID || !slices.Equal(v.MX, []string{"mx1.example.com", "mx2.example.com", "mx3.example.com"}) {
+		t.Errorf("mx move = %+v, want enforce with the three hosts and a new id", v)
+	}
+	if v.VerifiedAt == nil || v.SafeAfter == nil || !v.SafeAfter.Equal(v.VerifiedAt.Add(604800*time.Second)) {
+		t.Errorf("mx move verified %v safe_after %v, want safe_after = verified + 604800 s", v.VerifiedAt, v.SafeAfter)
+	}
+	if _, _, body := f.fetchPolicy(t, "example.com"); !strings.Contains(body, "mx: mx3.example.com\r\n") {
+		t.Errorf("hosted policy = %q, want the new list", body)
+	}
+	page := f.do(f.login("viewer"), request{method: http.MethodGet, path: "/domains/example.com"})
+	if !strings.Contains(page.Body.String(), "Change the MX records after") {
+		t.Error("domain page does not say when the MX records may change")
+	}
+	// The same list again changes nothing; an invalid pattern is refused.
+	if rec := f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/mx-move", `{"mx":["mx1.example.com","mx2.example.com","mx3.example.com"]}`)); rec.Code != http.StatusConflict {
+		t.Errorf("mx-move to the same list = %d %s, want 409", rec.Code, rec.Body)
+	}
+	if rec := f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/mx-move", `{"mx":["bad host"]}`)); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("mx-move to an invalid pattern = %d %s, want 422", rec.Code, rec.Body)
+	}
+}
+
+// TestPollRetriesRecord: a push that failed is retried by the poll loop,
+// which then verifies the version.
+func TestPollRetriesRecord(t *testing.T) {
+	f := newFlowEnv(t, true, func(c *Config) {
+		c.Promote.Records = &rollout.DNSUpdate{Zone: "example.com", KeyName: flowKey, Secret: "d3Jvbmc=", Timeout: 5 * time.Second}
+	})
+	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Server = f.dns.Addr
+	seedDomain(t, f.d, testNow, "example.com", 20, 0)
+	ctx := context.Background()
+	if _, _, err := f.d.AddDomain(ctx, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.s.Promoter().Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RecordError == "" || v.RecordPublishedAt != nil || rollout.StepState(v.Steps, rollout.StepRecord) != rollout.StatePending {
+		t.Fatalf("version after a refused push = %+v, want the error and the record pending", v)
+	}
+	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Secret = flowSecret
+	if n := f.s.Promoter().pollOnce(ctx); n != 1 {
+		t.Errorf("pollOnce looked at %d domains, want 1", n)
+	}
+	v, err = f.d.LatestPolicyVersion(ctx, "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RecordError != "" || v.RecordPublishedAt == nil || v.VerifiedAt == nil {
+		t.Errorf("version after the poll = %+v, want the record pushed and verified", v)
+	}
+}
+
+// TestPolicyTLSConfig: certificates by SNI from the directory, re-read
+// when they change; names outside it fall back or fail; no path escapes.
+func TestPolicyTLSConfig(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	ca.writeLeaf(t, dir, "mta-sts.example.com")
+	if _, err := PolicyTLSConfig(PolicyTLS{}, nil); err == nil {
+		t.Error("PolicyTLSConfig without any source = nil error")
+	}
+	tc, err := PolicyTLSConfig(PolicyTLS{CertDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) (*tls.Certificate, error) {
+		return tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+	}
+	c1, err := get("MTA-STS.example.com")
+	if err != nil || c1 == nil {
+		t.Fatalf("certificate for mta-sts.example.com: %v", err)
+	}
+	if c, err := get("mta-sts.example.com"); err != nil || c != c1 {
+		t.Errorf("second handshake did not reuse the loaded certificate (%v)", err)
+	}
+	for _, bad := range []string{"mta-sts.example.org", "../mta-sts.example.com", ".hidden", ""} {
+		if _, err := get(bad); err == nil {
+			t.Errorf("certificate for %q: want an error", bad)
+		}
+	}
+	// A renewal: new files, a later modification time.
+	ca.writeLeaf(t, dir, "mta-sts.example.com")
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "mta-sts.example.com.crt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := get("mta-sts.example.com"); err != nil || c2 == c1 {
+		t.Errorf("renewed certificate not loaded (%v)", err)
+	}
+	fb := &tls.Certificate{}
+	tc, err = PolicyTLSConfig(PolicyTLS{CertDir: dir, Fallback: fb}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "tlsrpt.example.net"}); err != nil || c != fb {
+		t.Errorf("other name = %v %v, want the fallback", c, err)
+	}
+}
+
+func FuzzPolicyDomain(f *testing.F) {
+	for _, s := range []string{"mta-sts.example.com", "MTA-STS.Example.COM.:443", "mta-sts.", "example.com", "mta-sts.xn--bcher-kva.example", "mta-sts.a..b", "[::1]:80", "mta-sts.ex ample.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		d, ok := policyDomain(host)
+		if !ok {
+			return
+		}
+		// An accepted host names a normalised domain that maps back to
+		// itself.
+		if d2, ok2 := policyDomain("mta-sts." + d); !ok2 || d2 != d {
+			t.Errorf("policyDomain(%q) = %q, but policyDomain(mta-sts.%s) = %q %v", host, d, d, d2, ok2)
+		}
+		if strings.ContainsAny(d, "/\\: ") || d != strings.ToLower(d) {
+			t.Errorf("policyDomain(%q) = %q: not a normalised name", host, d)
+		}
+	})
+}
