@@ -263,7 +263,14 @@ func (s *Server) renderLogin(c echo.Context, status int, msg string) error {
 
 // safeNext keeps a post-login redirect on this site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	// Browsers drop tabs and newlines inside URLs and read a backslash as
+	// a slash, so "/\t/evil.example" would become "//evil.example".
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return "/"
+		}
+	}
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || len(next) > 2048 {
 		return "/"
 	}
 	return next

@@ -216,7 +216,7 @@ func TestLoginFlow(t *testing.T) {
 
 func TestLoginNextStaysOnSite(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"/reports?a=1", "/reports?a=1"}, {"", "/"}, {"//evil.example/", "/"}, {"https://evil.example/", "/"}, {"/\\evil.example", "/"},
+		{"/reports?a=1", "/reports?a=1"}, {"", "/"}, {"//evil.example/", "/"}, {"https://evil.example/", "/"}, {"/\\evil.example", "/"}, {"/\t/evil.example", "/"}, {"/\n/evil.example", "/"}, {"/ok\\", "/"},
 	} {
 		if got := safeNext(tc.in); got != tc.want {
 			t.Errorf("safeNext(%q) = %q, want %q", tc.in, got, tc.want)
