@@ -51,10 +51,11 @@ type memServer struct {
 }
 
 type memOptions struct {
-	caps imap.CapSet // nil: IMAP4rev1 with MOVE, UIDPLUS, NAMESPACE
-	tls  *tls.Config // implicit TLS
-	sasl bool        // offer OAUTHBEARER (token testToken) instead of LOGIN
-	wrap func(net.Listener) net.Listener
+	caps     imap.CapSet // nil: IMAP4rev1 with MOVE, UIDPLUS, NAMESPACE
+	starttls *tls.Config // offer STARTTLS
+	tls      *tls.Config // implicit TLS
+	sasl     bool        // offer OAUTHBEARER (token testToken) instead of LOGIN
+	wrap     func(net.Listener) net.Listener
 }
 
 func startMem(t *testing.T, o memOptions) *memServer {
@@ -78,6 +79,7 @@ func startMem(t *testing.T, o memOptions) *memServer {
 			return s, nil, nil
 		},
 		Caps:         caps,
+		TLSConfig:    o.starttls,
 		InsecureAuth: true,
 		Logger:       discardLogger{},
 	})
@@ -487,6 +489,28 @@ func TestPollerTLSAndOAuth(t *testing.T) {
 	p = newTestPoller(t, cfg, d, reports.Limits{})
 	if _, err := p.Once(t.Context()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Once without the CA: %v, want a certificate error", err)
+	}
+}
+
+// TestPollerSTARTTLS: imap:// upgrades with STARTTLS, and a server that
+// does not offer it is refused rather than used in plaintext.
+func TestPollerSTARTTLS(t *testing.T) {
+	serverTLS, caFile := testCA(t)
+	d := dbtest.New(t)
+	srv := startMem(t, memOptions{starttls: serverTLS})
+	mb := buildMailbox(t, 2, false, 1<<20)
+	appendMsgs(t, srv.addr, mb.msgs)
+	cfg := IMAPConfig{Security: SecuritySTARTTLS, Addr: srv.addr, Username: memUser, Password: memPassword, CAFile: caFile}
+	p := newTestPoller(t, cfg, d, reports.Limits{})
+	if st, err := p.Once(t.Context()); err != nil || st.Messages != len(mb.msgs) {
+		t.Errorf("Once over STARTTLS = %+v, %v; want %d messages", st, err, len(mb.msgs))
+	}
+
+	plain := startMem(t, memOptions{})
+	cfg.Addr = plain.addr
+	p = newTestPoller(t, cfg, d, reports.Limits{})
+	if _, err := p.Once(t.Context()); err == nil || !strings.Contains(err.Error(), "starttls") {
+		t.Errorf("Once against a server without STARTTLS: %v, want a starttls error", err)
 	}
 }
 
