@@ -48,6 +48,10 @@ func runIngest(ctx context.Context, env *Env, args []string) int {
 	if err == nil {
 		err = cfg.Validate()
 	}
+	if errors.Is(err, ingest.ErrNoIMAP) {
+		fmt.Fprintln(env.Stderr, "tlsrpt ingest: no IMAP mailbox configured: set --imap or TLSRPT_IMAP_URL (see docs/imap.md)")
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt ingest: %v\n", err)
 		return 2
