@@ -85,15 +85,21 @@ func (p *Poller) sync(ctx context.Context, s *session) (Stats, error) {
 		}
 	}
 	slices.Sort(uids)
+	// stuck: a message was left for a later pass; the recorded UID must
+	// stay below it even when later batches complete.
+	stuck := false
 	for len(uids) > 0 {
 		n := min(len(uids), p.cfg.BatchSize)
 		st, upTo, err := p.batch(ctx, s, validity, uids[:n])
 		total.add(st)
-		if upTo > last {
+		if upTo > last && !stuck {
 			if serr := p.state.SetIngestState(ctx, key, validity, upTo); serr != nil && err == nil {
 				err = fmt.Errorf("%w: recording UID %d: %w", errStore, upTo, serr)
 			}
 			last = upTo
+		}
+		if upTo < uint32(uids[n-1]) {
+			stuck = true
 		}
 		if err != nil {
 			return total, err

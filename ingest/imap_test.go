@@ -693,3 +693,67 @@ func TestPollerReconnect(t *testing.T) {
 		t.Errorf("Status().Reconnects = %d, want at least 2", s.Reconnects)
 	}
 }
+
+// TestPollerDefersDKIMTempError: a fresh mail whose DKIM key cannot be
+// fetched for now stays in the mailbox while the others go on, the
+// recorded UID stays below it, and it is taken once DNS answers again.
+func TestPollerDefersDKIMTempError(t *testing.T) {
+	d := dbtest.New(t)
+	srv := startMem(t, memOptions{})
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	var msgs [][]byte
+	for i := range 6 {
+		r := &reportgen.Report{Reporter: reportgen.Reporters[i%len(reportgen.Reporters)], Day: day, Successful: 10, Seq: i,
+			Policy: reportgen.Policy{Type: "sts", Mode: "testing", MaxAge: 86400, Domain: "example.net", MX: []string{"mx1.example.net"}}}
+		msgs = append(msgs, r.Mail(memUser))
+	}
+	appendMsgs(t, srv.addr, msgs)
+	var mu sync.Mutex
+	yahooDown := true
+	lookup := func(_ context.Context, name string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if yahooDown && strings.HasSuffix(name, "yahoo.com") {
+			return nil, &net.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true}
+		}
+		return reportgen.LookupTXT(name)
+	}
+	pipe := &Pipeline{Store: d, VerifyDKIM: NewDKIMVerifier(lookup), Now: time.Now, Log: testLogger(t)}
+	cfg := memConfig(srv.addr)
+	cfg.BatchSize = 2
+	p, err := NewPoller(cfg, pipe, d, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetStoreBatch(dbStoreBatch(d))
+
+	st, err := p.Once(t.Context())
+	if err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if st.Messages != 5 || st.Deferred != 1 || st.Stored != 5 {
+		t.Errorf("Once() with yahoo.com's DNS down = %+v, want 5 messages stored, 1 deferred", st)
+	}
+	if got := folderCounts(t, srv.addr, "INBOX"); got["INBOX"] != 1 {
+		t.Errorf("INBOX = %d, want the 1 deferred message", got["INBOX"])
+	}
+	_, last, err := d.IngestState(t.Context(), p.Config().MailboxKey())
+	if err != nil || last != 2 {
+		t.Errorf("recorded last UID = %d, %v; want 2 (below the deferred UID 3)", last, err)
+	}
+
+	mu.Lock()
+	yahooDown = false
+	mu.Unlock()
+	st, err = p.Once(t.Context())
+	if err != nil || st.Messages != 1 || st.Stored != 1 || st.Deferred != 0 {
+		t.Errorf("Once() with DNS back = %+v, %v; want the deferred message stored", st, err)
+	}
+	if got := folderCounts(t, srv.addr, "INBOX", DefaultProcessedFolder); got["INBOX"] != 0 || got[DefaultProcessedFolder] != 6 {
+		t.Errorf("folders = %v, want INBOX 0, processed 6", got)
+	}
+	var pass int
+	if err := d.Pool.QueryRow(t.Context(), `SELECT count(*) FROM reports WHERE dkim = 'pass'`).Scan(&pass); err != nil || pass != 6 {
+		t.Errorf("reports with DKIM pass = %d, %v; want 6", pass, err)
+	}
+}
