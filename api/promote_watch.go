@@ -107,6 +107,9 @@ func (p *Promoter) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// driftInterval is how often the poll loop checks a verified version.
+const driftInterval = time.Hour
+
 // pollOnce is one round of Run; it returns how many domains it looked at.
 func (p *Promoter) pollOnce(ctx context.Context) int {
 	domains, err := p.DB.Domains(ctx)
@@ -119,12 +122,22 @@ func (p *Promoter) pollOnce(ctx context.Context) int {
 		if ctx.Err() != nil {
 			return n
 		}
-		if _, err := p.DB.LatestPolicyVersion(ctx, d.Name); errors.Is(err, db.ErrNotFound) {
+		v, err := p.DB.LatestPolicyVersion(ctx, d.Name)
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			p.log().WarnContext(ctx, "Reading the policy version failed", "domain", d.Name, "error", err)
 			continue
 		}
 		n++
-		if _, err := p.Verify(ctx, d.Name); err != nil {
-			p.log().WarnContext(ctx, "Verifying the policy failed", "domain", d.Name, "error", err)
+		// A verified version is checked for drift once per
+		// driftInterval, not at every poll: each check is DNS and HTTPS
+		// traffic to the domain.
+		if v.VerifiedAt == nil || v.LastCheckedAt == nil || p.now().Sub(*v.LastCheckedAt) >= driftInterval {
+			if _, err := p.Verify(ctx, d.Name); err != nil {
+				p.log().WarnContext(ctx, "Verifying the policy failed", "domain", d.Name, "error", err)
+			}
 		}
 		if _, err := p.Watch(ctx, d.Name); err != nil {
 			p.log().WarnContext(ctx, "Watching the domain failed", "domain", d.Name, "error", err)
