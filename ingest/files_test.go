@@ -190,3 +190,27 @@ func snapshot(t *testing.T, d *db.DB) string {
 	}
 	return b.String()
 }
+
+func TestImportOversized(t *testing.T) {
+	_, d := newPipeline(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "big.json"), []byte(strings.Repeat(" ", 2048)+reportJSON("google.com", "big")))
+	write(t, filepath.Join(dir, "ok.json"), []byte(reportJSON("google.com", "ok")))
+	im := newImporter(d, 10)
+	im.Pipeline.Limits.MaxMessageBytes = 1024
+	files, err := ingest.ScanPaths([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := im.Import(context.Background(), files)
+	if err != nil {
+		t.Fatalf("Import() = %v", err)
+	}
+	if st.New != 1 || len(st.RefusedInputs) != 1 || !strings.Contains(st.RefusedInputs[0].Outcome.Reason, "over 1024 bytes") {
+		t.Fatalf("Import() = %+v", st)
+	}
+	var n int
+	if err := d.Pool.QueryRow(context.Background(), `SELECT count(*) FROM quarantine`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("quarantine rows = %d, %v; want 0 (nothing was read)", n, err)
+	}
+}

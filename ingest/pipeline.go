@@ -223,6 +223,12 @@ func (p *Pipeline) storeEach(ctx context.Context, rs []reports.Received) ([]stor
 func (p *Pipeline) settle(ctx context.Context, pr *parsed, res []stored) (Outcome, error) {
 	out := Outcome{Refused: len(pr.broken)}
 	if pr.whole != "" {
+		if pr.raw == nil {
+			// Nothing was read (an unreadable or oversized file): there
+			// is nothing to keep, only the reason to tell.
+			out.Reason = pr.whole
+			return out, nil
+		}
 		return out, p.quarantine(ctx, &out, pr.raw, pr.whole, pr.src, pr.ref)
 	}
 	broken := pr.broken
