@@ -231,7 +231,7 @@ func (s *Server) domainPage(c echo.Context) error {
 		page.Verdict = verdictView(v)
 	}
 	page.Mode = s.mode(ctx, domain, v)
-	page.Promote = s.promoteView(c, domain)
+	page.Promote = s.promoteView(c, domain, v)
 	return s.render(c, http.StatusOK, "domain", page)
 }
 

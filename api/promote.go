@@ -153,13 +153,20 @@ func (p *Promoter) verdict(ctx context.Context, domain string) (*rollout.Verdict
 
 // PlanChange computes what req would publish now, without storing it.
 func (p *Promoter) PlanChange(ctx context.Context, req ChangeRequest) (*Plan, error) {
+	return p.planChange(ctx, req, nil)
+}
+
+// planChange is PlanChange with the verdict computed already (nil: compute
+// it), so one page can plan several changes from one verdict.
+func (p *Promoter) planChange(ctx context.Context, req ChangeRequest, v *rollout.Verdict) (*Plan, error) {
 	domain, err := db.NormalizeDomain(req.Domain)
 	if err != nil {
 		return nil, fmt.Errorf("planning a change: %w", err)
 	}
-	v, _, err := p.verdict(ctx, domain)
-	if err != nil {
-		return nil, err
+	if v == nil {
+		if v, _, err = p.verdict(ctx, domain); err != nil {
+			return nil, err
+		}
 	}
 	pl := &Plan{Domain: domain, Kind: req.Kind, Verdict: v}
 	versions, err := p.DB.PolicyVersions(ctx, domain, 0)

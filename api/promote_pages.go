@@ -148,8 +148,9 @@ func (s *Server) policyDownload(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(v.Body))
 }
 
-// promoteView fills the promote panel of the domain page.
-func (s *Server) promoteView(c echo.Context, domain string) *ui.PromoteView {
+// promoteView fills the promote panel of the domain page from the
+// page's verdict (nil: computed here).
+func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) *ui.PromoteView {
 	ctx := c.Request().Context()
 	l := s.layout(c, domain, "")
 	pv := &ui.PromoteView{Domain: domain, CanEdit: l.CanEdit, CSRF: l.CSRF}
@@ -162,7 +163,7 @@ func (s *Server) promoteView(c echo.Context, domain string) *ui.PromoteView {
 	if pv.RecordMethod == rollout.RecordManual {
 		pv.DNSProviders = dnsProviderSteps
 	}
-	pl, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindPromote})
+	pl, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindPromote}, v)
 	if err != nil {
 		pv.Action = "No plan: " + err.Error()
 		return pv
@@ -185,22 +186,22 @@ func (s *Server) promoteView(c echo.Context, domain string) *ui.PromoteView {
 		pv.Action = "The history could not be read: " + err.Error()
 		return pv
 	}
-	for i, v := range versions {
-		vv := versionView(v, s.now())
+	for i, ver := range versions {
+		vv := versionView(ver, s.now())
 		pv.History = append(pv.History, vv)
 		if i == 0 {
 			pv.Latest = &vv
 			if pv.Action == "" {
-				pv.Action = fmt.Sprintf("Published: mode %s, id %s.", v.Policy.Mode, v.ID)
+				pv.Action = fmt.Sprintf("Published: mode %s, id %s.", ver.Policy.Mode, ver.ID)
 			}
 		}
 	}
 	if pl.Current != nil {
 		pv.CurrentMX = strings.Join(pl.Current.MX, "\n")
-		if rb, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}); err == nil && rb.Next != nil {
+		if rb, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, pl.Verdict); err == nil && rb.Next != nil {
 			pv.Rollback = planView(rb.Next, rollout.ModeTesting)
 		}
-		if rt, err := p.PlanChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}); err == nil && rt.Next != nil {
+		if rt, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, pl.Verdict); err == nil && rt.Next != nil {
 			pv.Retire = planView(rt.Next, rollout.ModeNone)
 		}
 		maxAge := pl.Current.MaxAge
