@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -133,7 +134,11 @@ func NewURL(t testing.TB, migrated bool) string {
 	if migrated {
 		server.once.Do(func() { server.template, server.tmplErr = makeTemplate(ctx) })
 		if server.tmplErr != nil {
-			t.Fatalf("dbtest: preparing migrated template: %v", server.tmplErr)
+			var me migrateError
+			if errors.As(server.tmplErr, &me) {
+				t.Fatalf("dbtest: migrating the template database: %v", me.err)
+			}
+			unavailable(t, fmt.Errorf("preparing migrated template: %w", server.tmplErr))
 		}
 		tmpl = server.template
 	}
@@ -162,10 +167,16 @@ func makeTemplate(ctx context.Context) (string, error) {
 	}
 	defer d.Close()
 	if err := d.Migrate(ctx); err != nil {
-		return name, err
+		return name, migrateError{err}
 	}
 	return name, nil
 }
+
+// migrateError is a failing migration: a bug to report, not a missing
+// server to skip for.
+type migrateError struct{ err error }
+
+func (e migrateError) Error() string { return e.err.Error() }
 
 func exec(ctx context.Context, sql string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
