@@ -210,3 +210,32 @@ func (d *DB) RevokeAPIToken(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// Users lists the accounts by name (bounded: accounts are made by hand).
+func (d *DB) Users(ctx context.Context) ([]User, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT id, username, role FROM users ORDER BY username LIMIT 1000`)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
+		var u User
+		err := r.Scan(&u.ID, &u.Username, &u.Role)
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser removes an account and, with it, its sessions.
+func (d *DB) DeleteUser(ctx context.Context, username string) error {
+	tag, err := d.Pool.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
+	if err != nil {
+		return fmt.Errorf("deleting user %q: %w", username, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("deleting user %q: %w", username, ErrNoCredential)
+	}
+	return nil
+}

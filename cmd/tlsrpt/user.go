@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"regexp"
+
+	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/db"
+)
+
+func init() {
+	register(command{name: "user", summary: "add, list or remove dashboard accounts (viewer or admin)", run: runUser})
+}
+
+// validUsername keeps account names printable and short.
+var validUsername = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
+
+// runUser is "tlsrpt user add|list|remove" (issue 5): dashboard accounts
+// beside the admin of TLSRPT_ADMIN_PASSWORD, typically viewers who may
+// look but not change anything. "add" generates the password and prints
+// it once (or sets TLSRPT_USER_PASSWORD when given); the store keeps only
+// its bcrypt hash. Adding an existing name sets a new password and role
+// and ends its sessions.
+func runUser(ctx context.Context, env *Env, args []string) int {
+	usage := func() {
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt user add NAME --role viewer|admin [--db URL]")
+		fmt.Fprintln(env.Stderr, "       tlsrpt user list [--db URL]")
+		fmt.Fprintln(env.Stderr, "       tlsrpt user remove NAME [--db URL]")
+	}
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		usage()
+		return 0
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
+	role := fs.String("role", db.RoleViewer, "viewer (read only) or admin")
+	fs.Usage = func() {
+		usage()
+		fs.PrintDefaults()
+	}
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch verb {
+	case "add", "remove":
+		if len(pos) != 1 {
+			usage()
+			return 2
+		}
+		if !validUsername.MatchString(pos[0]) {
+			fmt.Fprintf(env.Stderr, "tlsrpt user %s: %q is not a user name (letters, digits, . _ @ -, at most 64)\n", verb, pos[0])
+			return 2
+		}
+		if verb == "add" && *role != db.RoleAdmin && *role != db.RoleViewer {
+			fmt.Fprintln(env.Stderr, "tlsrpt user add: --role must be viewer or admin")
+			return 2
+		}
+	case "list":
+		if len(pos) != 0 {
+			usage()
+			return 2
+		}
+	default:
+		fmt.Fprintf(env.Stderr, "tlsrpt user: unknown action %q\n", verb)
+		usage()
+		return 2
+	}
+	password := env.Getenv("TLSRPT_USER_PASSWORD")
+	generated := password == ""
+	if generated {
+		password = api.NewSecret()[:24]
+	}
+	var hash string
+	if verb == "add" {
+		var err error
+		if hash, err = api.HashPassword(password); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt user add: TLSRPT_USER_PASSWORD: %v\n", err)
+			return 2
+		}
+	}
+	d, closeDB, err := openDatabase(ctx, env, *dbURL)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt user: %v\n", err)
+		return 1
+	}
+	defer closeDB()
+	switch verb {
+	case "add":
+		u, err := d.PutUser(ctx, pos[0], hash, *role)
+		if err == nil {
+			err = d.DeleteUserSessions(ctx, u.ID)
+		}
+		if err == nil {
+			_, err = d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "user.add", Detail: map[string]string{"user": pos[0], "role": *role}})
+		}
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt user add: %v\n", err)
+			return 1
+		}
+		if generated {
+			fmt.Fprintln(env.Stdout, password)
+			fmt.Fprintf(env.Stderr, "%s account %q: the password above is shown only this once.\n", *role, pos[0])
+		} else {
+			fmt.Fprintf(env.Stderr, "%s account %q: password set from TLSRPT_USER_PASSWORD.\n", *role, pos[0])
+		}
+	case "list":
+		us, err := d.Users(ctx)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt user list: %v\n", err)
+			return 1
+		}
+		for _, u := range us {
+			fmt.Fprintf(env.Stdout, "%s\t%s\n", u.Username, u.Role)
+		}
+	case "remove":
+		if err := d.DeleteUser(ctx, pos[0]); err != nil {
+			if errors.Is(err, db.ErrNoCredential) {
+				fmt.Fprintf(env.Stderr, "tlsrpt user remove: no user %q\n", pos[0])
+				return 1
+			}
+			fmt.Fprintf(env.Stderr, "tlsrpt user remove: %v\n", err)
+			return 1
+		}
+		if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "user.remove", Detail: map[string]string{"user": pos[0]}}); err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt user remove: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(env.Stdout, "removed %s\n", pos[0])
+	}
+	return 0
+}
