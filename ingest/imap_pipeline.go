@@ -93,7 +93,7 @@ func (pp *pipelineProcessor) store(ctx context.Context, prs []*parsed) ([]msgOut
 
 func (pp *pipelineProcessor) oversized(ctx context.Context, head []byte, size int64, ref string) error {
 	reason := fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes; its first %d bytes are kept",
-		size, pp.maxMessageBytes(), len(head))
+		size, pp.maxMessageBytes(), min(size, quarantineHeadBytes))
 	if _, err := pp.p.Store.Quarantine(ctx, head, reason, reports.SourceIMAP, ref); err != nil {
 		return fmt.Errorf("%w: quarantining %s: %w", ErrRetryLater, ref, err)
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -286,7 +287,8 @@ func (p *Poller) storeGroup(ctx context.Context, group []*fetched) error {
 
 // readMessage reads the UID and the body of one FETCH response. A body
 // within the limit comes back whole in raw; a larger one only as its
-// first bytes in head, the rest skipped unread into memory.
+// first bytes in head, with a line naming its size and hash; the rest is
+// read through the hash, never into memory.
 func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, raw, head []byte, size int64, err error) {
 	limit := p.pipe.maxMessageBytes()
 	for {
@@ -304,11 +306,20 @@ func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, ra
 			}
 			size = it.Literal.Size()
 			if size > limit {
-				head = make([]byte, min(size, quarantineHeadBytes))
-				if _, err := io.ReadFull(it.Literal, head); err != nil {
+				// The rest streams through a hash, so that the
+				// quarantine entry (keyed by the hash of its bytes) is
+				// one per distinct message, not one per distinct head.
+				buf := make([]byte, min(size, quarantineHeadBytes))
+				if _, err := io.ReadFull(it.Literal, buf); err != nil {
 					return uid, nil, nil, size, fmt.Errorf("reading message: %w", err)
 				}
-				continue // msg.Next discards the rest
+				h := sha256.New()
+				h.Write(buf)
+				if _, err := io.Copy(h, it.Literal); err != nil {
+					return uid, nil, nil, size, fmt.Errorf("reading message: %w", err)
+				}
+				head = fmt.Appendf(buf, "\r\n\r\n[tlsrpt: message cut at %d of %d bytes; sha256 of the whole message %x]\r\n", len(buf), size, h.Sum(nil))
+				continue
 			}
 			raw = make([]byte, size)
 			if _, err := io.ReadFull(it.Literal, raw); err != nil {
