@@ -67,6 +67,21 @@ func (s *Server) hostedPolicy(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/plain", []byte(v.Body))
 }
 
+// PolicyHandler serves only the policy file (GET of
+// /.well-known/mta-sts.txt, by Host header), 404 for everything else: the
+// handler of a listener for the policy hosts, which should not expose the
+// dashboard.
+func (s *Server) PolicyHandler() http.Handler {
+	h := s.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/mta-sts.txt" || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // PolicyTLS is where the certificates of the policy hosts
 // (mta-sts.<domain>) come from: files, ACME, or both (files first).
 type PolicyTLS struct {

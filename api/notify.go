@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,30 +133,73 @@ func (n *Notifier) webhook(ctx context.Context, a Alert) error {
 	return nil
 }
 
+// smtpTimeout bounds a whole email delivery: net/smtp has no timeouts of
+// its own, so the connection carries a deadline.
+const smtpTimeout = 30 * time.Second
+
 func (n *Notifier) email(ctx context.Context, a Alert) error {
 	cfg := n.SMTP
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("sending the email: smtp address %q: %w", cfg.Addr, err)
 	}
-	var auth smtp.Auth
-	if cfg.Username != "" {
-		auth = smtp.PlainAuth("", cfg.Username, cfg.Password, host)
-	}
 	var msg bytes.Buffer
 	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: MTA-STS regression on %s\r\nDate: %s\r\n",
 		cfg.From, strings.Join(cfg.To, ", "), a.Domain, time.Now().UTC().Format(time.RFC1123Z))
 	msg.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n")
 	msg.WriteString(strings.ReplaceAll(a.Text(), "\n", "\r\n"))
-	done := make(chan error, 1)
-	go func() { done <- smtp.SendMail(cfg.Addr, auth, cfg.From, cfg.To, msg.Bytes()) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("sending the email through %s: %w", cfg.Addr, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("sending the email through %s: %w", cfg.Addr, ctx.Err())
+
+	ctx, cancel := context.WithTimeout(ctx, smtpTimeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("sending the email: connecting to %s: %w", cfg.Addr, err)
 	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := sendMail(conn, host, cfg, msg.Bytes()); err != nil {
+		return fmt.Errorf("sending the email through %s: %w", cfg.Addr, err)
+	}
+	return nil
+}
+
+// sendMail speaks SMTP on conn: STARTTLS when offered, PLAIN auth when
+// configured (net/smtp sends it only over TLS or to localhost).
+func sendMail(conn net.Conn, host string, cfg *SMTPConfig, msg []byte) error {
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
+			return err
+		}
+	}
+	if cfg.Username != "" {
+		if err := c.Auth(smtp.PlainAuth("", cfg.Username, cfg.Password, host)); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail(cfg.From); err != nil {
+		return err
+	}
+	for _, to := range cfg.To {
+		if err := c.Rcpt(to); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,4 +150,34 @@ func FuzzPolicyDomain(f *testing.F) {
 			t.Errorf("policyDomain(%q) = %q: not a normalised name", host, d)
 		}
 	})
+}
+
+// TestPolicyHandler: the policy host listener serves the policy file and
+// nothing of the dashboard.
+func TestPolicyHandler(t *testing.T) {
+	f := newFlowEnv(t, true, nil)
+	seedDomain(t, f.d, testNow, "example.com", 20, 0)
+	if _, err := f.s.Promoter().Change(context.Background(), ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	h := f.s.PolicyHandler()
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/.well-known/mta-sts.txt", http.StatusOK},
+		{http.MethodHead, "/.well-known/mta-sts.txt", http.StatusNotFound},
+		{http.MethodPost, "/.well-known/mta-sts.txt", http.StatusNotFound},
+		{http.MethodGet, "/login", http.StatusNotFound},
+		{http.MethodGet, "/api/v1/domains", http.StatusNotFound},
+		{http.MethodGet, "/", http.StatusNotFound},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Host = "mta-sts.example.com"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s on the policy host = %d, want %d", tc.method, tc.path, rec.Code, tc.want)
+		}
+	}
 }

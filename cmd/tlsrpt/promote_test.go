@@ -122,7 +122,7 @@ func TestPromoteCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
 	hs.TLS = tc
 	hs.StartTLS()
 	defer hs.Close()
