@@ -114,8 +114,8 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 		return fmt.Errorf("configuring the demo mailbox: %w", err)
 	}
 
-	if cfg.adminPW == "" {
-		cfg.adminPW = randomHex(8)
+	if cfg.web.AdminPassword == "" {
+		cfg.web.AdminPassword = randomHex(8)
 	}
 	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store, hostPolicy: true,
 		lookupTXT: func(_ context.Context, name string) ([]string, error) { return reportgen.LookupTXT(name) },
@@ -123,7 +123,7 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 		ready: func(addr, _ string) {
 			fmt.Fprintf(env.Stdout, "\ntlsrpt demo is running (up in %.1fs).\n\n    Dashboard: http://%s/\n    Login:     %s / %s\n\n"+
 				"Demo mailbox: imap://%s (INBOX, %d messages: 30 days of reports for %s).\nPress Ctrl-C to stop.\n\n",
-				time.Since(started).Seconds(), addr, api.AdminUser, cfg.adminPW, imapAddr,
+				time.Since(started).Seconds(), addr, api.AdminUser, cfg.web.AdminPassword, imapAddr,
 				len(reportgen.DemoReports(time.Now()))+4, strings.Join(reportgen.DemoDomains, ", "))
 		},
 	}

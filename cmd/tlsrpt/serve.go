@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -28,17 +26,15 @@ func init() {
 // serveConfig is the server's configuration, read once from flags and the
 // environment (flag first).
 type serveConfig struct {
-	dbURL     string
-	migrate   bool
-	listen    string
-	tlsCert   string
-	tlsKey    string
-	publicURL string
-	adminPW   string
-	imapURL   string
-	noIMAP    bool
-	logLevel  slog.Level
-	logJSON   bool
+	dbURL   string
+	migrate bool
+	// web holds the web server's settings (api.LoadSettings, with the
+	// --listen and --tls-* flags on top).
+	web      api.Settings
+	imapURL  string
+	noIMAP   bool
+	logLevel slog.Level
+	logJSON  bool
 	// inspector settings for the live check of the dashboard
 	resolver     string
 	caFile       string
@@ -51,30 +47,37 @@ func settingError(name string, err error) error { return fmt.Errorf("%s: %w", na
 // parseServeFlags reads the settings shared by serve and demo.
 func parseServeFlags(fs *flag.FlagSet, env *Env) func() (*serveConfig, error) {
 	c := &serveConfig{}
-	get := func(name, def string) string {
-		if v := env.Getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	var listen, tlsCert, tlsKey string
 	fs.StringVar(&c.dbURL, "db", "", "PostgreSQL URL (default $DATABASE_URL, else the embedded PostgreSQL under $TLSRPT_DATA_DIR)")
 	fs.BoolVar(&c.migrate, "migrate", false, "apply pending database migrations at start ($TLSRPT_MIGRATE=1)")
-	fs.StringVar(&c.listen, "listen", get("TLSRPT_LISTEN", "127.0.0.1:8080"), "address of the web server ($TLSRPT_LISTEN)")
-	fs.StringVar(&c.tlsCert, "tls-cert", get("TLSRPT_TLS_CERT", ""), "certificate file: serve HTTPS ($TLSRPT_TLS_CERT)")
-	fs.StringVar(&c.tlsKey, "tls-key", get("TLSRPT_TLS_KEY", ""), "private key file for --tls-cert ($TLSRPT_TLS_KEY)")
+	fs.StringVar(&listen, "listen", "", "address of the web server ($TLSRPT_LISTEN, default "+api.DefaultListen+")")
+	fs.StringVar(&tlsCert, "tls-cert", "", "certificate file: serve HTTPS ($TLSRPT_TLS_CERT)")
+	fs.StringVar(&tlsKey, "tls-key", "", "private key file for --tls-cert ($TLSRPT_TLS_KEY)")
 	fs.StringVar(&c.imapURL, "imap", "", "rua mailbox, imaps://user@host:993/INBOX ($TLSRPT_IMAP_URL)")
 	fs.BoolVar(&c.noIMAP, "no-imap", false, "run without the IMAP poller even when a mailbox is configured")
-	fs.StringVar(&c.resolver, "resolver", get("TLSRPT_RESOLVER", ""), "DNS server host:port for live checks ($TLSRPT_RESOLVER; default the system's)")
-	fs.StringVar(&c.caFile, "ca-file", get("TLSRPT_CA_FILE", ""), "extra trusted roots (PEM) for policy fetches ($TLSRPT_CA_FILE)")
+	fs.StringVar(&c.resolver, "resolver", env.Getenv("TLSRPT_RESOLVER"), "DNS server host:port for live checks ($TLSRPT_RESOLVER; default the system's)")
+	fs.StringVar(&c.caFile, "ca-file", env.Getenv("TLSRPT_CA_FILE"), "extra trusted roots (PEM) for policy fetches ($TLSRPT_CA_FILE)")
 	fs.BoolVar(&c.allowPrivate, "allow-private", false, "let live checks fetch from private and loopback addresses ($TLSRPT_ALLOW_PRIVATE=1)")
 	return func() (*serveConfig, error) {
-		c.publicURL = env.Getenv("TLSRPT_PUBLIC_URL")
-		if (c.tlsCert == "") != (c.tlsKey == "") {
-			return nil, errors.New("--tls-cert/TLSRPT_TLS_CERT and --tls-key/TLSRPT_TLS_KEY go together: set both or neither")
+		web, err := api.LoadSettings(env.Getenv)
+		if err != nil {
+			return nil, err
 		}
-		if _, _, err := net.SplitHostPort(c.listen); err != nil {
-			return nil, settingError("--listen/TLSRPT_LISTEN", err)
+		if listen != "" {
+			web.Listen = listen
 		}
+		if tlsCert != "" || tlsKey != "" {
+			web.TLSCert, web.TLSKey = tlsCert, tlsKey
+			web.SecureCookies = web.SecureCookies || env.Getenv("TLSRPT_SECURE_COOKIES") == ""
+		}
+		// Behind a TLS-terminating proxy the public URL says https.
+		if strings.HasPrefix(web.PublicURL, "https://") && env.Getenv("TLSRPT_SECURE_COOKIES") == "" {
+			web.SecureCookies = true
+		}
+		if err := web.Validate(); err != nil {
+			return nil, err
+		}
+		c.web = web
 		for name, dst := range map[string]*bool{"TLSRPT_MIGRATE": &c.migrate, "TLSRPT_ALLOW_PRIVATE": &c.allowPrivate, "TLSRPT_LOG_JSON": &c.logJSON} {
 			v, err := envBool(env, name)
 			if err != nil {
@@ -82,11 +85,6 @@ func parseServeFlags(fs *flag.FlagSet, env *Env) func() (*serveConfig, error) {
 			}
 			*dst = *dst || v
 		}
-		pw, err := secretSetting(env, "TLSRPT_ADMIN_PASSWORD")
-		if err != nil {
-			return nil, err
-		}
-		c.adminPW = pw
 		if lv := env.Getenv("TLSRPT_LOG_LEVEL"); lv != "" {
 			if err := c.logLevel.UnmarshalText([]byte(lv)); err != nil {
 				return nil, settingError("TLSRPT_LOG_LEVEL", fmt.Errorf("%q is not debug, info, warn or error", lv))
@@ -229,9 +227,8 @@ func (a *app) run(ctx context.Context) error {
 		}
 		poller = p
 	}
-	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log,
-		AdminPassword: a.cfg.adminPW, SecureCookies: a.cfg.tlsCert != "" || strings.HasPrefix(a.cfg.publicURL, "https://"),
-		PublicURL: a.cfg.publicURL, Notices: a.notices}
+	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices}
+	a.cfg.web.ApplyTo(&apiCfg)
 	if poller != nil {
 		apiCfg.PollerStatus = func() api.PollerStatus {
 			st := poller.Status()
@@ -252,29 +249,23 @@ func (a *app) run(ctx context.Context) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", a.cfg.listen)
+	ln, err := net.Listen("tcp", a.cfg.web.Listen)
 	if err != nil {
 		return settingError("--listen/TLSRPT_LISTEN", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	scheme := "http"
-	if a.cfg.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(a.cfg.tlsCert, a.cfg.tlsKey)
-		if err != nil {
-			ln.Close()
-			return settingError("--tls-cert/--tls-key", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if a.cfg.web.TLSCert != "" {
 		scheme = "https"
 	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(1)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(httpDone)
+		if err := srv.Serve(httpCtx, ln, a.cfg.web.TLSCert, a.cfg.web.TLSKey); err != nil {
 			errc <- fmt.Errorf("web server: %w", err)
 		}
 	}()
@@ -314,11 +305,8 @@ func (a *app) run(ctx context.Context) error {
 	}
 	// Stop taking requests first, then the workers (STYLE.md 5).
 	a.log.Info("Shutting down")
-	shutCtx, cancelShut := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelShut()
-	if err := hs.Shutdown(shutCtx); err != nil {
-		hs.Close()
-	}
+	stopHTTP()
+	<-httpDone
 	stopPoll()
 	wg.Wait()
 	return runErr

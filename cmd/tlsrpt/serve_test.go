@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 )
 
@@ -40,7 +41,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	var stderr strings.Builder
 	env := &Env{Stdout: &strings.Builder{}, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	ready := make(chan string, 1)
-	a := &app{env: env, cfg: &serveConfig{listen: "127.0.0.1:0"}, log: newLogger(env, &serveConfig{}), store: store,
+	a := &app{env: env, cfg: &serveConfig{web: api.Settings{Listen: "127.0.0.1:0"}}, log: newLogger(env, &serveConfig{}), store: store,
 		ready: func(addr, pw string) {
 			if pw == "" {
 				t.Errorf("first start printed no generated admin password")
