@@ -17,7 +17,13 @@ import (
 
 // tortureKey is a report's identity as the reports table has it.
 func tortureKey(org, id string, start, end time.Time) string {
-	return fmt.Sprintf("%s|%s|%s|%s", org, id, start.UTC().Round(time.Microsecond).Format(time.RFC3339Nano), end.UTC().Round(time.Microsecond).Format(time.RFC3339Nano))
+	return fmt.Sprintf("%s|%s|%s|%s", storedText(org), storedText(id), start.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), end.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano))
+}
+
+// storedText is a sender's string as the store keeps it (db/reports.go
+// clean): PostgreSQL text holds no NUL byte and only valid UTF-8.
+func storedText(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 }
 
 func storedReportKeys(t *testing.T, d *db.DB) map[string]int {
