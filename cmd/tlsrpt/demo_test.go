@@ -149,6 +149,43 @@ func TestDemo(t *testing.T) {
 		t.Errorf("unlisted domains = %+v, want %s among them", domains.Unlisted, reportgen.DemoStranger)
 	}
 
+	// Promote the ready domain; the demo hosts its policy, so the new
+	// enforce policy answers on loopback at once.
+	page := getBody(t, c, base+"/")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the overview page")
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/domains/"+reportgen.DemoReady+"/promote",
+		strings.NewReader(`{"reason":"the demo test promotes the ready domain"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", m[1])
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var version struct {
+		Mode string `json:"mode"`
+		ID   string `json:"id"`
+	}
+	if resp.StatusCode/100 != 2 || json.Unmarshal(body, &version) != nil || version.Mode != "enforce" || version.ID == "" {
+		t.Fatalf("promote %s: %s\n%s", reportgen.DemoReady, resp.Status, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, base+"/.well-known/mta-sts.txt", nil)
+	req.Host = "mta-sts." + reportgen.DemoReady
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(string(policy), "mode: enforce\r\n") {
+		t.Errorf("hosted policy after promote: %s %q\n%s", resp.Status, resp.Header.Get("Content-Type"), policy)
+	}
+
 	// Ctrl-C stops everything cleanly.
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -197,6 +234,20 @@ func login(t *testing.T, base, user, password string) *http.Client {
 		t.Fatalf("login: %s at %s\n%s", resp.Status, resp.Request.URL, body)
 	}
 	return c
+}
+
+func getBody(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 10<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", u, resp.Status, body)
+	}
+	return string(body)
 }
 
 func getJSON(t *testing.T, c *http.Client, u string, v any) {
