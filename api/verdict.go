@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
@@ -31,6 +33,15 @@ func (s *Server) verdictWithCheck(ctx context.Context, domain string, check *rol
 	f, err := s.cfg.DB.Facts(ctx, domain, s.now(), t.SpanDays())
 	if err != nil {
 		return nil, fmt.Errorf("gathering facts of %s: %w", domain, err)
+	}
+	// A version tlsrpt published is what the domain serves now, days
+	// before the reports show it.
+	pv, err := s.cfg.DB.LatestPolicyVersion(ctx, domain)
+	switch {
+	case err == nil && pv.PolicyPublishedAt != nil:
+		f.ApplyVersion(pv.Policy, pv.ID)
+	case err != nil && !errors.Is(err, db.ErrNotFound):
+		return nil, err
 	}
 	f.ApplyCheck(check)
 	v := rollout.Evaluate(f, t)

@@ -67,7 +67,19 @@ const (
 	PolicySourceLive    = "live"    // the live check fetched it
 	PolicySourceReports = "reports" // the newest policy-string in the reports
 	PolicySourceNone    = "none"    // neither gave one
+	// PolicySourcePublished: the newest version tlsrpt published itself;
+	// it wins over the reports, which show a new policy only a day later.
+	PolicySourcePublished = "published"
 )
+
+// ApplyVersion makes p, published by tlsrpt with id, the current policy,
+// unless the live check has already read what is actually served.
+func (f *Facts) ApplyVersion(p Policy, id string) {
+	if f.Policy.Source == PolicySourceLive {
+		return
+	}
+	f.Policy = CurrentPolicy{Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge, ID: id, Source: PolicySourcePublished}
+}
 
 // CurrentPolicy is the policy the domain publishes now, as far as the facts
 // tell, and where that came from.

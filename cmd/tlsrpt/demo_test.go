@@ -173,6 +173,14 @@ func TestDemo(t *testing.T) {
 	if resp.StatusCode/100 != 2 || json.Unmarshal(body, &version) != nil || version.Mode != "enforce" || version.ID == "" {
 		t.Fatalf("promote %s: %s\n%s", reportgen.DemoReady, resp.Status, body)
 	}
+	// The verdict now watches the domain in enforce.
+	var after struct {
+		Mode string `json:"mode"`
+	}
+	getJSON(t, c, base+"/api/v1/domains/"+reportgen.DemoReady+"/verdict", &after)
+	if after.Mode != "enforce" {
+		t.Errorf("verdict mode after promote = %q, want enforce", after.Mode)
+	}
 	req, _ = http.NewRequest(http.MethodGet, base+"/.well-known/mta-sts.txt", nil)
 	req.Host = "mta-sts." + reportgen.DemoReady
 	resp, err = http.DefaultClient.Do(req)
