@@ -91,10 +91,8 @@ func (pp *pipelineProcessor) store(ctx context.Context, prs []*parsed) ([]msgOut
 	return outs, nil
 }
 
-func (pp *pipelineProcessor) oversized(ctx context.Context, head []byte, size int64, ref string) error {
-	reason := fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes; its first %d bytes are kept",
-		size, pp.maxMessageBytes(), min(size, quarantineHeadBytes))
-	if _, err := pp.p.Store.Quarantine(ctx, head, reason, reports.SourceIMAP, ref); err != nil {
+func (pp *pipelineProcessor) refuse(ctx context.Context, raw []byte, reason, ref string) error {
+	if _, err := pp.p.Store.Quarantine(ctx, raw, reason, reports.SourceIMAP, ref); err != nil {
 		return fmt.Errorf("%w: quarantining %s: %w", ErrRetryLater, ref, err)
 	}
 	return nil

@@ -42,9 +42,9 @@ type messageProcessor interface {
 	// the store can) and quarantines those with none, returning what
 	// became of each. An error means the store failed: retry later.
 	store(ctx context.Context, prs []*parsed) ([]msgOutcome, error)
-	// oversized quarantines a message larger than maxMessageBytes with its
-	// first bytes.
-	oversized(ctx context.Context, head []byte, size int64, ref string) error
+	// refuse quarantines what could be read of a message that cannot be
+	// parsed (too large, no body) with the reason.
+	refuse(ctx context.Context, raw []byte, reason, ref string) error
 }
 
 // sync is one full pass: every message after the last UID recorded is
@@ -176,12 +176,22 @@ func (p *Poller) batch(ctx context.Context, s *session, validity uint32, uids []
 		f := &fetched{uid: uid, size: size}
 		all = append(all, f)
 		ref := fmt.Sprintf("%s;UIDVALIDITY=%d/;UID=%d", p.cfg.MailboxKey(), validity, uid)
-		if head != nil {
-			if err := p.pipe.oversized(ctx, head, size, ref); err != nil {
+		if head != nil || raw == nil {
+			// Too large to read, or a body the server did not give
+			// (NIL): kept in the quarantine folder and table with what
+			// is known. The note names the UID so that two such
+			// messages stay two quarantine entries.
+			reason := fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes; its first %d bytes are kept",
+				size, p.pipe.maxMessageBytes(), min(size, quarantineHeadBytes))
+			if head == nil {
+				reason = "the IMAP server returned no body for the message"
+				head = []byte("[tlsrpt: " + reason + " " + ref + "]\r\n")
+			}
+			if err := p.pipe.refuse(ctx, head, reason, ref); err != nil {
 				f.err, failed = err, err
 				continue
 			}
-			p.log.Warn("Message too large, quarantined", "uid", uid, "bytes", size)
+			p.log.Warn("Message quarantined unread", "uid", uid, "bytes", size, "reason", reason)
 			f.outcome.quarantined, f.done = true, true
 			continue
 		}
@@ -288,7 +298,8 @@ func (p *Poller) storeGroup(ctx context.Context, group []*fetched) error {
 // readMessage reads the UID and the body of one FETCH response. A body
 // within the limit comes back whole in raw; a larger one only as its
 // first bytes in head, with a line naming its size and hash; the rest is
-// read through the hash, never into memory.
+// read through the hash, never into memory. raw and head are both nil when
+// the server sent no body.
 func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, raw, head []byte, size int64, err error) {
 	limit := p.pipe.maxMessageBytes()
 	for {
@@ -301,8 +312,7 @@ func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, ra
 			uid = it.UID
 		case imapclient.FetchItemDataBodySection:
 			if it.Literal == nil {
-				raw = []byte{}
-				continue
+				continue // NIL: raw stays nil
 			}
 			size = it.Literal.Size()
 			if size > limit {
@@ -326,9 +336,6 @@ func (p *Poller) readMessage(msg *imapclient.FetchMessageData) (uid imap.UID, ra
 				return uid, nil, nil, size, fmt.Errorf("reading message: %w", err)
 			}
 		}
-	}
-	if raw == nil && head == nil {
-		raw = []byte{}
 	}
 	return uid, raw, head, size, nil
 }
