@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func TestServeSettingErrors(t *testing.T) {
 // and stops it.
 func TestServeRunsAndStops(t *testing.T) {
 	store := dbtest.New(t)
-	var stderr strings.Builder
+	var stderr syncBuilder // the logger and the command both write to it
 	env := &Env{Stdout: &strings.Builder{}, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	ready := make(chan string, 1)
 	a := &app{env: env, cfg: &serveConfig{web: api.Settings{Listen: "127.0.0.1:0"}}, log: newLogger(env, &serveConfig{}), store: store,
@@ -74,4 +75,22 @@ func TestServeRunsAndStops(t *testing.T) {
 	if code := Main(context.Background(), []string{"healthcheck", "--addr", addr}, env); code != 1 {
 		t.Errorf("healthcheck against a stopped server = %d, want 1", code)
 	}
+}
+
+// syncBuilder is a strings.Builder safe for concurrent writers.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
