@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -40,20 +39,9 @@ func runDomain(ctx context.Context, env *Env, args []string) int {
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the domain.
-	var names []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names = append(names, fs.Arg(0))
-		rest = fs.Args()[1:]
+	names, code, ok := parseInterspersed(fs, args[1:])
+	if !ok {
+		return code
 	}
 	wantNames := 1
 	switch verb {

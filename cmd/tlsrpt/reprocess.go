@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -36,25 +35,18 @@ func runReprocess(ctx context.Context, env *Env, args []string) int {
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the ids.
+	pos, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
+	}
 	var ids []int64
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	for _, a := range pos {
+		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || id <= 0 {
-			fmt.Fprintf(env.Stderr, "tlsrpt reprocess: %q is not a quarantine id\n", fs.Arg(0))
+			fmt.Fprintf(env.Stderr, "tlsrpt reprocess: %q is not a quarantine id\n", a)
 			return 2
 		}
 		ids = append(ids, id)
-		rest = fs.Args()[1:]
 	}
 	if *all == (len(ids) > 0) {
 		fs.Usage()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -60,20 +59,9 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the domain.
-	var names []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return rolloutUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names = append(names, fs.Arg(0))
-		rest = fs.Args()[1:]
+	names, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code // rolloutUsage is 2 as well
 	}
 	if len(names) != 1 {
 		fs.Usage()

@@ -44,20 +44,9 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the id.
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseInterspersed(fs, args[1:])
+	if !ok {
+		return code
 	}
 	var id int64
 	switch verb {

@@ -47,20 +47,9 @@ func runUser(ctx context.Context, env *Env, args []string) int {
 		usage()
 		fs.PrintDefaults()
 	}
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseInterspersed(fs, args[1:])
+	if !ok {
+		return code
 	}
 	switch verb {
 	case "add", "remove":
