@@ -152,7 +152,7 @@ type Importer struct {
 	// StoreBatch stores many reports in one transaction ((*db.DB).StoreReports
 	// adapted), with ids and duplicate flags in order. It must be
 	// idempotent like Store.StoreReport. Nil stores one by one.
-	StoreBatch func(ctx context.Context, rs []reports.Received) (ids []int64, duplicate []bool, err error)
+	StoreBatch BatchStore
 	BatchSize  int // reports per batch; 0 means DefaultImportBatch
 	Workers    int // files read and parsed at once; 0 means 2
 	// Progress, when set, is called with the bytes of each file done.
@@ -311,52 +311,21 @@ func refLess(a, b string) bool {
 	return x < y
 }
 
-// storeBatch stores the reports of several inputs in one transaction, then
-// settles each input. When the store rejects the batch for its content, it
-// falls back to one report at a time to find the culprit.
+// storeBatch stores the reports of several inputs in one transaction
+// (Pipeline.storeGroup) and counts what became of each.
 func (im *Importer) storeBatch(ctx context.Context, prs []*parsed, st *ImportStats) error {
-	var all []reports.Received
-	for _, pr := range prs {
-		all = append(all, pr.received...)
+	outs, err := im.Pipeline.storeGroup(ctx, im.StoreBatch, prs)
+	if err != nil {
+		return err
 	}
-	results := make([][]stored, len(prs))
-	batched := false
-	if im.StoreBatch != nil && len(all) > 0 {
-		ids, dups, err := im.StoreBatch(ctx, all)
-		switch {
-		case err == nil:
-			batched = true
-			k := 0
-			for i, pr := range prs {
-				results[i] = make([]stored, len(pr.received))
-				for j := range pr.received {
-					results[i][j] = stored{id: ids[k], dup: dups[k]}
-					k++
-				}
-			}
-		case !rejected(err):
-			return fmt.Errorf("%w: storing a batch of %d reports: %w", ErrRetryLater, len(all), err)
-		}
-	}
-	for i, pr := range prs {
-		if !batched {
-			res, err := im.Pipeline.storeEach(ctx, pr.received)
-			if err != nil {
-				return err
-			}
-			results[i] = res
-		}
-		out, err := im.Pipeline.settle(ctx, pr, results[i])
-		if err != nil {
-			return err
-		}
+	for i, out := range outs {
 		st.Inputs++
 		st.Reports += out.Reports
 		st.New += out.New
 		st.Duplicates += out.Duplicates
 		st.Refused += out.Refused
 		if out.Refused > 0 || out.Quarantined {
-			st.RefusedInputs = append(st.RefusedInputs, InputResult{Ref: pr.ref, Outcome: out})
+			st.RefusedInputs = append(st.RefusedInputs, InputResult{Ref: prs[i].ref, Outcome: out})
 		}
 	}
 	return nil

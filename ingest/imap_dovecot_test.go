@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -167,31 +168,45 @@ func TestDovecotKill9(t *testing.T) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		killAt := time.Duration(50+rng.IntN(400)) * time.Millisecond
+		// Kill once a random number of further reports is committed: in
+		// the middle of the sync however fast the machine is.
+		target := countRows(t, d, "reports") + 1 + rng.IntN(60)
 		if kills >= 12 {
-			killAt = time.Hour // enough kills: let it finish
+			target = math.MaxInt // enough kills: let it finish
 		}
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("run %d failed: %v\n%s", run, err, out.String())
+		killed := false
+	wait:
+		for {
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("run %d failed: %v\n%s", run, err, out.String())
+				}
+				t.Logf("run %d finished after %d kills:\n%s", run, kills, out.String())
+				break wait
+			case <-time.After(2 * time.Millisecond):
+				if countRows(t, d, "reports") < target {
+					continue
+				}
+				// Right after a commit (before the move) or a little later.
+				time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+				cmd.Process.Signal(syscall.SIGKILL)
+				var ee *exec.ExitError
+				if err := <-exited; errors.As(err, &ee) && !ee.Success() {
+					killed = true
+				} else {
+					t.Logf("run %d finished just before its kill", run)
+				}
+				break wait
 			}
-			t.Logf("run %d finished after %d kills:\n%s", run, kills, out.String())
-		case <-time.After(killAt):
-			cmd.Process.Signal(syscall.SIGKILL)
-			err := <-exited
-			var ee *exec.ExitError
-			if errors.As(err, &ee) && !ee.Success() {
-				kills++
-				continue
-			}
-			// It had finished just before the kill.
-			t.Logf("run %d finished before its kill at %s", run, killAt)
 		}
-		break
+		if !killed {
+			break
+		}
+		kills++
 	}
 	if kills < 5 {
-		t.Errorf("only %d runs were killed; the machine is too fast for the kill delays", kills)
+		t.Errorf("only %d runs were killed mid-sync, want at least 5", kills)
 	}
 	if n := countRows(t, d, "reports"); n != len(mb.reportKeys) {
 		t.Errorf("reports rows = %d, want %d (exactly once)", n, len(mb.reportKeys))
