@@ -94,3 +94,15 @@ func (s *syncBuilder) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestServeRefusesOldSchema: on a database with pending migrations the
+// server does not start unless told to migrate (issue 2 §3).
+func TestServeRefusesOldSchema(t *testing.T) {
+	url := dbtest.NewURL(t, false)
+	var stderr syncBuilder
+	env := &Env{Stdout: &strings.Builder{}, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	code := Main(context.Background(), []string{"serve", "--db", url, "--listen", "127.0.0.1:0", "--no-imap"}, env)
+	if code != 1 || !strings.Contains(stderr.String(), "schema is outdated") {
+		t.Errorf("serve on an unmigrated database = %d, %q; want 1 and the schema hint", code, stderr.String())
+	}
+}
