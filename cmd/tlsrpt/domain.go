@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
@@ -17,26 +16,13 @@ func init() {
 // the allow-list of the operator's domains. Reports for other domains are
 // stored but kept out of the overview, metrics and alerts.
 func runDomain(ctx context.Context, env *Env, args []string) int {
-	usage := func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt domain add DOMAIN [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt domain remove DOMAIN [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt domain list [--db URL]")
-	}
-	if len(args) == 0 {
-		usage()
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		usage()
-		return 0
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("domain "+verb, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
-	fs.Usage = func() {
-		usage()
-		fs.PrintDefaults()
+	verb, fs, dbURL, usage, code, ok := verbCommand(env, "domain", []string{
+		"usage: tlsrpt domain add DOMAIN [--db URL]",
+		"       tlsrpt domain remove DOMAIN [--db URL]",
+		"       tlsrpt domain list [--db URL]",
+	}, args)
+	if !ok {
+		return code
 	}
 	// Flags may come before or after the domain.
 	names, code, ok := parseInterspersed(fs, args[1:])

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,29 +19,16 @@ func init() {
 // the JSON API (Authorization: Bearer). A token is printed once, at
 // creation; the store keeps only its SHA-256.
 func runToken(ctx context.Context, env *Env, args []string) int {
-	usage := func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt token create --role admin|viewer [--name NAME] [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt token list [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt token revoke ID [--db URL]")
+	verb, fs, dbURL, usage, code, ok := verbCommand(env, "token", []string{
+		"usage: tlsrpt token create --role admin|viewer [--name NAME] [--db URL]",
+		"       tlsrpt token list [--db URL]",
+		"       tlsrpt token revoke ID [--db URL]",
+	}, args)
+	if !ok {
+		return code
 	}
-	if len(args) == 0 {
-		usage()
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		usage()
-		return 0
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("token "+verb, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	role := fs.String("role", "", "admin (may change everything) or viewer (read only)")
 	name := fs.String("name", "", "a note saying what the token is for")
-	fs.Usage = func() {
-		usage()
-		fs.PrintDefaults()
-	}
 	// Flags may come before or after the id.
 	pos, code, ok := parseInterspersed(fs, args[1:])
 	if !ok {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"regexp"
 
@@ -25,28 +24,15 @@ var validUsername = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // its bcrypt hash. Adding an existing name sets a new password and role
 // and ends its sessions.
 func runUser(ctx context.Context, env *Env, args []string) int {
-	usage := func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt user add NAME --role viewer|admin [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt user list [--db URL]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt user remove NAME [--db URL]")
+	verb, fs, dbURL, usage, code, ok := verbCommand(env, "user", []string{
+		"usage: tlsrpt user add NAME --role viewer|admin [--db URL]",
+		"       tlsrpt user list [--db URL]",
+		"       tlsrpt user remove NAME [--db URL]",
+	}, args)
+	if !ok {
+		return code
 	}
-	if len(args) == 0 {
-		usage()
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		usage()
-		return 0
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	role := fs.String("role", db.RoleViewer, "viewer (read only) or admin")
-	fs.Usage = func() {
-		usage()
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseInterspersed(fs, args[1:])
 	if !ok {
 		return code
