@@ -137,18 +137,20 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 // startDemoMailbox runs go-imap's in-memory server on a loopback port with
 // the demo's rua mailbox filled with msgs.
 func startDemoMailbox(password string, msgs [][]byte) (addr string, stop func(), err error) {
+	addr, _, stop, err = startMemMailbox(password, msgs)
+	return addr, stop, err
+}
+
+// startMemMailbox is startDemoMailbox that also returns the mailbox's user,
+// to deliver more mail with appendMail while it runs.
+func startMemMailbox(password string, msgs [][]byte) (addr string, user *imapmemserver.User, stop func(), err error) {
 	mem := imapmemserver.New()
-	user := imapmemserver.NewUser(demoMailboxUser, password)
+	user = imapmemserver.NewUser(demoMailboxUser, password)
 	if err := user.Create("INBOX", nil); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	base := time.Now().Add(-time.Hour)
-	for i, m := range msgs {
-		_, err := user.Append("INBOX", literal{bytes.NewReader(m), int64(len(m))},
-			&imap.AppendOptions{Time: base.Add(time.Duration(i) * time.Second)})
-		if err != nil {
-			return "", nil, fmt.Errorf("filling the demo mailbox: %w", err)
-		}
+	if err := appendMail(user, msgs); err != nil {
+		return "", nil, nil, fmt.Errorf("filling the demo mailbox: %w", err)
 	}
 	mem.AddUser(user)
 	srv := imapserver.New(&imapserver.Options{
@@ -163,10 +165,24 @@ func startDemoMailbox(password string, msgs [][]byte) (addr string, stop func(),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }, nil
+	return ln.Addr().String(), user, func() { srv.Close() }, nil
+}
+
+// appendMail delivers msgs to the user's INBOX, an hour old and a second
+// apart in arrival time.
+func appendMail(user *imapmemserver.User, msgs [][]byte) error {
+	base := time.Now().Add(-time.Hour)
+	for i, m := range msgs {
+		_, err := user.Append("INBOX", literal{bytes.NewReader(m), int64(len(m))},
+			&imap.AppendOptions{Time: base.Add(time.Duration(i) * time.Second)})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // literal is an imap.LiteralReader over bytes.

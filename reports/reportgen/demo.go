@@ -92,13 +92,14 @@ func DemoMailbox(now time.Time, rcpt string) [][]byte {
 	forged := &Report{Reporter: Reporters[2], Day: today.AddDate(0, 0, -2), Successful: 100000, Seq: 7,
 		Policy: Policy{Type: "sts", Mode: "testing", MaxAge: 86400, Domain: DemoExpired, MX: []string{"mx1." + DemoExpired, "mx2." + DemoExpired}}}
 	signed := forged.Mail(rcpt)
-	msgs = append(msgs, stripSignature(signed))
+	msgs = append(msgs, StripSignature(signed))
 	msgs = append(msgs, BrokenMails(rcpt, today)...)
 	return msgs
 }
 
-// stripSignature removes the DKIM-Signature header Sign put first.
-func stripSignature(msg []byte) []byte {
+// StripSignature removes the DKIM-Signature header Sign put first: the
+// mail as an unsigned sender would send it.
+func StripSignature(msg []byte) []byte {
 	for i := 0; i+2 < len(msg); i++ {
 		// The signature header ends at the first CRLF not followed by
 		// folding whitespace.
