@@ -41,38 +41,41 @@ type domainJSON struct {
 type badgeJSON struct {
 	Status string `json:"status"` // ready, blocked, enforcing, regression, unknown
 	Reason string `json:"reason,omitempty"`
+	// Stale: the inputs changed since ComputedAt; a refresh is under way.
+	Stale      bool       `json:"stale"`
+	ComputedAt *time.Time `json:"computed_at,omitempty"`
 }
 
-// apiDomains lists the allow-listed domains with their numbers and
-// verdicts, and the unlisted domains that send reports.
+// apiDomains lists one page of the allow-listed domains with their
+// numbers and stored verdict badges (?q=, ?kind=, ?sort=, ?page=,
+// ?per_page= as on the overview), and the unlisted domains that send
+// reports.
 func (s *Server) apiDomains(c echo.Context) error {
 	ctx := c.Request().Context()
-	names, err := s.cfg.DB.Domains(ctx)
+	q, err := overviewParams(c)
 	if err != nil {
 		return err
 	}
-	from, to := s.dayRange(30)
-	series, err := s.cfg.DB.ListedSeries(ctx, from, to)
+	rows, total, err := s.overviewRows(ctx, q)
 	if err != nil {
 		return err
 	}
+	from, _ := s.dayRange(30)
 	out := struct {
 		Domains  []domainJSON        `json:"domains"`
+		Total    int                 `json:"total"`
+		Page     int                 `json:"page"`
+		PerPage  int                 `json:"per_page"`
 		Unlisted []db.UnlistedDomain `json:"unlisted"`
-	}{Domains: []domainJSON{}}
-	for _, d := range names {
-		days := fillDays(series[d.Name], from, to)
-		j := domainJSON{Domain: d.Name, AddedAt: &d.AddedAt}
-		j.Sessions7d, j.Failures7d = sumDays(days, 7)
-		j.Sessions30d, j.Failures30d = sumDays(days, 30)
-		v, err := s.verdict(ctx, d.Name)
-		if err != nil {
-			j.Verdict = badgeJSON{Status: "unknown", Reason: err.Error()}
-		} else {
-			b := badge(v)
-			j.Verdict = badgeJSON{Status: b.Kind, Reason: b.Reason}
+	}{Domains: []domainJSON{}, Total: total, Page: q.Page, PerPage: q.PerPage}
+	for _, r := range rows {
+		j := domainJSON{Domain: r.Domain, AddedAt: &r.AddedAt, Mode: rowMode(r.OverviewRow)}
+		j.Sessions7d, j.Failures7d = sumDays(r.Days, 7)
+		j.Sessions30d, j.Failures30d = sumDays(r.Days, 30)
+		j.Verdict = badgeJSON{Status: db.BadgeUnknown, Stale: r.Stale}
+		if b := r.Badge; b != nil {
+			j.Verdict.Status, j.Verdict.Reason, j.Verdict.ComputedAt = b.Kind, b.Reason, &b.ComputedAt
 		}
-		j.Mode = s.mode(ctx, d.Name, v)
 		out.Domains = append(out.Domains, j)
 	}
 	if out.Unlisted, err = s.cfg.DB.UnlistedDomains(ctx, from, 100); err != nil {

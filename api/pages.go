@@ -77,34 +77,33 @@ func sumDays(days []ui.Day, last int) (sessions, failures int64) {
 	return sessions, failures
 }
 
-// overviewPage lists every domain with its numbers and verdict badge.
+// overviewPage lists one page of the domains with their numbers and
+// stored verdict badges (verdict_badges.go): its cost follows the page,
+// not the listed domains or the history.
 func (s *Server) overviewPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	names, err := s.cfg.DB.Domains(ctx)
+	q, err := overviewParams(c)
 	if err != nil {
 		return err
 	}
-	from, to := s.dayRange(30)
-	series, err := s.cfg.DB.ListedSeries(ctx, from, to)
+	rows, total, err := s.overviewRows(ctx, q)
 	if err != nil {
 		return err
 	}
-	page := ui.OverviewPage{Layout: s.layout(c, "Overview", "overview")}
-	for _, dom := range names {
-		name := dom.Name
-		days := fillDays(series[name], from, to)
-		row := ui.DomainRow{Name: name, Trend: ui.NewSparkline(days, 120, 28)}
-		row.Sessions7, row.Failures7 = sumDays(days, 7)
-		row.Sessions30, row.Failures30 = sumDays(days, 30)
-		v, err := s.verdict(ctx, name)
-		if err != nil {
-			s.log.WarnContext(ctx, "Computing verdict failed", "domain", name, "error", err)
-			row.Badge = ui.Badge{Kind: "unknown", Label: "no verdict"}
-		} else {
-			row.Badge = badge(v)
-		}
-		row.Mode = s.mode(ctx, name, v)
+	page := ui.OverviewPage{Layout: s.layout(c, "Overview", "overview"), Total: int64(total),
+		Filter: ui.OverviewFilter{Name: q.Name, Kind: q.Kind, Sort: q.Sort, PerPage: q.PerPage},
+		Kinds:  db.BadgeKinds[:], Page: q.Page, Pages: max(1, (total+q.PerPage-1)/q.PerPage)}
+	for _, r := range rows {
+		row := ui.DomainRow{Name: r.Domain, Trend: ui.NewSparkline(r.Days, 120, 28), Badge: uiBadge(r.OverviewRow), Mode: rowMode(r.OverviewRow)}
+		row.Sessions7, row.Failures7 = sumDays(r.Days, 7)
+		row.Sessions30, row.Failures30 = sumDays(r.Days, 30)
 		page.Domains = append(page.Domains, row)
+	}
+	if q.Page > 1 {
+		page.PrevURL = "/?" + q.values(q.Page-1).Encode()
+	}
+	if q.Page*q.PerPage < total {
+		page.NextURL = "/?" + q.values(q.Page+1).Encode()
 	}
 	page.Unlisted, err = s.unlisted(ctx)
 	if err != nil {

@@ -94,6 +94,8 @@ type Server struct {
 	login   *limiter
 	metrics *metrics
 	reg     *prometheus.Registry
+	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
+	refresher verdictRefresher
 }
 
 // access says who may call a route.
@@ -157,6 +159,7 @@ func New(cfg Config) (*Server, error) {
 		public: newLimiter(cfg.PublicRate, maxLimiterKeys, cfg.Now),
 		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
 	}
+	s.refresher.kick = make(chan struct{}, 1)
 	s.reg = prometheus.NewRegistry()
 	s.metrics = newMetrics(s)
 	if err := s.metrics.register(s.reg); err != nil {

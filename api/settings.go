@@ -188,6 +188,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	errc := make(chan error, 1)
+	// The stored verdict badges are kept fresh while serving.
+	defer s.startVerdictRefresher(ctx)()
 	go func() {
 		if certFile != "" {
 			errc <- srv.ServeTLS(ln, certFile, keyFile)

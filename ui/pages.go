@@ -27,6 +27,12 @@ type Badge struct {
 	Kind   string
 	Label  string
 	Reason string
+	// Updating says the badge is being recomputed (its inputs changed):
+	// the overview shows the last value with "updating…".
+	Updating bool
+	// ComputedAt is when a stored badge was computed (RFC 3339), "" for
+	// a badge computed for this page.
+	ComputedAt string
 }
 
 // LoginPage is the login form.
@@ -47,8 +53,25 @@ type ErrorPage struct {
 // that send reports but are not listed.
 type OverviewPage struct {
 	Layout
+	// Domains is one page of the allow-list (Page of Pages), Total the
+	// domains that match Filter.
 	Domains  []DomainRow
+	Total    int64
+	Page     int
+	Pages    int
+	Filter   OverviewFilter
+	Kinds    []string // the badge kinds the filter offers
+	PrevURL  string
+	NextURL  string
 	Unlisted []UnlistedRow
+}
+
+// OverviewFilter is the overview's filter and sort form.
+type OverviewFilter struct {
+	Name    string
+	Kind    string
+	Sort    string // name or severity
+	PerPage int
 }
 
 // DomainRow is one line of the overview.
