@@ -175,7 +175,7 @@ func (w *walker) walk(h message.Header, raw io.Reader, depth int) error {
 		return nil
 	}
 	a := Attachment{Name: name, ContentType: ctype}
-	a.Report, a.JSON, a.Err = ParseLimited(transferDecoder(h, raw), w.lim)
+	a.Report, a.JSON, a.Err = parseLimited(transferDecoder(h, raw), w.lim, mailPolicyDomain(w.msg.ReportDomain, name))
 	if a.Err != nil {
 		if w.in.over {
 			return fmt.Errorf("%w: message over %d bytes", ErrTooLarge, w.lim.MaxMessageBytes)
@@ -254,4 +254,41 @@ func reportLike(ctype, name string) bool {
 	}
 	n := strings.ToLower(name)
 	return strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".json.gz")
+}
+
+// mailPolicyDomain is the policy domain a report mail names outside the
+// report: the TLS-Report-Domain header, else the second field of an RFC
+// 8460 §5.1 file name (sender!policy-domain!begin!end[!id].ext); "" when
+// neither is a domain name. Some senders leave policy-domain out of the
+// report itself (Postfix with tlsrpt-reporter 0.5.0, sys4/tlsrpt-reporter
+// issue 51); their reports are attributed to this domain instead of being
+// refused. A report that names its policy domain keeps it.
+func mailPolicyDomain(header, filename string) string {
+	if d := domainName(header); d != "" {
+		return d
+	}
+	if f := strings.Split(filename, "!"); len(f) >= 4 {
+		return domainName(f[1])
+	}
+	return ""
+}
+
+// domainName returns s lower case without a trailing dot when it is a
+// DNS name of letters, digits and hyphens with at least two labels, else "".
+func domainName(s string) string {
+	s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+	if len(s) > 253 || !strings.Contains(s, ".") {
+		return ""
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return ""
+		}
+		for _, c := range label {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return ""
+			}
+		}
+	}
+	return s
 }

@@ -229,3 +229,70 @@ func TestReadMessageRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestReadMessageNoPolicyDomain: a report whose policies leave out
+// policy-domain (Postfix with tlsrpt-reporter 0.5.0) counts for the domain
+// the mail names in TLS-Report-Domain, else in the RFC 8460 file name; a
+// mail naming no valid domain still has it refused.
+func TestReadMessageNoPolicyDomain(t *testing.T) {
+	noDomain := strings.Replace(validReport, `"policy-domain": "example.com",`, "", 1)
+	if noDomain == validReport {
+		t.Fatal("the test report has no policy-domain to remove")
+	}
+	header := func(reportDomain string) string {
+		return strings.Replace(testHeader, "TLS-Report-Domain: example.com\r\n", reportDomain, 1)
+	}
+	tests := []struct {
+		name, header, filename, want string
+	}{
+		{"from the header", header("TLS-Report-Domain: Mail.Example.ORG.\r\n"), "r.json", "mail.example.org"},
+		{"header wins over the file name", header("TLS-Report-Domain: example.net\r\n"), "s.example!other.example!1!2.json", "example.net"},
+		{"from the file name", header(""), "sender.example!files.example!1714521600!1714607999!x.json", "files.example"},
+		{"invalid header, file name", header("TLS-Report-Domain: <b>x</b>\r\n"), "s!files.example!1!2.json", "files.example"},
+		{"no domain anywhere", header(""), "report.json", ""},
+		{"invalid header only", header("TLS-Report-Domain: not a domain\r\n"), "report.json", ""},
+		{"single label", header("TLS-Report-Domain: localhost\r\n"), "report.json", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := tt.header + multipart("report", "b1", textPart,
+				part{"application/tlsrpt+json", tt.filename, "", []byte(noDomain)}.String())
+			m, err := ReadMessage(strings.NewReader(msg), DefaultLimits())
+			if err != nil {
+				t.Fatalf("ReadMessage() error %v", err)
+			}
+			if len(m.Attachments) != 1 {
+				t.Fatalf("ReadMessage() = %d attachments, want 1", len(m.Attachments))
+			}
+			a := m.Attachments[0]
+			if tt.want == "" {
+				if a.Err == nil || !errors.Is(a.Err, ErrMalformed) || !strings.Contains(a.Err.Error(), "policy-domain missing") {
+					t.Fatalf("attachment error = %v, want ErrMalformed naming policy-domain", a.Err)
+				}
+				return
+			}
+			if a.Err != nil {
+				t.Fatalf("attachment error = %v", a.Err)
+			}
+			for _, p := range a.Report.Policies {
+				if p.Policy.Domain != tt.want {
+					t.Errorf("policy domain = %q, want %q", p.Policy.Domain, tt.want)
+				}
+			}
+			// The stored JSON is the report as sent, without the domain.
+			if bytes.Contains(a.JSON, []byte("policy-domain")) {
+				t.Errorf("the report's JSON was changed: %s", a.JSON)
+			}
+		})
+	}
+	// A report naming its policy domain keeps it whatever the mail says.
+	msg := header("TLS-Report-Domain: other.example\r\n") + multipart("report", "b1",
+		part{"application/tlsrpt+json", "r.json", "", []byte(validReport)}.String())
+	m, err := ReadMessage(strings.NewReader(msg), DefaultLimits())
+	if err != nil || m.Attachments[0].Report == nil {
+		t.Fatalf("ReadMessage() = %v, %v", m, err)
+	}
+	if d := m.Attachments[0].Report.Policies[0].Policy.Domain; d != "example.com" {
+		t.Errorf("policy domain = %q, want the report's own example.com", d)
+	}
+}

@@ -32,6 +32,12 @@ func Parse(r io.Reader) (*Report, error) {
 // JSON (for storage, so that it can be re-parsed after a parser fix).
 // Errors wrap ErrTooLarge or ErrMalformed, or are read errors of r.
 func ParseLimited(r io.Reader, lim Limits) (*Report, []byte, error) {
+	return parseLimited(r, lim, "")
+}
+
+// parseLimited is ParseLimited taking policyDomain as the policy domain of
+// policies that name none ("" refuses them).
+func parseLimited(r io.Reader, lim Limits, policyDomain string) (*Report, []byte, error) {
 	lim = lim.withDefaults()
 	// The input is read whole first: it is the JSON itself, or the
 	// compressed report, smaller still; both are bounded by the report limit.
@@ -45,7 +51,7 @@ func ParseLimited(r io.Reader, lim Limits) (*Report, []byte, error) {
 			return nil, nil, err
 		}
 	}
-	rep, err := decode(data, lim)
+	rep, err := decode(data, lim, policyDomain)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +172,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 }
 
 // decode checks the JSON nesting and decodes data into a Report.
-func decode(data []byte, lim Limits) (*Report, error) {
+func decode(data []byte, lim Limits, policyDomain string) (*Report, error) {
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if err := checkJSONDepth(data, lim.MaxJSONDepth); err != nil {
 		return nil, err
@@ -186,7 +192,7 @@ func decode(data []byte, lim Limits) (*Report, error) {
 	if err := json.Unmarshal(data, &w, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true), json.MatchCaseInsensitiveNames(true)); err != nil {
 		return nil, fmt.Errorf("%w: decoding json: %v", ErrMalformed, err)
 	}
-	return w.toReport()
+	return w.toReport(policyDomain)
 }
 
 // checkJSONDepth refuses JSON nested deeper than max, with one cheap pass

@@ -198,7 +198,9 @@ func abbrev(b []byte) string {
 }
 
 // toReport checks w and converts it into the normalised Report.
-func (w *wireReport) toReport() (*Report, error) {
+// policyDomain, when not empty, is the policy domain of policies that name
+// none (see mailPolicyDomain); otherwise such a policy is refused.
+func (w *wireReport) toReport(policyDomain string) (*Report, error) {
 	r := &Report{ContactInfo: string(w.ContactInfo)}
 	if w.OrganizationName == nil || strings.TrimSpace(*w.OrganizationName) == "" {
 		return nil, fmt.Errorf("%w: organization-name missing", ErrMalformed)
@@ -233,14 +235,14 @@ func (w *wireReport) toReport() (*Report, error) {
 	}
 	r.Policies = make([]PolicyResult, len(*w.Policies))
 	for i := range *w.Policies {
-		if err := (*w.Policies)[i].convert(&r.Policies[i], i); err != nil {
+		if err := (*w.Policies)[i].convert(&r.Policies[i], i, policyDomain); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
 }
 
-func (w *wirePolicyResult) convert(p *PolicyResult, i int) error {
+func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string) error {
 	// Field paths are formatted only on the error path: a large report has
 	// hundreds of thousands of details.
 	at := func(field string) string { return fmt.Sprintf("policies[%d].%s", i, field) }
@@ -250,13 +252,16 @@ func (w *wirePolicyResult) convert(p *PolicyResult, i int) error {
 	if w.Policy.Type == nil || *w.Policy.Type == "" {
 		return fmt.Errorf("%w: %s missing", ErrMalformed, at("policy.policy-type"))
 	}
-	if w.Policy.Domain == nil || strings.TrimSpace(*w.Policy.Domain) == "" {
+	domain := policyDomain
+	if w.Policy.Domain != nil && strings.TrimSpace(*w.Policy.Domain) != "" {
+		domain = *w.Policy.Domain
+	} else if domain == "" {
 		return fmt.Errorf("%w: %s missing", ErrMalformed, at("policy.policy-domain"))
 	}
 	p.Policy = Policy{
 		Type:    *w.Policy.Type, // unknown types are kept as they are
 		Strings: nonNil(w.Policy.Strings),
-		Domain:  *w.Policy.Domain,
+		Domain:  domain,
 		MXHosts: nonNil(w.Policy.MXHosts),
 	}
 	if w.Summary == nil {
