@@ -54,9 +54,21 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
-	out, err := s.cfg.Pipeline.Report(req.Context(), body, reports.SourceHTTPS, c.RealIP())
+	// Stored together with the reports of concurrent requests (one
+	// transaction for many: intake.go); the answer is this report's own.
+	out, err := s.intake.Report(req.Context(), body, reports.SourceHTTPS, c.RealIP())
 	if err != nil {
-		if errors.Is(err, ingest.ErrRetryLater) {
+		var re *ingest.RetryError
+		switch {
+		case errors.As(err, &re):
+			// The queue is full or the store down: refused at once, so the
+			// sender retries instead of hanging. Nothing was acknowledged.
+			s.metrics.https.WithLabelValues("unavailable").Inc()
+			s.log.WarnContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
+			c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
+			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later"}
+		case errors.Is(err, ingest.ErrRetryLater):
+			// The quarantine of a broken body failed: the store is down.
 			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", c.RealIP(), "error", err)
 			c.Response().Header().Set("Retry-After", strconv.Itoa(60))
 			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
