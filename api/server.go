@@ -27,6 +27,8 @@ type Config struct {
 	DB *db.DB
 	// Pipeline stores reports POSTed to /tlsrpt; nil answers 503 there.
 	Pipeline *ingest.Pipeline
+	// Intake tunes the group commit of POST /tlsrpt (zero: defaults).
+	Intake ingest.BatcherOptions
 	// Inspector runs the live check; nil shows "not configured".
 	Inspector *rollout.Inspector
 	Log       *slog.Logger
@@ -94,6 +96,7 @@ type Server struct {
 	login   *limiter
 	metrics *metrics
 	reg     *prometheus.Registry
+	intake  *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
 	refresher verdictRefresher
 }
@@ -160,6 +163,9 @@ func New(cfg Config) (*Server, error) {
 		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
 	}
 	s.refresher.kick = make(chan struct{}, 1)
+	if cfg.Pipeline != nil {
+		s.intake = s.newIntake()
+	}
 	s.reg = prometheus.NewRegistry()
 	s.metrics = newMetrics(s)
 	if err := s.metrics.register(s.reg); err != nil {
