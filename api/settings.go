@@ -208,6 +208,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutting down http: %w", err)
 	}
+	if err := s.CloseIntake(sctx); err != nil {
+		return fmt.Errorf("shutting down http: %w", err)
+	}
 	<-errc
 	s.log.InfoContext(ctx, "Web server stopped")
 	return nil
