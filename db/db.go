@@ -17,6 +17,9 @@ var ErrNotFound = errors.New("db: not found")
 // DB is the store. Sibling query files of this package use Pool directly.
 type DB struct {
 	Pool *pgxpool.Pool
+	// parts caches the monthly partitions known to exist and the
+	// retention cutoff (partitions.go).
+	parts partitionCache
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value

@@ -110,12 +110,12 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 			coalesce(host(d.sending_mta_ip), d.sending_mta_ip_text), d.receiving_mx_hostname,
 			coalesce(host(d.receiving_ip), d.receiving_ip_text), d.failed_session_count,
 			d.additional_information, d.failure_reason_code
-		FROM (SELECT DISTINCT ON (result_type, organization_name) last_detail_id
+		FROM (SELECT DISTINCT ON (result_type, organization_name) day, last_detail_id
 			FROM daily_sender_rollups
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3 AND failed > 0
 			ORDER BY result_type, organization_name, day DESC, last_detail_id DESC) e
-		JOIN failure_details d ON d.id = e.last_detail_id
-		JOIN reports r ON r.id = d.report_id
+		JOIN failure_details d ON d.id = e.last_detail_id AND d.day = e.day
+		JOIN reports r ON r.id = d.report_id AND r.day = d.day
 		ORDER BY r.day DESC, d.id DESC LIMIT $4`, domain, from, day, maxExamples).Query(func(rows pgx.Rows) error {
 		var x rollout.FailureExample
 		_, err := pgx.ForEachRow(rows, []any{&x.Day, &x.Organization, &x.ReportID, &x.ResultType,
@@ -170,7 +170,7 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 		return f, err
 	}
 	if newest.policy != 0 {
-		p, err := policyFromReport(ctx, tx, newest.policy)
+		p, err := policyFromReport(ctx, tx, newest.policy, newest.day)
 		if err != nil {
 			return f, wrap("newest policy", err)
 		}
@@ -190,9 +190,10 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 // string that does not parse still gives the mode (from the rollup) and the
 // report's mx-host list, which RFC 8460 §4.4 says are the policy's
 // patterns.
-func policyFromReport(ctx context.Context, tx pgx.Tx, id int64) (rollout.CurrentPolicy, error) {
+func policyFromReport(ctx context.Context, tx pgx.Tx, id int64, day time.Time) (rollout.CurrentPolicy, error) {
 	var lines, mx []string
-	err := tx.QueryRow(ctx, `SELECT policy_strings, mx_hosts FROM report_policies WHERE id = $1`, id).Scan(&lines, &mx)
+	// The rollup's day is the policy's: its partition (migration 060).
+	err := tx.QueryRow(ctx, `SELECT policy_strings, mx_hosts FROM report_policies WHERE id = $1 AND day = $2`, id, day).Scan(&lines, &mx)
 	if err != nil {
 		return rollout.CurrentPolicy{}, err
 	}

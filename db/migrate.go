@@ -73,6 +73,13 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // together with its row in schema_migrations. Concurrent calls, also from
 // other processes, are serialised by an advisory lock.
 func (d *DB) Migrate(ctx context.Context) error {
+	return d.MigrateTo(ctx, 0)
+}
+
+// MigrateTo applies the pending migrations up to version (all when version
+// is 0), as Migrate does. Tests use it to build a database as an older
+// release left it and then migrate it.
+func (d *DB) MigrateTo(ctx context.Context, version int) error {
 	ms, err := Migrations()
 	if err != nil {
 		return err
@@ -97,7 +104,7 @@ func (d *DB) Migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range ms {
-		if applied[m.Version] {
+		if applied[m.Version] || version > 0 && m.Version > version {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {

@@ -141,11 +141,27 @@ func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreRe
 		}
 		rows[i] = row
 	}
+	days := make([]time.Time, len(rows))
+	for i, row := range rows {
+		days[i] = row.day
+	}
+	if err := d.prepareDays(ctx, days); err != nil {
+		return nil, fmt.Errorf("storing %d reports: %w", len(rs), err)
+	}
 	var res []StoreResult
 	// Two batches holding the same reports in different orders could
-	// deadlock; the rows are sorted, so this is a last resort.
+	// deadlock; the rows are sorted, so this is a last resort. A month
+	// dropped by retention since the cache said it exists is looked up
+	// again.
 	for attempt := 0; attempt < 3; attempt++ {
 		res, err = d.storeRows(ctx, rows)
+		if noPartition(err) {
+			d.parts.forget()
+			if perr := d.prepareDays(ctx, days); perr != nil {
+				return nil, fmt.Errorf("storing %d reports: %w", len(rs), perr)
+			}
+			continue
+		}
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") {
 			break
@@ -160,7 +176,8 @@ func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreRe
 // reportRow is a report prepared for the insert.
 type reportRow struct {
 	r       reports.Received
-	key     string // identity, for sorting and matching
+	key     string    // identity, for sorting and matching
+	day     time.Time // the UTC day the report counts for: its partition
 	trusted bool
 	raw     []byte // gzip of the JSON
 }
@@ -198,7 +215,7 @@ func newReportRow(r reports.Received, zw *gzip.Writer) (reportRow, error) {
 	}
 	rp := r.Report
 	key := identity(clean(rp.OrganizationName), clean(rp.ReportID), dbTime(rp.DateRange.Start), dbTime(rp.DateRange.End))
-	return reportRow{r: r, key: key, trusted: Trusted(r), raw: buf.Bytes()}, nil
+	return reportRow{r: r, key: key, day: rp.DateRange.Day(), trusted: Trusted(r), raw: buf.Bytes()}, nil
 }
 
 func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, error) {
@@ -223,7 +240,7 @@ func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, er
 			rids = append(rids, clean(rp.ReportID))
 			starts = append(starts, dbTime(rp.DateRange.Start))
 			ends = append(ends, dbTime(rp.DateRange.End))
-			days = append(days, rp.DateRange.Day())
+			days = append(days, row.day)
 			contacts = append(contacts, clean(rp.ContactInfo))
 			sources = append(sources, string(r.Source))
 			refs = append(refs, clean(r.SourceRef))
@@ -244,7 +261,7 @@ func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, er
 		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::date[],
 			$6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
 			$13::text[], $14::text[], $15::boolean[], $16::bytea[])
-		ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING
+		ON CONFLICT (organization_name, report_id, start_time, end_time, day) DO NOTHING
 		RETURNING id, organization_name, report_id, start_time, end_time`
 		out, err := tx.Query(ctx, insert, orgs, rids, starts, ends, days, contacts, sources, refs, recvs,
 			msgIDs, froms, subs, dkims, dkimDoms, trusted, raws)
@@ -305,7 +322,7 @@ func identity(org, rid string, start, end time.Time) string {
 // duplicateIDs fills in the ids of the reports that were already stored.
 func (d *DB) duplicateIDs(ctx context.Context, tx pgx.Tx, rows []reportRow, idx []int, res []StoreResult, inserted map[string]int64) error {
 	var orgs, rids []string
-	var starts, ends []time.Time
+	var starts, ends, days []time.Time
 	for _, i := range idx {
 		if id, ok := inserted[rows[i].key]; ok {
 			res[i].ID = id // the same report twice in one batch
@@ -316,14 +333,15 @@ func (d *DB) duplicateIDs(ctx context.Context, tx pgx.Tx, rows []reportRow, idx 
 		rids = append(rids, clean(rp.ReportID))
 		starts = append(starts, dbTime(rp.DateRange.Start))
 		ends = append(ends, dbTime(rp.DateRange.End))
+		days = append(days, rows[i].day)
 	}
 	if len(orgs) == 0 {
 		return nil
 	}
 	const q = `SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time
-		FROM reports r JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(o, i, s, e)
-		ON r.organization_name = k.o AND r.report_id = k.i AND r.start_time = k.s AND r.end_time = k.e`
-	out, err := tx.Query(ctx, q, orgs, rids, starts, ends)
+		FROM reports r JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::date[]) AS k(o, i, s, e, d)
+		ON r.organization_name = k.o AND r.report_id = k.i AND r.start_time = k.s AND r.end_time = k.e AND r.day = k.d`
+	out, err := tx.Query(ctx, q, orgs, rids, starts, ends, days)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package db
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,9 +30,55 @@ type failureKey struct {
 	trusted bool
 }
 
+// modeRow is an sts policy for the daily mode rollup: the mode is read
+// from its strings by tlsrpt_policy_mode in SQL, the same function the
+// rollup's backfill used, so the rows are what the trigger of 011 made.
+type modeRow struct {
+	domain   string
+	day      time.Time
+	strings  string // the policy-strings joined with line ends
+	trusted  bool
+	reportID int64
+	policyID int64
+}
+
+// senderKey is a daily sender rollup key before tlsrpt_sender_range
+// (in SQL) turns the address into its range.
+type senderKey struct {
+	domain  string
+	day     time.Time
+	org     string
+	ip      netip.Addr // the zero Addr: none
+	result  string
+	trusted bool
+}
+
+type senderTotals struct{ failed, lastID int64 }
+
+// ipKey is a daily sending-IP rollup key: the address when the sender's
+// text parses as one (host() in SQL gives its text), else that text.
+type ipKey struct {
+	domain  string
+	day     time.Time
+	ip      netip.Addr
+	text    string
+	trusted bool
+}
+
+// childRollups are the batch's additions to the daily rollups, summed in
+// Go so that each rollup is one upsert per batch.
+type childRollups struct {
+	pols    map[policyKey]*policyTotals
+	fails   map[failureKey]int64
+	modes   []modeRow
+	senders map[senderKey]*senderTotals
+	ips     map[ipKey]int64
+}
+
 // storeChildren writes the policies and failure details of the newly
 // inserted reports (COPY, with ids taken from the sequences beforehand so
-// that details can name their policy) and adds them to the daily rollups.
+// that details can name their policy; each row carries the report's day,
+// its partition key) and adds them to the daily rollups.
 func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, newRows []int, res []StoreResult) error {
 	var nPol, nDet int
 	for _, i := range newRows {
@@ -38,22 +87,22 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			nDet += len(p.FailureDetails)
 		}
 	}
-	polIDs, err := nextIDs(ctx, tx, "report_policies_id_seq", nPol)
-	if err != nil {
-		return err
-	}
-	detIDs, err := nextIDs(ctx, tx, "failure_details_id_seq", nDet)
+	polIDs, detIDs, err := nextIDs(ctx, tx, nPol, nDet)
 	if err != nil {
 		return err
 	}
 	polRows := make([][]any, 0, nPol)
 	detRows := make([][]any, 0, nDet)
-	pols := map[policyKey]*policyTotals{}
-	fails := map[failureKey]int64{}
+	ru := childRollups{
+		pols:    map[policyKey]*policyTotals{},
+		fails:   map[failureKey]int64{},
+		senders: map[senderKey]*senderTotals{},
+		ips:     map[ipKey]int64{},
+	}
 	for _, i := range newRows {
 		row := rows[i]
 		rp := row.r.Report
-		day := rp.DateRange.Day()
+		day := row.day
 		org := clean(rp.OrganizationName)
 		// A report counts once per rollup key, even when it lists the same
 		// domain and policy type twice.
@@ -63,14 +112,15 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			polIDs = polIDs[1:]
 			domain := normDomain(p.Policy.Domain)
 			typ := clean(p.Policy.Type)
-			polRows = append(polRows, []any{pid, res[i].ID, pi, typ, domain,
-				cleanAll(p.Policy.Strings), cleanAll(p.Policy.MXHosts),
+			strs := cleanAll(p.Policy.Strings)
+			polRows = append(polRows, []any{pid, res[i].ID, day, pi, typ, domain,
+				strs, cleanAll(p.Policy.MXHosts),
 				p.Summary.TotalSuccessfulSessionCount, p.Summary.TotalFailureSessionCount})
 			k := policyKey{domain, day, org, typ, row.trusted}
-			t := pols[k]
+			t := ru.pols[k]
 			if t == nil {
 				t = &policyTotals{}
-				pols[k] = t
+				ru.pols[k] = t
 			}
 			if !counted[k] {
 				counted[k] = true
@@ -78,21 +128,40 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			}
 			t.successful += p.Summary.TotalSuccessfulSessionCount
 			t.failed += p.Summary.TotalFailureSessionCount
+			if typ == "sts" {
+				ru.modes = append(ru.modes, modeRow{domain, day, strings.Join(strs, "\n"), row.trusted, res[i].ID, pid})
+			}
 			for fi, f := range p.FailureDetails {
 				did := detIDs[0]
 				detIDs = detIDs[1:]
-				detRows = append(detRows, []any{did, res[i].ID, pid, fi, clean(f.ResultType),
-					parseIP(f.SendingMTAIP), clean(f.SendingMTAIP),
+				sendIP, sendText := parseIP(f.SendingMTAIP), clean(f.SendingMTAIP)
+				result := clean(f.ResultType)
+				detRows = append(detRows, []any{did, res[i].ID, pid, day, fi, result,
+					sendIP, sendText,
 					clean(f.ReceivingMXHostname), clean(f.ReceivingMXHelo),
 					parseIP(f.ReceivingIP), clean(f.ReceivingIP),
 					f.FailedSessionCount, clean(f.AdditionalInformation), clean(f.FailureReasonCode)})
-				fails[failureKey{domain, day, clean(f.ResultType), normDomain(f.ReceivingMXHostname), row.trusted}] += f.FailedSessionCount
+				ru.fails[failureKey{domain, day, result, normDomain(f.ReceivingMXHostname), row.trusted}] += f.FailedSessionCount
+				var ip netip.Addr
+				ik := ipKey{domain: domain, day: day, trusted: row.trusted, text: sendText}
+				if sendIP != nil {
+					ip, ik.ip, ik.text = *sendIP, *sendIP, ""
+				}
+				sk := senderKey{domain, day, org, ip, result, row.trusted}
+				st := ru.senders[sk]
+				if st == nil {
+					st = &senderTotals{}
+					ru.senders[sk] = st
+				}
+				st.failed += f.FailedSessionCount
+				st.lastID = max(st.lastID, did)
+				ru.ips[ik] += f.FailedSessionCount
 			}
 		}
 	}
 	if len(polRows) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"report_policies"},
-			[]string{"id", "report_id", "position", "policy_type", "policy_domain", "policy_strings", "mx_hosts", "successful", "failed"},
+			[]string{"id", "report_id", "day", "position", "policy_type", "policy_domain", "policy_strings", "mx_hosts", "successful", "failed"},
 			pgx.CopyFromRows(polRows))
 		if err != nil {
 			return err
@@ -100,7 +169,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 	}
 	if len(detRows) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"failure_details"},
-			[]string{"id", "report_id", "policy_id", "position", "result_type", "sending_mta_ip", "sending_mta_ip_text",
+			[]string{"id", "report_id", "policy_id", "day", "position", "result_type", "sending_mta_ip", "sending_mta_ip_text",
 				"receiving_mx_hostname", "receiving_mx_helo", "receiving_ip", "receiving_ip_text",
 				"failed_session_count", "additional_information", "failure_reason_code"},
 			pgx.CopyFromRows(detRows))
@@ -108,10 +177,20 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			return err
 		}
 	}
-	if err := upsertPolicyRollups(ctx, tx, pols); err != nil {
-		return err
-	}
-	return upsertFailureRollups(ctx, tx, fails)
+	return upsertRollups(ctx, tx, &ru)
+}
+
+// upsertRollups adds the batch to the five daily rollups in one round
+// trip. Each upsert handles its keys in key order, so that concurrent
+// transactions lock rollup rows in the same order and cannot deadlock.
+func upsertRollups(ctx context.Context, tx pgx.Tx, ru *childRollups) error {
+	b := &pgx.Batch{}
+	queuePolicyRollups(b, ru.pols)
+	queueFailureRollups(b, ru.fails)
+	queueModeRollups(b, ru.modes)
+	queueSenderRollups(b, ru.senders)
+	queueIPRollups(b, ru.ips)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 func cleanAll(ss []string) []string {
@@ -122,21 +201,37 @@ func cleanAll(ss []string) []string {
 	return out
 }
 
-// nextIDs takes n values of a sequence.
-func nextIDs(ctx context.Context, tx pgx.Tx, seq string, n int) ([]int64, error) {
-	if n == 0 {
-		return nil, nil
+// nextIDs takes nPol values of the policies' sequence and nDet of the
+// details', in one round trip.
+func nextIDs(ctx context.Context, tx pgx.Tx, nPol, nDet int) (pol, det []int64, err error) {
+	if nPol+nDet == 0 {
+		return nil, nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT nextval($1::regclass) FROM generate_series(1, $2)`, seq, n)
+	rows, err := tx.Query(ctx, `SELECT false, nextval('report_policies_id_seq') FROM generate_series(1, $1)
+		UNION ALL SELECT true, nextval('failure_details_id_seq') FROM generate_series(1, $2)`, nPol, nDet)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
+	var (
+		isDet bool
+		id    int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&isDet, &id}, func() error {
+		if isDet {
+			det = append(det, id)
+		} else {
+			pol = append(pol, id)
+		}
+		return nil
+	})
+	if err == nil && (len(pol) != nPol || len(det) != nDet) {
+		err = fmt.Errorf("took %d and %d ids, want %d and %d", len(pol), len(det), nPol, nDet)
+	}
+	return pol, det, err
 }
 
-// upsertPolicyRollups adds the totals in key order, so that concurrent
-// transactions lock rollup rows in the same order and cannot deadlock.
-func upsertPolicyRollups(ctx context.Context, tx pgx.Tx, pols map[policyKey]*policyTotals) error {
+// queuePolicyRollups adds the totals in key order.
+func queuePolicyRollups(b *pgx.Batch, pols map[policyKey]*policyTotals) {
 	keys := make([]policyKey, 0, len(pols))
 	for k := range pols {
 		keys = append(keys, k)
@@ -172,13 +267,12 @@ func upsertPolicyRollups(ctx context.Context, tx pgx.Tx, pols map[policyKey]*pol
 		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[], $8::bigint[])
 		ON CONFLICT (policy_domain, day, organization_name, policy_type, trusted) DO UPDATE
 		SET reports = r.reports + EXCLUDED.reports, successful = r.successful + EXCLUDED.successful, failed = r.failed + EXCLUDED.failed`
-	_, err := tx.Exec(ctx, q, domains, days, orgs, types, trusted, nrep, succ, fail)
-	return err
+	b.Queue(q, domains, days, orgs, types, trusted, nrep, succ, fail)
 }
 
-func upsertFailureRollups(ctx context.Context, tx pgx.Tx, fails map[failureKey]int64) error {
+func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
 	if len(fails) == 0 {
-		return nil
+		return
 	}
 	keys := make([]failureKey, 0, len(fails))
 	for k := range fails {
@@ -214,6 +308,132 @@ func upsertFailureRollups(ctx context.Context, tx pgx.Tx, fails map[failureKey]i
 		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[])
 		ON CONFLICT (policy_domain, day, result_type, receiving_mx, trusted) DO UPDATE
 		SET failed = r.failed + EXCLUDED.failed`
-	_, err := tx.Exec(ctx, q, domains, days, results, mxs, trusted, failed)
-	return err
+	b.Queue(q, domains, days, results, mxs, trusted, failed)
+}
+
+// queueModeRollups counts each report once per (domain, day, mode, trust)
+// however many sts policies of that mode it lists, and keeps the newest
+// policy id, as the trigger of migration 011 did.
+func queueModeRollups(b *pgx.Batch, modes []modeRow) {
+	if len(modes) == 0 {
+		return
+	}
+	var (
+		domains, strs []string
+		days          []time.Time
+		trusted       []bool
+		rids, pids    []int64
+	)
+	for _, m := range modes {
+		domains, days, strs, trusted = append(domains, m.domain), append(days, m.day), append(strs, m.strings), append(trusted, m.trusted)
+		rids, pids = append(rids, m.reportID), append(pids, m.policyID)
+	}
+	const q = `INSERT INTO daily_mode_rollups AS m (policy_domain, day, mode, trusted, reports, last_policy_id)
+		SELECT d, dy, tlsrpt_policy_mode(ARRAY[s]), t, count(DISTINCT r), max(p)
+		FROM unnest($1::text[], $2::date[], $3::text[], $4::boolean[], $5::bigint[], $6::bigint[]) AS u(d, dy, s, t, r, p)
+		GROUP BY 1, 2, 3, 4
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (policy_domain, day, mode, trusted) DO UPDATE
+		SET reports = m.reports + EXCLUDED.reports,
+			last_policy_id = greatest(m.last_policy_id, EXCLUDED.last_policy_id)`
+	b.Queue(q, domains, days, strs, trusted, rids, pids)
+}
+
+// queueSenderRollups adds the failed sessions per sending range
+// (tlsrpt_sender_range of the address, in SQL), reporter and result type.
+func queueSenderRollups(b *pgx.Batch, senders map[senderKey]*senderTotals) {
+	if len(senders) == 0 {
+		return
+	}
+	var (
+		domains, orgs, results []string
+		days                   []time.Time
+		ips                    []*netip.Addr
+		trusted                []bool
+		failed, last           []int64
+	)
+	for k, t := range senders {
+		var ip *netip.Addr
+		if k.ip.IsValid() {
+			a := k.ip
+			ip = &a
+		}
+		domains, days, orgs, ips, results, trusted = append(domains, k.domain), append(days, k.day), append(orgs, k.org), append(ips, ip), append(results, k.result), append(trusted, k.trusted)
+		failed, last = append(failed, t.failed), append(last, t.lastID)
+	}
+	const q = `INSERT INTO daily_sender_rollups AS s (policy_domain, day, organization_name, sending_range,
+			result_type, trusted, failed, last_detail_id)
+		SELECT d, dy, o, tlsrpt_sender_range(ip), rt, t, sum(f), max(l)
+		FROM unnest($1::text[], $2::date[], $3::text[], $4::inet[], $5::text[], $6::boolean[], $7::bigint[], $8::bigint[])
+			AS u(d, dy, o, ip, rt, t, f, l)
+		GROUP BY 1, 2, 3, 4, 5, 6
+		ORDER BY 1, 2, 3, 4, 5, 6
+		ON CONFLICT (policy_domain, day, organization_name, sending_range, result_type, trusted) DO UPDATE
+		SET failed = s.failed + EXCLUDED.failed,
+			last_detail_id = greatest(s.last_detail_id, EXCLUDED.last_detail_id)`
+	b.Queue(q, domains, days, orgs, ips, results, trusted, failed, last)
+}
+
+// MaxSendingIPsPerDay bounds the rows of the sending-IP rollup per policy
+// domain, day and trust: reports are unauthenticated input and could name
+// 100,000 addresses a day. Addresses beyond it, in the order they arrive
+// (within a batch, the ones with most failures first), are summed under
+// OtherSendingIPs. Concurrent batches may each add their new addresses
+// while the count is below the bound, so it can be exceeded by what those
+// batches add at once. Migration 060's backfill uses the same number.
+const MaxSendingIPsPerDay = 256
+
+// OtherSendingIPs is the sending-IP breakdown's key for the failures of
+// addresses beyond MaxSendingIPsPerDay.
+const OtherSendingIPs = "(other)"
+
+// queueIPRollups adds the failed sessions per sending IP: host() of the
+// address, else the sender's text, as the breakdown showed them when it
+// read the raw details.
+func queueIPRollups(b *pgx.Batch, ips map[ipKey]int64) {
+	if len(ips) == 0 {
+		return
+	}
+	var (
+		domains, texts []string
+		days           []time.Time
+		addrs          []*netip.Addr
+		trusted        []bool
+		failed         []int64
+	)
+	for k, f := range ips {
+		var ip *netip.Addr
+		if k.ip.IsValid() {
+			a := k.ip
+			ip = &a
+		}
+		domains, days, addrs, texts, trusted, failed = append(domains, k.domain), append(days, k.day), append(addrs, ip), append(texts, k.text), append(trusted, k.trusted), append(failed, f)
+	}
+	// known: the address has its row already (it is added to in place);
+	// have: the rows of its domain, day and trust. New addresses take the
+	// free rows, most failures first; the rest go to OtherSendingIPs.
+	const q = `WITH u AS (
+			SELECT d, dy, coalesce(host(ip), txt) AS ip, t, sum(f)::bigint AS f
+			FROM unnest($1::text[], $2::date[], $3::inet[], $4::text[], $5::boolean[], $6::bigint[]) AS x(d, dy, ip, txt, t, f)
+			GROUP BY 1, 2, 3, 4
+		), k AS (
+			SELECT u.*, EXISTS (SELECT 1 FROM daily_ip_rollups e
+				WHERE e.policy_domain = u.d AND e.day = u.dy AND e.trusted = u.t AND e.sending_ip = u.ip) AS known
+			FROM u
+		), n AS (
+			SELECT g.d, g.dy, g.t, (SELECT count(*) FROM daily_ip_rollups e
+				WHERE e.policy_domain = g.d AND e.day = g.dy AND e.trusted = g.t) AS have
+			FROM (SELECT DISTINCT d, dy, t FROM u) g
+		), r AS (
+			SELECT k.*, n.have, row_number() OVER (PARTITION BY k.d, k.dy, k.t, k.known ORDER BY k.f DESC, k.ip) AS rn
+			FROM k JOIN n USING (d, dy, t)
+		)
+		INSERT INTO daily_ip_rollups AS o (policy_domain, day, trusted, sending_ip, failed)
+		SELECT d, dy, t, CASE WHEN known OR have + rn <= $7 THEN ip ELSE $8 END, sum(f)::bigint
+		FROM r
+		GROUP BY 1, 2, 3, 4
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (policy_domain, day, trusted, sending_ip) DO UPDATE
+		SET failed = o.failed + EXCLUDED.failed`
+	b.Queue(q, domains, days, addrs, texts, trusted, failed, MaxSendingIPsPerDay, OtherSendingIPs)
 }

@@ -47,12 +47,14 @@ func (d *DB) Report(ctx context.Context, id int64) (*StoredReport, error) {
 	rp.DateRange.Start, rp.DateRange.End = rp.DateRange.Start.UTC(), rp.DateRange.End.UTC()
 	s.Day = s.Day.UTC()
 
+	// The children are read in the report's month only (its partition).
 	rows, err := d.Pool.Query(ctx, `SELECT id, policy_type, policy_domain, policy_strings, mx_hosts, successful, failed
-		FROM report_policies WHERE report_id = $1 ORDER BY position`, id)
+		FROM report_policies WHERE report_id = $1 AND day = $2 ORDER BY position`, id, s.Day)
 	if err != nil {
 		return nil, fmt.Errorf("reading policies of report %d: %w", id, err)
 	}
 	byID := map[int64]int{}
+	var pids []int64
 	var (
 		pid int64
 		p   reports.PolicyResult
@@ -60,6 +62,7 @@ func (d *DB) Report(ctx context.Context, id int64) (*StoredReport, error) {
 	_, err = pgx.ForEachRow(rows, []any{&pid, &p.Policy.Type, &p.Policy.Domain, &p.Policy.Strings, &p.Policy.MXHosts,
 		&p.Summary.TotalSuccessfulSessionCount, &p.Summary.TotalFailureSessionCount}, func() error {
 		byID[pid] = len(rp.Policies)
+		pids = append(pids, pid)
 		rp.Policies = append(rp.Policies, p)
 		p = reports.PolicyResult{}
 		return nil
@@ -70,7 +73,7 @@ func (d *DB) Report(ctx context.Context, id int64) (*StoredReport, error) {
 	rows, err = d.Pool.Query(ctx, `SELECT policy_id, result_type, sending_mta_ip, sending_mta_ip_text,
 		receiving_mx_hostname, receiving_mx_helo, receiving_ip, receiving_ip_text, failed_session_count,
 		additional_information, failure_reason_code
-		FROM failure_details WHERE report_id = $1 ORDER BY policy_id, position`, id)
+		FROM failure_details WHERE policy_id = ANY($1) AND day = $2 ORDER BY policy_id, position`, pids, s.Day)
 	if err != nil {
 		return nil, fmt.Errorf("reading failure details of report %d: %w", id, err)
 	}
@@ -165,7 +168,7 @@ func (d *DB) ListReports(ctx context.Context, f ReportFilter) ([]ReportSummary, 
 		where += fmt.Sprintf(" AND "+cond, len(args))
 	}
 	if f.Domain != "" {
-		add("EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND p.policy_domain = $%d)", normDomain(f.Domain))
+		add("EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day AND p.policy_domain = $%d)", normDomain(f.Domain))
 	}
 	if f.Organization != "" {
 		add("r.organization_name = $%d", f.Organization)
@@ -194,9 +197,9 @@ func (d *DB) ListReports(ctx context.Context, f ReportFilter) ([]ReportSummary, 
 	args = append(args, limit, max(f.Offset, 0))
 	q := fmt.Sprintf(`SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day, r.source, r.source_ref,
 		r.received_at, r.dkim, r.dkim_domain, r.trusted,
-		coalesce((SELECT array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain) FROM report_policies p WHERE p.report_id = r.id), '{}'),
-		coalesce((SELECT sum(p.successful) FROM report_policies p WHERE p.report_id = r.id), 0)::bigint,
-		coalesce((SELECT sum(p.failed) FROM report_policies p WHERE p.report_id = r.id), 0)::bigint
+		coalesce((SELECT array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), '{}'),
+		coalesce((SELECT sum(p.successful) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0)::bigint,
+		coalesce((SELECT sum(p.failed) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0)::bigint
 		FROM reports r WHERE %s ORDER BY r.start_time DESC, r.id DESC LIMIT $%d OFFSET $%d`, where, len(args)-1, len(args))
 	rows, err := d.Pool.Query(ctx, q, args...)
 	if err != nil {

@@ -2,8 +2,12 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MinRetentionDays is the shortest retention of raw reports that keeps the
@@ -16,6 +20,13 @@ const MinRetentionDays = 400
 // retention never holds long locks or a huge transaction.
 const maxRetentionBatch = 50_000
 
+// RetentionResult is what a retention run removed.
+type RetentionResult struct {
+	Cutoff  time.Time   // reports of days before it are gone
+	Reports int64       // reports removed, in dropped months and deleted one by one
+	Dropped []time.Time // months whose partitions were dropped whole, oldest first
+}
+
 // ReportsBefore counts the reports whose day is before cutoff: what
 // DeleteReportsBefore would delete.
 func (d *DB) ReportsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
@@ -26,29 +37,128 @@ func (d *DB) ReportsBefore(ctx context.Context, cutoff time.Time) (int64, error)
 	return n, nil
 }
 
-// DeleteReportsBefore deletes the raw reports whose day is before cutoff,
-// with their policies and failure details (by the foreign keys' cascade),
-// batch reports per statement, each its own transaction. The daily rollups
-// stay: the dashboards and the verdict read only those, so history keeps
-// its charts and totals without the raw rows. It returns how many reports
-// it deleted, also when ctx ends midway.
-//
-// Monthly partitions dropped whole would make this a catalog change
-// instead of a delete (SCALING.md); until the tables are partitioned,
-// retention deletes in bounded batches.
+// DeleteReportsBefore removes the raw reports whose day is before cutoff,
+// with their policies and failure details: ApplyRetention with day
+// precision. It returns how many reports it removed, also when ctx ends
+// midway.
 func (d *DB) DeleteReportsBefore(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	res, err := d.ApplyRetention(ctx, cutoff, false, batch)
+	return res.Reports, err
+}
+
+// ApplyRetention removes the raw reports whose day is before cutoff (a UTC
+// day), with their policies and failure details. The months wholly before
+// cutoff are dropped as partitions, a catalog change that leaves no vacuum
+// work; the days of cutoff's own month before it are deleted in batches
+// of batch reports, each its own transaction, unless wholeMonths is set:
+// then cutoff is moved back to the first of its month and nothing is
+// deleted row by row (up to a month more is kept). The cutoff is recorded
+// first, so that the store refuses reports for the days removed (a store
+// that read the cutoff less than a minute before may still add some; the
+// next run removes them). The daily rollups stay: the dashboards and the
+// verdict read only those.
+func (d *DB) ApplyRetention(ctx context.Context, cutoff time.Time, wholeMonths bool, batch int) (RetentionResult, error) {
+	cutoff = cutoff.UTC().Truncate(24 * time.Hour)
+	edge := monthStart(monthOf(cutoff))
+	if wholeMonths {
+		cutoff = edge
+	}
+	res := RetentionResult{Cutoff: cutoff}
+	wrap := func(err error) error {
+		return fmt.Errorf("removing reports before %s: %w", cutoff.Format(time.DateOnly), err)
+	}
+	keep := int(time.Since(cutoff).Hours() / 24)
+	if _, err := d.Pool.Exec(ctx, `INSERT INTO retention_state (keep_days, cutoff) VALUES ($1, $2)
+		ON CONFLICT (singleton) DO UPDATE SET keep_days = EXCLUDED.keep_days, cutoff = EXCLUDED.cutoff, ran_at = now()`,
+		keep, cutoff); err != nil {
+		return res, wrap(fmt.Errorf("recording the cutoff: %w", err))
+	}
+	parts, err := d.Partitions(ctx)
+	if err != nil {
+		return res, wrap(err)
+	}
+	for _, p := range parts {
+		if !p.Month.Before(edge) {
+			break
+		}
+		n, err := d.dropMonth(ctx, p.Month)
+		if err != nil {
+			return res, wrap(err)
+		}
+		res.Reports += n
+		res.Dropped = append(res.Dropped, p.Month)
+	}
+	if len(res.Dropped) > 0 {
+		d.parts.forget()
+	}
+	if cutoff.Equal(edge) {
+		return res, nil
+	}
+	n, err := d.deleteDays(ctx, edge, cutoff, batch)
+	res.Reports += n
+	if err != nil {
+		return res, wrap(err)
+	}
+	return res, nil
+}
+
+// dropMonth drops the partitions of month m of the three tables in one
+// transaction and returns how many reports they held. Dropping locks the
+// parent tables for a moment; a deadlock with a reader is retried.
+func (d *DB) dropMonth(ctx context.Context, m time.Time) (int64, error) {
+	suffix := m.Format("_y2006m01")
+	var n int64
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{"reports" + suffix}.Sanitize()).Scan(&n); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{"failure_details" + suffix}.Sanitize()+`, `+
+				pgx.Identifier{"report_policies" + suffix}.Sanitize()+`, `+pgx.Identifier{"reports" + suffix}.Sanitize())
+			return err
+		})
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return 0, nil // another instance dropped it meanwhile
+		}
+		if !errors.As(err, &pe) || pe.Code != "40P01" {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("dropping the partitions of %s: %w", m.Format("2006-01"), err)
+	}
+	return n, nil
+}
+
+// deleteDays deletes the reports of the days in [from, to), with their
+// policies and failure details, batch reports per statement.
+func (d *DB) deleteDays(ctx context.Context, from, to time.Time, batch int) (int64, error) {
 	if batch < 1 || batch > maxRetentionBatch {
 		batch = maxRetentionBatch
 	}
 	var total int64
 	for {
-		tag, err := d.Pool.Exec(ctx, `DELETE FROM reports WHERE id IN (
-			SELECT id FROM reports WHERE day < $1 ORDER BY id LIMIT $2)`, cutoff, batch)
+		// One statement removes a batch of reports and their children:
+		// there are no foreign keys to cascade (migration 060).
+		var n int64
+		err := d.Pool.QueryRow(ctx, `WITH r AS (
+				DELETE FROM reports WHERE (id, day) IN (
+					SELECT id, day FROM reports WHERE day >= $1 AND day < $2 ORDER BY id LIMIT $3)
+				RETURNING id, day
+			), p AS (
+				DELETE FROM report_policies p USING r WHERE p.report_id = r.id AND p.day = r.day
+				RETURNING p.id, p.day
+			), f AS (
+				DELETE FROM failure_details f USING p WHERE f.policy_id = p.id AND f.day = p.day
+			)
+			SELECT count(*) FROM r`, from, to, batch).Scan(&n)
 		if err != nil {
-			return total, fmt.Errorf("deleting reports before %s: %w", cutoff.Format(time.DateOnly), err)
+			return total, fmt.Errorf("deleting the reports of %s to %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(batch) {
+		total += n
+		if n < int64(batch) {
 			return total, nil
 		}
 	}
