@@ -101,10 +101,10 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 		detail = append(detail, "(host(fd.sending_mta_ip) = "+a+" OR fd.sending_mta_ip_text = "+a+")")
 	}
 	if len(detail) > 0 {
-		pconds = append(pconds, "EXISTS (SELECT 1 FROM failure_details fd WHERE fd.policy_id = p.id AND "+strings.Join(detail, " AND ")+")")
+		pconds = append(pconds, "EXISTS (SELECT 1 FROM failure_details fd WHERE fd.policy_id = p.id AND fd.day = p.day AND "+strings.Join(detail, " AND ")+")")
 	}
 	if len(pconds) > 0 {
-		conds = append(conds, "EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND "+strings.Join(pconds, " AND ")+")")
+		conds = append(conds, "EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day AND "+strings.Join(pconds, " AND ")+")")
 	}
 	where := ""
 	if len(conds) > 0 {
@@ -113,14 +113,14 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 	// The page is chosen first, walking the (start_time, id) index newest
 	// first and stopping at the limit; only its reports are then summed.
 	q := `WITH page AS (
-			SELECT r.id FROM reports r ` + where + `
+			SELECT r.id, r.day FROM reports r ` + where + `
 			ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit)) + `)
 		SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
 			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), sum(p.successful)::bigint, sum(p.failed)::bigint,
 			r.source, r.dkim, r.trusted
-		FROM page JOIN reports r ON r.id = page.id
-		JOIN report_policies p ON p.report_id = r.id` + domainCond + `
-		GROUP BY r.id ORDER BY r.start_time DESC, r.id DESC`
+		FROM page JOIN reports r ON r.id = page.id AND r.day = page.day
+		JOIN report_policies p ON p.report_id = r.id AND p.day = r.day` + domainCond + `
+		GROUP BY r.id, r.day ORDER BY r.start_time DESC, r.id DESC`
 	rows, err := d.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing reports: %w", err)
