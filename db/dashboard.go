@@ -163,14 +163,7 @@ func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Tim
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 			GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1 LIMIT $4`
 	case BySendingIP:
-		// The detail tables: reports by day (indexed), then their
-		// policies for the domain and those policies' failure details.
-		q = `SELECT coalesce(host(f.sending_mta_ip), f.sending_mta_ip_text), 0::bigint, sum(f.failed_session_count)::bigint
-			FROM reports r
-			JOIN report_policies p ON p.report_id = r.id
-			JOIN failure_details f ON f.policy_id = p.id
-			WHERE p.policy_domain = $1 AND r.trusted AND r.day >= $2 AND r.day < $3
-			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
+		return d.sendingIPBreakdown(ctx, domain, from, to, limit)
 	default:
 		return nil, fmt.Errorf("breaking down failures of %s by %q: %w", domain, by, ErrNotFound)
 	}
