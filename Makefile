@@ -1,7 +1,7 @@
 # Convenience targets; scripts/test.sh is what CI runs.
 GO ?= go
 
-.PHONY: build test demo fuzz bench lint torture
+.PHONY: build test demo fuzz bench bench-peer lint torture
 
 build:
 	$(GO) build -o bin/tlsrpt ./cmd/tlsrpt
@@ -29,6 +29,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# tlsrpt's parser against mox's (a module of its own: mox stays out of go.mod).
+bench-peer:
+	cd reports/internal/peerbench && $(GO) test -run '^$$' -bench . -count 5
 
 # The long torture run of RELIABILITY.md (about 40 minutes on 2 cores):
 # mutations, faults, load, then each fuzz target for TORTURE_FUZZTIME.
