@@ -1,14 +1,23 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 )
 
 // TestRetentionCommand seeds 18 old days and 18 recent ones, counts, then
-// deletes the old ones; too short a retention is refused.
+// deletes the old ones (their month's partitions dropped whole); a report
+// for a removed day is refused by import afterwards; too short a
+// retention is refused.
 func TestRetentionCommand(t *testing.T) {
 	url := dbtest.NewURL(t, true)
 	for _, end := range []string{"2020-01-31", ""} {
@@ -24,16 +33,48 @@ func TestRetentionCommand(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "18 reports before ") {
 		t.Fatalf("retention --dry-run = %d, %q, %q", code, out, errOut)
 	}
+	if code, out, errOut := runStoreCmd(t, "retention", "--db", url, "--keep-days", "400", "--whole-months", "--dry-run"); code != 0 || !strings.HasPrefix(out, "18 reports before ") || !strings.Contains(out, "-01 would") {
+		t.Fatalf("retention --whole-months --dry-run = %d, %q, %q", code, out, errOut)
+	}
 	code, out, errOut = runStoreCmd(t, "retention", "--db", url, "--keep-days", "400")
-	if code != 0 || !strings.HasPrefix(out, "deleted 18 reports before ") {
+	if code != 0 || !strings.HasPrefix(out, "deleted 18 reports before ") || !strings.Contains(out, "(1 monthly partitions dropped: 2020-01)") {
 		t.Fatalf("retention = %d, %q, %q", code, out, errOut)
 	}
 	if code, out, _ := runStoreCmd(t, "retention", "--db", url, "--keep-days", "400", "--dry-run"); code != 0 || !strings.HasPrefix(out, "0 reports") {
 		t.Errorf("retention --dry-run after = %d, %q", code, out)
 	}
+	old := filepath.Join(t.TempDir(), "old.json")
+	if err := os.WriteFile(old, []byte(strings.ReplaceAll(goodReport, "2026-03-01", "2020-01-15")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runStoreCmd(t, "import", "--db", url, old); code != 1 || !strings.Contains(out, "1 refused") || !strings.Contains(errOut, "retention cutoff") {
+		t.Errorf("import of a report before the cutoff = %d, %q, %q; want it refused", code, out, errOut)
+	}
 	for _, keep := range []string{"30", "0", "99999999"} {
 		if code, _, _ := runStoreCmd(t, "retention", "--db", url, "--keep-days", keep); code != 2 {
 			t.Errorf("retention --keep-days %s = %d, want 2", keep, code)
 		}
+	}
+}
+
+// TestStorageMaintenance: serve's daily run makes this month's and the
+// next month's partitions, and applies the retention when set.
+func TestStorageMaintenance(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := time.Date(2026, 12, 15, 10, 0, 0, 0, time.UTC)
+	maintainStorage(ctx, d, retentionConfig{}, now, log)
+	parts, err := d.Partitions(ctx)
+	if err != nil || len(parts) != 2 || !parts[0].Month.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) || !parts[1].Month.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("Partitions() after maintenance = %+v, %v; want 2026-12 and 2027-01", parts, err)
+	}
+	if err := d.EnsurePartitions(ctx, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	maintainStorage(ctx, d, retentionConfig{keepDays: db.MinRetentionDays, wholeMonths: true}, now, log)
+	parts, err = d.Partitions(ctx)
+	if err != nil || len(parts) != 2 {
+		t.Errorf("Partitions() after retention = %+v, %v; want 2025-01 dropped", parts, err)
 	}
 }
