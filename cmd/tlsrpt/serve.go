@@ -190,6 +190,13 @@ type app struct {
 func (a *app) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	rc, err := retentionFromEnv(a.env)
+	if err == nil && rc.keepDays != 0 {
+		err = rc.validate()
+	}
+	if err != nil {
+		return err
+	}
 	store := a.store
 	if store == nil {
 		d, closeDB, embedded, err := openDatabaseUnchecked(ctx, a.env, a.cfg.dbURL)
@@ -290,6 +297,12 @@ func (a *app) run(ctx context.Context) error {
 		if err := runPublishing(pollCtx, srv, store, pub.listen, pub.tls, time.Minute, a.log); err != nil {
 			errc <- err
 		}
+	}()
+	// Partitions ahead of time and retention, daily (docs/retention.md).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runStorageMaintenance(pollCtx, store, rc, maintenanceEvery, a.log)
 	}()
 	addr := ln.Addr().String()
 	a.log.Info("Serving", "url", scheme+"://"+addr, "imap", poller != nil)
