@@ -100,10 +100,10 @@ func (s *Server) overviewPage(c echo.Context) error {
 		page.Domains = append(page.Domains, row)
 	}
 	if q.Page > 1 {
-		page.PrevURL = "/?" + q.values(q.Page-1).Encode()
+		page.PrevURL = q.url(q.Page - 1)
 	}
 	if q.Page*q.PerPage < total {
-		page.NextURL = "/?" + q.values(q.Page+1).Encode()
+		page.NextURL = q.url(q.Page + 1)
 	}
 	page.Unlisted, err = s.unlisted(ctx)
 	if err != nil {

@@ -235,6 +235,14 @@ func (q overviewQuery) values(p int) url.Values {
 	return v
 }
 
+// url is the overview's URL of q at page p.
+func (q overviewQuery) url(p int) string {
+	if v := q.values(p).Encode(); v != "" {
+		return "/?" + v
+	}
+	return "/"
+}
+
 // overviewRow is one listed domain as the overview and the API show it.
 type overviewRow struct {
 	db.OverviewRow
