@@ -3,10 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -14,9 +22,12 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/api"
+	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
 
@@ -25,6 +36,7 @@ const (
 	maxPostCount       = 1_000_000
 	maxPostConcurrency = 512
 	maxPostDuration    = 30 * time.Minute
+	maxPostDetails     = 1000
 )
 
 // runBenchPost drives POST /tlsrpt of the real server, listening on
@@ -40,14 +52,21 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	conc := fs.Int("concurrency", 32, "concurrent connections")
 	maxTime := fs.Duration("max-time", 2*time.Minute, "stop posting after this long")
 	domains := fs.Int("domains", 1000, "policy domains the reports are for")
+	details := fs.Int("details", 3, "failure details per report: 0 to this many, evenly (the corpus: half none, most 1-3)")
+	useTLS := fs.Bool("tls", false, "serve HTTPS (a self-signed certificate made for the run), as a sender sees the endpoint")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (server and load generator) to this file")
+	var intake ingest.BatcherOptions
+	fs.IntVar(&intake.Workers, "workers", 0, "intake: transactions in flight (0: the server's default)")
+	fs.IntVar(&intake.MaxReports, "max-batch", 0, "intake: reports per transaction at most (0: the server's default)")
+	fs.DurationVar(&intake.MaxDelay, "max-delay", 0, "intake: longest a batch waits for more reports (0: the server's default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *count < 1 || *count > maxPostCount || *conc < 1 || *conc > maxPostConcurrency ||
-		*maxTime <= 0 || *maxTime > maxPostDuration || *domains < 1 || *domains > maxSeedDomains {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: out of bounds (count 1..%d, concurrency 1..%d, max-time ≤ %s, domains 1..%d)\n",
-			maxPostCount, maxPostConcurrency, maxPostDuration, maxSeedDomains)
+		*maxTime <= 0 || *maxTime > maxPostDuration || *domains < 1 || *domains > maxSeedDomains || *details < 0 || *details > maxPostDetails ||
+		intake.Workers < 0 || intake.Workers > 64 || intake.MaxReports < 0 || intake.MaxReports > 10_000 || intake.MaxDelay < 0 || intake.MaxDelay > time.Second {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: out of bounds (count 1..%d, concurrency 1..%d, max-time ≤ %s, domains 1..%d, details 0..%d, workers ≤ 64, max-batch ≤ 10000, max-delay ≤ 1s)\n",
+			maxPostCount, maxPostConcurrency, maxPostDuration, maxSeedDomains, maxPostDetails)
 		return 2
 	}
 	d, closeDB, err := openDatabase(ctx, env, *dbURL)
@@ -59,9 +78,11 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	// The public rate limit (60 a minute per address by default) is lifted:
 	// every request comes from 127.0.0.1, and the limit is not what is
 	// measured. A provider's senders come from many addresses.
-	h, _, err := benchServer(ctx, d, api.Rate{Per: 1e9, Every: time.Second, Burst: 1 << 30})
+	log := slog.New(slog.DiscardHandler)
+	pipe := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Log: log}
+	srv, err := api.New(api.Config{DB: d, Pipeline: pipe, Log: log, PublicRate: api.Rate{Per: 1e9, Every: time.Second, Burst: 1 << 30}, Intake: intake})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: creating server: %v\n", err)
 		return 1
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,7 +90,28 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench post: listening: %v\n", err)
 		return 1
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Connections opened: with keep-alive, one per client connection,
+	// not one per report (each would cost a TCP, and with --tls a TLS,
+	// handshake).
+	var conns atomic.Int64
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	scheme := "http"
+	var clientTLS *tls.Config
+	if *useTLS {
+		cert, pool, err := benchCertificate()
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+			return 1
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		clientTLS = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
 	go hs.Serve(ln)
 	defer hs.Close()
 
@@ -82,8 +124,12 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 		// One report per domain and day, as one reporter sends them: the
 		// days go back as the domains run out, so concurrent stores do not
 		// all update the same rollup rows.
-		g := benchReport(i%*domains, day.AddDate(0, 0, -(i / *domains)), tag*1_000_000+i+1, 10)
+		g := benchReport(i%*domains, day.AddDate(0, 0, -(i / *domains)), tag*1_000_000+i+1, *details)
 		bodies[i] = reportgen.Gzip(g.JSON())
+	}
+	var size int64
+	for _, b := range bodies {
+		size += int64(len(b))
 	}
 	var before int64
 	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&before); err != nil {
@@ -103,17 +149,38 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res := postLoad(ctx, "http://"+ln.Addr().String()+"/tlsrpt", bodies, *conc, *maxTime)
+	embedded := *dbURL == "" && env.Getenv("DATABASE_URL") == ""
+	dataDir := env.Getenv("TLSRPT_DATA_DIR")
+	if dataDir == "" {
+		dataDir = defaultDataDir
+	}
+	var pg0 map[int]time.Duration
+	if embedded {
+		pg0 = postgresCPU(dataDir)
+	}
+	cpu0 := processCPU()
+	res := postLoad(ctx, scheme+"://"+ln.Addr().String()+"/tlsrpt", clientTLS, bodies, *conc, *maxTime)
+	cpu := processCPU() - cpu0
+	var pgCPU time.Duration
+	if pg0 != nil {
+		pgCPU = cpuSince(pg0, postgresCPU(dataDir))
+	}
 	var after int64
 	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&after); err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
 		return 1
 	}
 	s := percentiles(res.latencies)
-	fmt.Fprintf(env.Stdout, "posted %d of %d reports in %s with %d connections: %.0f reports/s\n",
-		res.sent, *count, res.elapsed.Round(time.Millisecond), *conc, float64(res.ok)/res.elapsed.Seconds())
+	fmt.Fprintf(env.Stdout, "posted %d of %d reports (%s, %d B gzip on average, 0-%d failure details) in %s with %d connections: %.0f reports/s\n",
+		res.sent, *count, scheme, size/int64(len(bodies)), *details, res.elapsed.Round(time.Millisecond), *conc, float64(res.ok)/res.elapsed.Seconds())
 	fmt.Fprintf(env.Stdout, "answered 200: %d; errors: %d %v; latency p50 %s, p95 %s, max %s\n",
 		res.ok, res.sent-res.ok, res.statusSummary(), ms(s.p50), ms(s.p95), ms(s.max))
+	st := srv.IntakeStats()
+	fmt.Fprintf(env.Stdout, "server: %d connections opened, %d batches (%.1f reports each); CPU of this process (server and load generator) %.0f µs per report\n",
+		conns.Load(), st.Batches, float64(st.Reports)/float64(max(st.Batches, 1)), float64(cpu.Microseconds())/float64(max(res.sent, 1)))
+	if pg0 != nil {
+		fmt.Fprintf(env.Stdout, "embedded PostgreSQL: CPU %.0f µs per report\n", float64(pgCPU.Microseconds())/float64(max(res.sent, 1)))
+	}
 	stored := after - before
 	// A report cut by --max-time after the server committed it is stored
 	// without a 200 seen: more rows than 200s is not a loss.
@@ -145,12 +212,12 @@ func (r postResult) statusSummary() string {
 	return b.String()
 }
 
-// postLoad posts every body once over conc connections, until all are
-// posted or maxTime has passed.
-func postLoad(ctx context.Context, url string, bodies [][]byte, conc int, maxTime time.Duration) postResult {
+// postLoad posts every body once over conc keep-alive connections, until
+// all are posted or maxTime has passed.
+func postLoad(ctx context.Context, url string, tlsConf *tls.Config, bodies [][]byte, conc int, maxTime time.Duration) postResult {
 	ctx, cancel := context.WithTimeout(ctx, maxTime)
 	defer cancel()
-	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
+	tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, TLSClientConfig: tlsConf}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
 	var next atomic.Int64
@@ -204,4 +271,43 @@ func postOne(ctx context.Context, c *http.Client, url string, body []byte) (stri
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	return fmt.Sprint(resp.StatusCode), time.Since(t0)
+}
+
+// processCPU is the CPU time (user and system) this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchCertificate makes a self-signed certificate for localhost and
+// 127.0.0.1, valid for a day, and the pool that trusts it.
+func benchCertificate() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("making certificate: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("making certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("making certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
 }

@@ -52,9 +52,21 @@ func TestBenchCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "answered 200: 40; errors: 0") || !strings.Contains(out, "rows stored: 40 (lost: 0)") {
 		t.Fatalf("bench post = %d, %q, %q", code, out, errOut)
 	}
+	// Keep-alive: one connection per client connection, not per report;
+	// the batches hold the 40 reports.
+	m = regexp.MustCompile(`server: (\d+) connections opened, (\d+) batches`).FindStringSubmatch(out)
+	if m == nil || m[1] < "1" || m[1] > "4" || len(m[1]) != 1 || m[2] == "0" {
+		t.Errorf("bench post: %q; want at most 4 connections and some batches", out)
+	}
+	// Over HTTPS, with reports of up to 20 failure details.
+	code, out, errOut = runStoreCmd(t, "bench", "post", "--db", url, "--count", "30", "--concurrency", "3", "--domains", "3", "--details", "20", "--tls")
+	if code != 0 || !strings.Contains(out, "(https,") || !strings.Contains(out, "0-20 failure details") ||
+		!strings.Contains(out, "answered 200: 30; errors: 0") || !strings.Contains(out, "rows stored: 30 (lost: 0)") {
+		t.Fatalf("bench post --tls = %d, %q, %q", code, out, errOut)
+	}
 	var https int64
-	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&https); err != nil || https != 40 {
-		t.Errorf("https reports = %d, %v; want 40", https, err)
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&https); err != nil || https != 70 {
+		t.Errorf("https reports = %d, %v; want 70", https, err)
 	}
 
 	for _, args := range [][]string{
@@ -64,6 +76,8 @@ func TestBenchCommand(t *testing.T) {
 		{"bench", "web", "--db", url, "--requests", "0"},
 		{"bench", "post", "--db", url, "--count", "2000000"},
 		{"bench", "post", "--db", url, "--max-time", (time.Hour).String()},
+		{"bench", "post", "--db", url, "--details", "-1"},
+		{"bench", "post", "--db", url, "--workers", "100"},
 	} {
 		if code, _, _ := runStoreCmd(t, args...); code != 2 {
 			t.Errorf("%v = %d, want 2", args, code)
