@@ -123,18 +123,9 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	return 0
 }
 
-// benchServer builds the real web server over d, with a pipeline for POST
-// /tlsrpt and the given public rate limit (zero: the default), and an
+// newBenchServer builds the real web server over d, with a pipeline for
+// POST /tlsrpt and the given public rate limit (zero: the default), and an
 // admin API token for the bench's requests.
-func benchServer(ctx context.Context, d *db.DB, public api.Rate) (http.Handler, string, error) {
-	srv, token, err := newBenchServer(ctx, d, public)
-	if err != nil {
-		return nil, "", err
-	}
-	return srv.Handler(), token, nil
-}
-
-// newBenchServer is benchServer with the server itself.
 func newBenchServer(ctx context.Context, d *db.DB, public api.Rate) (*api.Server, string, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pipe := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Log: log}
