@@ -409,27 +409,29 @@ func queueIPRollups(b *pgx.Batch, ips map[ipKey]int64) {
 		}
 		domains, days, addrs, texts, trusted, failed = append(domains, k.domain), append(days, k.day), append(addrs, ip), append(texts, k.text), append(trusted, k.trusted), append(failed, f)
 	}
-	// known: the address has its row already (it is added to in place);
-	// have: the rows of its domain, day and trust. New addresses take the
-	// free rows, most failures first; the rest go to OtherSendingIPs.
+	// have: the rows of the key's domain, day and trust; rn: the key's
+	// rank in the batch among that group's, most failures first. While
+	// have + rn is within the bound (the common case) the key gets its
+	// row; past it, only a key that has its row already (known, looked up
+	// only then) does, and the rest go to OtherSendingIPs. Counting the
+	// batch's known keys in rn errs on the side of the bound.
 	const q = `WITH u AS (
 			SELECT d, dy, coalesce(host(ip), txt) AS ip, t, sum(f)::bigint AS f
 			FROM unnest($1::text[], $2::date[], $3::inet[], $4::text[], $5::boolean[], $6::bigint[]) AS x(d, dy, ip, txt, t, f)
 			GROUP BY 1, 2, 3, 4
-		), k AS (
-			SELECT u.*, EXISTS (SELECT 1 FROM daily_ip_rollups e
-				WHERE e.policy_domain = u.d AND e.day = u.dy AND e.trusted = u.t AND e.sending_ip = u.ip) AS known
-			FROM u
 		), n AS (
 			SELECT g.d, g.dy, g.t, (SELECT count(*) FROM daily_ip_rollups e
 				WHERE e.policy_domain = g.d AND e.day = g.dy AND e.trusted = g.t) AS have
 			FROM (SELECT DISTINCT d, dy, t FROM u) g
 		), r AS (
-			SELECT k.*, n.have, row_number() OVER (PARTITION BY k.d, k.dy, k.t, k.known ORDER BY k.f DESC, k.ip) AS rn
-			FROM k JOIN n USING (d, dy, t)
+			SELECT u.*, n.have, row_number() OVER (PARTITION BY u.d, u.dy, u.t ORDER BY u.f DESC, u.ip) AS rn
+			FROM u JOIN n USING (d, dy, t)
 		)
 		INSERT INTO daily_ip_rollups AS o (policy_domain, day, trusted, sending_ip, failed)
-		SELECT d, dy, t, CASE WHEN known OR have + rn <= $7 THEN ip ELSE $8 END, sum(f)::bigint
+		SELECT d, dy, t, CASE WHEN have + rn <= $7 THEN ip
+			WHEN EXISTS (SELECT 1 FROM daily_ip_rollups e
+				WHERE e.policy_domain = r.d AND e.day = r.dy AND e.trusted = r.t AND e.sending_ip = r.ip) THEN ip
+			ELSE $8 END, sum(f)::bigint
 		FROM r
 		GROUP BY 1, 2, 3, 4
 		ORDER BY 1, 2, 3, 4

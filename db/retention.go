@@ -102,32 +102,49 @@ func (d *DB) ApplyRetention(ctx context.Context, cutoff time.Time, wholeMonths b
 	return res, nil
 }
 
-// dropMonth drops the partitions of month m of the three tables in one
-// transaction and returns how many reports they held. Dropping locks the
-// parent tables for a moment; a deadlock with a reader is retried.
+// dropMonth detaches and drops the partitions of month m of the three
+// tables and returns how many reports they held. DETACH ... CONCURRENTLY
+// takes no lock that blocks the readers and writers of the parents (a
+// plain DROP would take ACCESS EXCLUSIVE on them and could deadlock with a
+// reader joining the tables in another order); it waits for the queries
+// that may still see the partition. A run stopped midway leaves a detach
+// pending (finished here the next time) or a detached table (dropped).
 func (d *DB) dropMonth(ctx context.Context, m time.Time) (int64, error) {
 	suffix := m.Format("_y2006m01")
 	var n int64
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{"reports" + suffix}.Sanitize()).Scan(&n); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{"failure_details" + suffix}.Sanitize()+`, `+
-				pgx.Identifier{"report_policies" + suffix}.Sanitize()+`, `+pgx.Identifier{"reports" + suffix}.Sanitize())
-			return err
-		})
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42P01" {
-			return 0, nil // another instance dropped it meanwhile
-		}
-		if !errors.As(err, &pe) || pe.Code != "40P01" {
-			break
-		}
+	err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{"reports" + suffix}.Sanitize()).Scan(&n)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" {
+		return 0, nil // another instance dropped it meanwhile
 	}
 	if err != nil {
-		return 0, fmt.Errorf("dropping the partitions of %s: %w", m.Format("2006-01"), err)
+		return 0, fmt.Errorf("counting the reports of %s: %w", m.Format("2006-01"), err)
+	}
+	for _, parent := range []string{"reports", "report_policies", "failure_details"} {
+		child := parent + suffix
+		var pending *bool
+		err := d.Pool.QueryRow(ctx, `SELECT (SELECT inhdetachpending FROM pg_inherits
+			WHERE inhparent = $1::regclass AND inhrelid = to_regclass($2))`, parent, child).Scan(&pending)
+		if err != nil {
+			return 0, fmt.Errorf("dropping the partitions of %s: %w", m.Format("2006-01"), err)
+		}
+		if pending != nil {
+			how := "CONCURRENTLY"
+			if *pending {
+				how = "FINALIZE"
+			}
+			_, err := d.Pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{parent}.Sanitize()+` DETACH PARTITION `+
+				pgx.Identifier{child}.Sanitize()+` `+how)
+			if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42P16") {
+				err = nil // detached or dropped by another instance meanwhile
+			}
+			if err != nil {
+				return 0, fmt.Errorf("detaching %s: %w", child, err)
+			}
+		}
+		if _, err := d.Pool.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{child}.Sanitize()); err != nil {
+			return 0, fmt.Errorf("dropping %s: %w", child, err)
+		}
 	}
 	return n, nil
 }
