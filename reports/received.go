@@ -32,7 +32,12 @@ type Received struct {
 	Report *Report
 	// JSON is the report as received, decompressed, so that it can be
 	// re-parsed after a parser fix.
-	JSON       []byte
+	JSON []byte
+	// Gzip, when set, is the gzip stream JSON was decompressed from, as
+	// received: the store keeps it as the raw report instead of
+	// compressing JSON again, when its trailer matches JSON (import sets
+	// it for .json.gz files).
+	Gzip       []byte
 	Source     Source
 	SourceRef  string // mailbox and UID, file path or remote address
 	ReceivedAt time.Time
