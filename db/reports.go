@@ -3,9 +3,11 @@ package db
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/mail"
 	"net/netip"
 	"sort"
@@ -204,18 +206,35 @@ func newReportRow(r reports.Received, zw *gzip.Writer) (reportRow, error) {
 			return reportRow{}, fmt.Errorf("storing report %s: encoding json: %w", r.Report.ReportID, err)
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(js)/4 + 64)
-	zw.Reset(&buf)
-	if _, err := zw.Write(js); err != nil {
-		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
-	}
-	if err := zw.Close(); err != nil {
-		return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+	raw := r.Gzip
+	if len(r.JSON) == 0 || !isGzipOf(raw, js) {
+		var buf bytes.Buffer
+		buf.Grow(len(js)/4 + 64)
+		zw.Reset(&buf)
+		if _, err := zw.Write(js); err != nil {
+			return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+		}
+		if err := zw.Close(); err != nil {
+			return reportRow{}, fmt.Errorf("storing report %s: compressing: %w", r.Report.ReportID, err)
+		}
+		raw = buf.Bytes()
 	}
 	rp := r.Report
 	key := identity(clean(rp.OrganizationName), clean(rp.ReportID), dbTime(rp.DateRange.Start), dbTime(rp.DateRange.End))
-	return reportRow{r: r, key: key, day: rp.DateRange.Day(), trusted: Trusted(r), raw: buf.Bytes()}, nil
+	return reportRow{r: r, key: key, day: rp.DateRange.Day(), trusted: Trusted(r), raw: raw}, nil
+}
+
+// isGzipOf reports whether z is a gzip stream whose trailer (RFC 1952
+// §2.3.1: CRC-32 and size of the uncompressed data) matches js: the
+// stream a report was decompressed from, whole, so that storing it keeps
+// the report as received without compressing it again. Anything else (a
+// stream with other data after it, several members) is compressed anew.
+func isGzipOf(z, js []byte) bool {
+	n := len(z)
+	if n < 18 || z[0] != 0x1f || z[1] != 0x8b {
+		return false
+	}
+	return binary.LittleEndian.Uint32(z[n-4:]) == uint32(len(js)) && binary.LittleEndian.Uint32(z[n-8:n-4]) == crc32.ChecksumIEEE(js)
 }
 
 func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, error) {

@@ -1,6 +1,8 @@
 package db_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -303,5 +305,46 @@ func TestListReports(t *testing.T) {
 	got, total, err = d.ListReports(ctx, db.ReportFilter{Domain: "example.com", Limit: 2, Offset: 2, Since: day1.AddDate(0, 0, 1)})
 	if err != nil || total != 3 || len(got) != 1 || got[0].ReportID != "l1" {
 		t.Fatalf("ListReports(page 2, since) = %d, %+v, %v", total, got, err)
+	}
+}
+
+// TestStoreKeepsInputGzip: a report whose Gzip is the stream its JSON came
+// from is stored with those bytes as its raw report; a Gzip that is not
+// (another report's, or with data after the stream) is ignored and the
+// JSON compressed anew. Either way ReportJSON gives the JSON back.
+func TestStoreKeepsInputGzip(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	gz := func(s []byte) []byte {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write(s)
+		w.Close()
+		return b.Bytes()
+	}
+	same := sample("google.com", "gz-same", day1)
+	same.Gzip = gz(same.JSON)
+	other := sample("google.com", "gz-other", day1)
+	other.Gzip = gz([]byte(`{"organization-name":"someone else"}`))
+	trailing := sample("google.com", "gz-trailing", day1)
+	trailing.Gzip = append(gz(trailing.JSON), "garbage"...)
+	for _, tt := range []struct {
+		r    reports.Received
+		kept bool
+	}{{same, true}, {other, false}, {trailing, false}} {
+		id, _, err := d.StoreReport(ctx, tt.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw []byte
+		if err := d.Pool.QueryRow(ctx, `SELECT raw_gzip FROM reports WHERE id = $1`, id).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if kept := bytes.Equal(raw, tt.r.Gzip); kept != tt.kept {
+			t.Errorf("%s: input gzip kept = %v, want %v", tt.r.Report.ReportID, kept, tt.kept)
+		}
+		if js, err := d.ReportJSON(ctx, id); err != nil || !bytes.Equal(js, tt.r.JSON) {
+			t.Errorf("%s: ReportJSON() = %q, %v; want %q", tt.r.Report.ReportID, js, err, tt.r.JSON)
+		}
 	}
 }

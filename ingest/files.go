@@ -355,9 +355,30 @@ func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) er
 		return refuse(f.Path, fmt.Sprintf("opening: %v", err))
 	}
 	defer fh.Close()
-	br := bufio.NewReaderSize(fh, 64<<10)
-	head, _ := br.Peek(5)
-	if string(head) == "From " {
+	var (
+		br  *bufio.Reader
+		raw []byte
+	)
+	if f.Size >= 0 && f.Size < smallFile {
+		// Nearly every report file: read whole into a buffer of its size
+		// (a 64 KiB bufio.Reader per file cost more than parsing a 1 KiB
+		// report).
+		if raw, err = readSmall(fh, f.Size, lim.MaxMessageBytes); err != nil {
+			return refuse(f.Path, err.Error())
+		}
+		if bytes.HasPrefix(raw, []byte("From ")) {
+			br = bufio.NewReader(bytes.NewReader(raw))
+		}
+	} else {
+		br = bufio.NewReaderSize(fh, 64<<10)
+		if head, _ := br.Peek(5); string(head) != "From " {
+			if raw, err = readSmall(br, -1, lim.MaxMessageBytes); err != nil {
+				return refuse(f.Path, err.Error())
+			}
+			br = nil
+		}
+	}
+	if br != nil {
 		return readMbox(ctx, br, f.Path, lim.MaxMessageBytes, func(ref string, raw []byte, problem string) error {
 			if problem != "" {
 				return refuse(ref, problem)
@@ -369,21 +390,40 @@ func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) er
 			return send(pr)
 		})
 	}
-	raw, err := io.ReadAll(io.LimitReader(br, lim.MaxMessageBytes+1))
-	if err != nil {
-		return refuse(f.Path, fmt.Sprintf("reading: %v", err))
-	}
-	if int64(len(raw)) > lim.MaxMessageBytes {
-		return refuse(f.Path, fmt.Sprintf("file over %d bytes", lim.MaxMessageBytes))
-	}
 	if reports.IsReportData(raw) {
-		return send(p.parseReport(raw, reports.SourceFile, f.Path))
+		pr := p.parseReport(raw, reports.SourceFile, f.Path)
+		if len(pr.received) == 1 && len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+			// The file is the gzip the report came in: the store keeps it
+			// as the raw report rather than compressing the JSON again.
+			pr.received[0].Gzip = raw
+		}
+		return send(pr)
 	}
 	pr, err := p.parseMessage(ctx, raw, reports.SourceFile, f.Path)
 	if err != nil {
 		return err
 	}
 	return send(pr)
+}
+
+// smallFile is the size below which an input file is read whole at once.
+const smallFile = 1 << 20
+
+// readSmall reads r to its end, at most limit bytes; size, when known
+// (not negative), sizes the buffer. The error says what to refuse.
+func readSmall(r io.Reader, size, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if size >= 0 {
+		buf.Grow(int(min(size, limit)) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading: %v", err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("file over %d bytes", limit)
+	}
+	return buf.Bytes(), nil
 }
 
 // readMbox splits an mbox file (RFC 4155: each message starts with a
