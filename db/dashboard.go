@@ -102,13 +102,18 @@ type UnlistedDomain struct {
 
 // UnlistedDomains lists the domains with reports since from that nobody
 // added, most recently seen first. Untrusted reports count here: the point
-// is to show what arrives.
+// is to show what arrives. The domains come from unlisted_domains (kept by
+// triggers, migration 071), so the cost follows the unlisted domains
+// shown, not every reporting domain of the window.
 func (d *DB) UnlistedDomains(ctx context.Context, from time.Time, limit int) ([]UnlistedDomain, error) {
 	rows, err := d.Pool.Query(ctx, `
-		SELECT r.policy_domain, sum(r.reports)::bigint, sum(r.successful + r.failed)::bigint, max(r.day)
-		FROM daily_policy_rollups r
-		WHERE r.day >= $1 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.name = r.policy_domain)
-		GROUP BY r.policy_domain ORDER BY max(r.day) DESC, r.policy_domain LIMIT $2`, from, limitRows(limit))
+		SELECT u.domain, t.reports, t.sessions, u.last_day
+		FROM unlisted_domains u
+		CROSS JOIN LATERAL (
+			SELECT coalesce(sum(r.reports), 0)::bigint AS reports, coalesce(sum(r.successful + r.failed), 0)::bigint AS sessions
+			FROM daily_policy_rollups r WHERE r.policy_domain = u.domain AND r.day >= $1) t
+		WHERE u.last_day >= $1 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.name = u.domain)
+		ORDER BY u.last_day DESC, u.domain LIMIT $2`, from, limitRows(limit))
 	if err != nil {
 		return nil, fmt.Errorf("listing unlisted domains: %w", err)
 	}

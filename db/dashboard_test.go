@@ -163,3 +163,57 @@ func FuzzParseReportCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestUnlistedDomainsFollowTheList: the unlisted list (kept by triggers,
+// migration 071) follows reports, adding and removing domains, and the
+// window.
+func TestUnlistedDomainsFollowTheList(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	day1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	day2 := day1.AddDate(0, 0, 5)
+	storeDashReport(t, d, "a.example", "old.example", day1, 10, nil, reports.SourceFile)
+	storeDashReport(t, d, "a.example", "new.example", day1, 20, nil, reports.SourceFile)
+	storeDashReport(t, d, "b.example", "new.example", day2, 30, nil, reports.SourceIMAP) // untrusted counts here
+	list := func(from time.Time) string {
+		t.Helper()
+		us, err := d.UnlistedDomains(ctx, from, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, u := range us {
+			s = append(s, fmt.Sprintf("%s %d/%d %s", u.Domain, u.Reports, u.Sessions, u.LastDay.Format("01-02")))
+		}
+		return fmt.Sprint(s)
+	}
+	if got, want := list(day1), "[new.example 2/50 11-06 old.example 1/10 11-01]"; got != want {
+		t.Errorf("UnlistedDomains(day1) = %s, want %s", got, want)
+	}
+	if got, want := list(day2), "[new.example 1/30 11-06]"; got != want {
+		t.Errorf("UnlistedDomains(day2) = %s, want %s", got, want)
+	}
+	if _, _, err := d.AddDomain(ctx, "new.example"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(day1), "[old.example 1/10 11-01]"; got != want {
+		t.Errorf("after adding new.example: %s, want %s", got, want)
+	}
+	// Reports of a listed domain do not put it back; removing it does.
+	storeDashReport(t, d, "c.example", "new.example", day2.AddDate(0, 0, 1), 5, nil, reports.SourceFile)
+	if got, want := list(day1), "[old.example 1/10 11-01]"; got != want {
+		t.Errorf("after a report of listed new.example: %s, want %s", got, want)
+	}
+	if _, _, err := d.RemoveDomain(ctx, "new.example"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(day1), "[new.example 3/55 11-07 old.example 1/10 11-01]"; got != want {
+		t.Errorf("after removing new.example: %s, want %s", got, want)
+	}
+	// A newer report moves the day on; an older one does not move it back.
+	storeDashReport(t, d, "a.example", "old.example", day2, 1, nil, reports.SourceFile)
+	storeDashReport(t, d, "d.example", "old.example", day1.AddDate(0, 0, -3), 1, nil, reports.SourceFile)
+	if got, want := list(day1), "[new.example 3/55 11-07 old.example 2/11 11-06]"; got != want {
+		t.Errorf("after more reports of old.example: %s, want %s", got, want)
+	}
+}
