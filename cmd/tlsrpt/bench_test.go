@@ -42,10 +42,23 @@ func TestBenchCommand(t *testing.T) {
 		t.Errorf("bench seed again = %d, %q", code, out)
 	}
 
-	code, out, errOut = runStoreCmd(t, "bench", "web", "--db", url, "--requests", "3", "--warmup", "1")
+	code, out, errOut = runStoreCmd(t, "bench", "web", "--db", url, "--requests", "3", "--warmup", "1", "--spread", "3")
 	if code != 0 || !strings.Contains(out, "overview") || !strings.Contains(out, "domain page 365 days") || !strings.Contains(out, "verdict (API)") ||
-		!strings.Contains(out, "failure_details") {
+		!strings.Contains(out, "failure_details") || !strings.Contains(out, "domains API") {
 		t.Fatalf("bench web = %d, %q, %q", code, out, errOut)
+	}
+	// The three listed domains (the second seed listed them all) had no
+	// verdict badge yet; the partitioned tables have a size.
+	if !strings.Contains(out, "verdict badges: refreshed 3 in") || regexp.MustCompile(`(?m)^reports +54 +0 `).MatchString(out) {
+		t.Errorf("bench web: badges or table sizes wrong: %q", out)
+	}
+	var badges int64
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM domain_verdicts`).Scan(&badges); err != nil || badges != 3 {
+		t.Errorf("stored badges after bench web = %d, %v; want 3", badges, err)
+	}
+	if code, out, _ := runStoreCmd(t, "bench", "web", "--db", url, "--requests", "1", "--warmup", "0", "--only", "verdict"); code != 0 ||
+		!strings.Contains(out, "verdict badges: refreshed 0 in") {
+		t.Errorf("bench web again = %d, %q; want no badge to refresh", code, out)
 	}
 
 	code, out, errOut = runStoreCmd(t, "bench", "post", "--db", url, "--count", "40", "--concurrency", "4", "--domains", "3")
@@ -74,6 +87,7 @@ func TestBenchCommand(t *testing.T) {
 		{"bench", "seed", "--db", url, "--domains", "0"},
 		{"bench", "seed", "--db", url, "--domains", "100000", "--years", "40"},
 		{"bench", "web", "--db", url, "--requests", "0"},
+		{"bench", "web", "--db", url, "--spread", "0"},
 		{"bench", "post", "--db", url, "--count", "2000000"},
 		{"bench", "post", "--db", url, "--max-time", (time.Hour).String()},
 		{"bench", "post", "--db", url, "--details", "-1"},

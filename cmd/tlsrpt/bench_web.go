@@ -22,10 +22,15 @@ import (
 // maxWebRequests bounds the requests per page of "tlsrpt bench web".
 const maxWebRequests = 100_000
 
-// benchPage is one page or API call timed by "tlsrpt bench web".
+// benchPage is one page or API call timed by "tlsrpt bench web"; path
+// gives the URL of the i-th request.
 type benchPage struct {
-	name, path string
+	name string
+	path func(i int) string
 }
+
+// fixed is a benchPage path that is the same for every request.
+func fixed(p string) func(int) string { return func(int) string { return p } }
 
 // runBenchWeb times the overview page, a domain page over 365 days and a
 // verdict through the real router (api.New, the handler the server runs,
@@ -42,11 +47,12 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	only := fs.String("only", "", "time only the pages whose name contains this (overview, domain, verdict)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed requests to this file")
 	listedFlag := fs.Int("listed", -1, "first make the allow-list exactly the first N seeded domains (-1: leave it)")
+	spread := fs.Int("spread", 1, "the domain page and the verdict of request i are those of seeded domain i mod N (1: always --domain), so that most are not in PostgreSQL's cache")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *requests < 1 || *requests > maxWebRequests || *warmup < 0 || *warmup > maxWebRequests {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: --requests and --warmup are 1..%d\n", maxWebRequests)
+	if *requests < 1 || *requests > maxWebRequests || *warmup < 0 || *warmup > maxWebRequests || *spread < 1 || *spread > maxSeedDomains {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: --requests and --warmup are 1..%d, --spread 1..%d\n", maxWebRequests, maxSeedDomains)
 		return 2
 	}
 	d, closeDB, err := openDatabase(ctx, env, *dbURL)
@@ -85,14 +91,24 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(env.Stdout, "verdict badges: refreshed %d in %s (%s per domain)\n", n, el.Round(time.Millisecond), ms(el/time.Duration(max(n, 1))))
+	per := "-"
+	if n > 0 {
+		per = ms(el / time.Duration(n))
+	}
+	fmt.Fprintf(env.Stdout, "verdict badges: refreshed %d in %s (%s per domain)\n", n, el.Round(time.Millisecond), per)
+	dom := func(i int) string {
+		if *spread == 1 {
+			return *domain
+		}
+		return benchDomain(i % *spread)
+	}
 	pages := []benchPage{
-		{"overview", "/"},
-		{"overview by severity", "/?sort=severity"},
-		{"overview filtered", "/?q=" + *domain},
-		{"domains API", "/api/v1/domains"},
-		{"domain page 365 days", "/domains/" + *domain + "?days=365"},
-		{"verdict (API)", "/api/v1/domains/" + *domain + "/verdict"},
+		{"overview", fixed("/")},
+		{"overview by severity", fixed("/?sort=severity")},
+		{"overview filtered", fixed("/?q=" + *domain)},
+		{"domains API", fixed("/api/v1/domains")},
+		{"domain page 365 days", func(i int) string { return "/domains/" + dom(i) + "?days=365" }},
+		{"verdict (API)", func(i int) string { return "/api/v1/domains/" + dom(i) + "/verdict" }},
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -157,22 +173,22 @@ func refreshAllBadges(ctx context.Context, srv *api.Server) (int, time.Duration,
 	}
 }
 
-// timePage requests path warmup+n times in a row and returns the n timed
-// durations; any status but 200 is an error.
-func timePage(ctx context.Context, h http.Handler, token, path string, warmup, n int) ([]time.Duration, error) {
+// timePage requests path(i) for i in 0..warmup+n-1 in a row and returns
+// the n timed durations; any status but 200 is an error.
+func timePage(ctx context.Context, h http.Handler, token string, path func(int) string, warmup, n int) ([]time.Duration, error) {
 	ds := make([]time.Duration, 0, n)
 	for i := range warmup + n {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		req := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, path(i), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		rec := httptest.NewRecorder()
 		t0 := time.Now()
 		h.ServeHTTP(rec, req)
 		el := time.Since(t0)
 		if rec.Code != http.StatusOK {
-			return nil, fmt.Errorf("GET %s = %d: %.200s", path, rec.Code, rec.Body.String())
+			return nil, fmt.Errorf("GET %s = %d: %.200s", path(i), rec.Code, rec.Body.String())
 		}
 		if i >= warmup {
 			ds = append(ds, el)
@@ -184,16 +200,18 @@ func timePage(ctx context.Context, h http.Handler, token, path string, warmup, n
 // benchTables are the tables whose size "tlsrpt bench web" prints, for
 // the storage figures of SCALING.md.
 var benchTables = []string{"reports", "report_policies", "failure_details", "daily_policy_rollups",
-	"daily_failure_rollups", "daily_mode_rollups", "daily_sender_rollups"}
+	"daily_failure_rollups", "daily_mode_rollups", "daily_sender_rollups", "daily_ip_rollups", "domain_verdicts"}
 
 // printTableSizes prints the rows and the bytes (heap, TOAST and indexes)
-// of benchTables.
+// of benchTables; a partitioned table's are the sums over its partitions.
 func printTableSizes(ctx context.Context, env *Env, d *db.DB) error {
 	fmt.Fprintf(env.Stdout, "%-22s %12s %12s %10s\n", "table", "rows", "bytes", "bytes/row")
 	for _, t := range benchTables {
 		var rows, size int64
 		// t comes from benchTables, never from input.
-		err := d.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`), pg_total_relation_size($1::regclass)`, t).Scan(&rows, &size)
+		err := d.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`),
+			coalesce((SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree($1::regclass)),
+				pg_total_relation_size($1::regclass))`, t).Scan(&rows, &size)
 		if err != nil {
 			return fmt.Errorf("measuring table %s: %w", t, err)
 		}
