@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -183,7 +184,7 @@ func TestPostStoreDown(t *testing.T) {
 	}
 	setDown(true)
 	t.Cleanup(func() { setDown(false) })
-	for i, limit := range []time.Duration{10 * time.Second, 100 * time.Millisecond} {
+	for i, limit := range []time.Duration{10 * time.Second, time.Second} {
 		t0 := time.Now()
 		rec := post(fmt.Sprintf("down%d", i))
 		el := time.Since(t0)
@@ -276,5 +277,81 @@ func TestPostTwoInstances(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d reports stored, want %d", len(seen), n)
+	}
+}
+
+// TestServeShutdownDrains stops Serve while posted reports wait for their
+// batch (a lock held on reports): Serve returns only after they are
+// committed, and each of their requests was answered 200.
+func TestServeShutdownDrains(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Intake = ingest.BatcherOptions{Workers: 1} })
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- e.s.Serve(serveCtx, ln, "", "") }()
+	base := "http://" + ln.Addr().String()
+
+	// Hold inserts into reports until released.
+	cfg := e.d.Pool.Config().ConnConfig.Copy()
+	lock, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close(ctx) })
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE reports IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 8
+	answers := make(chan posted, n)
+	for i := range n {
+		go func() {
+			answers <- postHTTP(t, http.DefaultClient, base, reportJSONBody(t, "sender.example", fmt.Sprintf("drain-%d", i)))
+		}()
+	}
+	// Wait until the first batch waits on the lock and the others queued
+	// or joined it: every request is in the server.
+	for i := 0; ; i++ {
+		var waiting int
+		if err := e.d.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		st := e.s.IntakeStats()
+		if waiting > 0 && st.Batches == 0 && st.Waiting == n {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("the posts did not reach the intake: %d waiting on the lock, %+v", waiting, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve() = %v before the queued reports were committed", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve() = %v", err)
+	}
+	for range n {
+		if a := <-answers; a.status != http.StatusOK || a.message != "report stored" {
+			t.Errorf("POST during shutdown = %+v, want 200 stored", a)
+		}
+	}
+	var stored int
+	if err := e.d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE report_id LIKE 'drain-%'`).Scan(&stored); err != nil || stored != n {
+		t.Errorf("stored %d, %v; want %d", stored, err, n)
 	}
 }

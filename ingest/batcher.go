@@ -38,6 +38,7 @@ type Batcher struct {
 	downUntil atomic.Int64
 	batches   atomic.Int64
 	stored    atomic.Int64
+	waiting   atomic.Int64 // reports taken and not yet answered
 
 	mu      sync.Mutex
 	workers int
@@ -157,11 +158,14 @@ func NewBatcher(p *Pipeline, batch BatchStore, o BatcherOptions) *Batcher {
 type BatcherStats struct {
 	Batches int64 // batches stored (one transaction each, unless the store refused one of its reports)
 	Reports int64 // reports in them stored or found already stored
+	// Waiting is the reports taken and not answered yet: queued, or in a
+	// batch being stored.
+	Waiting int64
 }
 
 // Stats returns the counts so far.
 func (b *Batcher) Stats() BatcherStats {
-	return BatcherStats{Batches: b.batches.Load(), Reports: b.stored.Load()}
+	return BatcherStats{Batches: b.batches.Load(), Reports: b.stored.Load(), Waiting: b.waiting.Load()}
 }
 
 // Report handles a bare report (an HTTPS POST body) as Pipeline.Report
@@ -232,6 +236,7 @@ func (b *Batcher) enqueue(j *intakeJob) error {
 	}
 	select {
 	case b.queue <- j:
+		b.waiting.Add(1)
 	default:
 		return &RetryError{After: b.o.Full, Reason: "too many reports are waiting to be stored"}
 	}
@@ -326,6 +331,7 @@ func (b *Batcher) store(ctx context.Context, group []*intakeJob) {
 		for _, j := range group {
 			j.done <- intakeAnswer{err: re}
 		}
+		b.waiting.Add(-int64(len(group)))
 		return
 	}
 	b.downUntil.Store(0)
@@ -334,6 +340,7 @@ func (b *Batcher) store(ctx context.Context, group []*intakeJob) {
 		b.stored.Add(int64(outs[i].Reports))
 		j.done <- intakeAnswer{out: outs[i]}
 	}
+	b.waiting.Add(-int64(len(group)))
 }
 
 // Close stops taking reports and waits until every queued one is stored
