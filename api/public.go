@@ -64,7 +64,9 @@ func (s *Server) postReport(c echo.Context) error {
 			// The queue is full or the store down: refused at once, so the
 			// sender retries instead of hanging. Nothing was acknowledged.
 			s.metrics.https.WithLabelValues("unavailable").Inc()
-			s.log.WarnContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
+			// Logged at Debug: the batcher logs the store's failure once per
+			// batch, and an overloaded server must not also flood its log.
+			s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
 			c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
 			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later"}
 		case errors.Is(err, ingest.ErrRetryLater):
