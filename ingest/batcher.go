@@ -39,6 +39,7 @@ type Batcher struct {
 	batches   atomic.Int64
 	stored    atomic.Int64
 	waiting   atomic.Int64 // reports taken and not yet answered
+	bytes     atomic.Int64 // their raw and JSON bytes
 
 	mu      sync.Mutex
 	workers int
@@ -59,6 +60,11 @@ type BatcherOptions struct {
 	// Queue bounds the reports waiting for a worker (default 4096): about
 	// 10 MiB of parsed reports at the real senders' sizes.
 	Queue int
+	// QueueBytes bounds the bytes (body and decompressed JSON) of the
+	// reports taken and not yet answered (default 256 MiB): a flood of
+	// large reports is refused before it holds the memory. A report
+	// larger than the bound alone is still taken when nothing waits.
+	QueueBytes int64
 	// Workers is how many transactions may be in flight (default 2); the
 	// second only when a full batch waits for the first (enqueue).
 	Workers int
@@ -91,6 +97,9 @@ func (o BatcherOptions) withDefaults() BatcherOptions {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 256 << 20
 	}
 	def(&o.MaxDelay, 5*time.Millisecond)
 	def(&o.StoreTimeout, 10*time.Second)
@@ -140,6 +149,15 @@ type intakeJob struct {
 	ctx  context.Context
 	pr   *parsed
 	done chan intakeAnswer
+}
+
+// size is what the job holds in memory, about.
+func (j *intakeJob) size() int64 {
+	n := int64(len(j.pr.raw))
+	for _, r := range j.pr.received {
+		n += int64(len(r.JSON))
+	}
+	return n
 }
 
 type intakeAnswer struct {
@@ -234,9 +252,14 @@ func (b *Batcher) enqueue(j *intakeJob) error {
 	if b.closed {
 		return &RetryError{After: b.o.DownFor, Reason: "the server is shutting down", Err: ErrClosed}
 	}
+	size := j.size()
+	if b.waiting.Load() > 0 && b.bytes.Load()+size > b.o.QueueBytes {
+		return &RetryError{After: b.o.Full, Reason: "too many report bytes are waiting to be stored"}
+	}
 	select {
 	case b.queue <- j:
 		b.waiting.Add(1)
+		b.bytes.Add(size)
 	default:
 		return &RetryError{After: b.o.Full, Reason: "too many reports are waiting to be stored"}
 	}
@@ -328,18 +351,28 @@ func (b *Batcher) store(ctx context.Context, group []*intakeJob) {
 		b.downUntil.Store(time.Now().Add(b.o.DownFor).UnixNano())
 		b.p.log().ErrorContext(ctx, "Storing a batch of posted reports failed", "reports", n, "retry_in", b.o.DownFor, "error", err)
 		re := &RetryError{After: b.o.DownFor, Reason: "the store is unavailable", Err: err}
+		b.answered(group)
 		for _, j := range group {
 			j.done <- intakeAnswer{err: re}
 		}
-		b.waiting.Add(-int64(len(group)))
 		return
 	}
 	b.downUntil.Store(0)
 	b.batches.Add(1)
+	b.answered(group)
 	for i, j := range group {
 		b.stored.Add(int64(outs[i].Reports))
 		j.done <- intakeAnswer{out: outs[i]}
 	}
+}
+
+// answered takes a stored group out of the waiting counts.
+func (b *Batcher) answered(group []*intakeJob) {
+	var size int64
+	for _, j := range group {
+		size += j.size()
+	}
+	b.bytes.Add(-size)
 	b.waiting.Add(-int64(len(group)))
 }
 

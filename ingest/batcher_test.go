@@ -334,3 +334,39 @@ func TestBatcherStoreDown(t *testing.T) {
 		t.Errorf("%d reports refused while down are stored", n)
 	}
 }
+
+// TestBatcherQueueBytes bounds the bytes waiting: with a bound below one
+// report, a report is taken when nothing waits, and the next one is
+// refused at once while the first is being stored.
+func TestBatcherQueueBytes(t *testing.T) {
+	url := dbtest.NewURL(t, true)
+	ctx := context.Background()
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	p := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }}
+	b := ingest.NewBatcher(p, batchOf(d), ingest.BatcherOptions{QueueBytes: 1})
+	t.Cleanup(func() { b.Close(ctx) })
+
+	release := blockReports(t, url)
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.Report(ctx, []byte(reportJSON("google.com", "big1")), reports.SourceHTTPS, "x")
+		first <- err
+	}()
+	waitFor(t, "the first report to be taken", func() bool { return b.Stats().Waiting == 1 })
+	_, err = b.Report(ctx, []byte(reportJSON("google.com", "big2")), reports.SourceHTTPS, "x")
+	var re *ingest.RetryError
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "bytes") {
+		t.Errorf("second Report() over the byte bound = %v, want a RetryError about bytes", err)
+	}
+	release()
+	if err := <-first; err != nil {
+		t.Errorf("first Report() = %v", err)
+	}
+	if n := count(t, d, `SELECT count(*) FROM reports`); n != 1 {
+		t.Errorf("stored %d reports, want 1", n)
+	}
+}
