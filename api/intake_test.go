@@ -70,7 +70,7 @@ func TestPostGroupCommit(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32, MaxConnsPerHost: 32}, Timeout: time.Minute}
 
 	type input struct {
-		kind string // "new", "dup", "broken"
+		kind string // "new", "dup", "broken", "refused"
 		id   string
 		body []byte
 	}
@@ -85,6 +85,12 @@ func TestPostGroupCommit(t *testing.T) {
 	}
 	for i := range 6 {
 		ins = append(ins, input{"broken", fmt.Sprintf("b%d", i), fmt.Appendf(nil, `{"organization-name":"x","report-id":"b%d"`, i)})
+	}
+	// Valid reports the store refuses (a range before 2000, db/partitions.go):
+	// refused alone, not with the reports batched with them.
+	for i := range 4 {
+		body := bytes.ReplaceAll(reportJSONBody(t, "sender.example", fmt.Sprintf("old%d", i)), []byte("2026-11-2"), []byte("1999-11-2"))
+		ins = append(ins, input{"refused", fmt.Sprintf("old%d", i), body})
 	}
 	answers := make([]posted, len(ins))
 	var wg sync.WaitGroup
@@ -118,9 +124,9 @@ func TestPostGroupCommit(t *testing.T) {
 			} else if a.message != "report already stored" {
 				t.Errorf("POST dup %s = %+v, want stored or already stored", in.id, a)
 			}
-		case "broken":
+		case "broken", "refused":
 			if a.status != http.StatusBadRequest || a.message == "" {
-				t.Errorf("POST broken %s = %+v, want 400 with a reason", in.id, a)
+				t.Errorf("POST %s %s = %+v, want 400 with a reason", in.kind, in.id, a)
 			}
 		}
 		if a.status == http.StatusOK {
