@@ -123,18 +123,36 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s\n", "page", "p50", "p95", "max")
+	// CPU per request, of this process (router, handlers, templates) and
+	// of the embedded PostgreSQL: unlike the wall-clock figures, it does
+	// not grow with the load of a shared machine.
+	embedded := *dbURL == "" && env.Getenv("DATABASE_URL") == ""
+	dataDir := env.Getenv("TLSRPT_DATA_DIR")
+	if dataDir == "" {
+		dataDir = defaultDataDir
+	}
+	fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s %12s %12s\n", "page", "p50", "p95", "max", "go cpu/req", "pg cpu/req")
 	for _, p := range pages {
 		if !strings.Contains(p.name, *only) {
 			continue
 		}
+		var pg0 map[int]time.Duration
+		if embedded {
+			pg0 = postgresCPU(dataDir)
+		}
+		cpu0 := processCPU()
 		ds, err := timePage(ctx, h, token, p.path, *warmup, *requests)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %s: %v\n", p.name, err)
 			return 1
 		}
+		all := time.Duration(*warmup + *requests)
+		goCPU, pgCPU := ms((processCPU()-cpu0)/all), "-"
+		if pg0 != nil {
+			pgCPU = ms(cpuSince(pg0, postgresCPU(dataDir)) / all)
+		}
 		s := percentiles(ds)
-		fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s\n", p.name, ms(s.p50), ms(s.p95), ms(s.max))
+		fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s %12s %12s\n", p.name, ms(s.p50), ms(s.p95), ms(s.max), goCPU, pgCPU)
 	}
 	return 0
 }
