@@ -62,7 +62,7 @@ func TestBenchCommand(t *testing.T) {
 	}
 
 	code, out, errOut = runStoreCmd(t, "bench", "post", "--db", url, "--count", "40", "--concurrency", "4", "--domains", "3")
-	if code != 0 || !strings.Contains(out, "answered 200: 40; errors: 0") || !strings.Contains(out, "rows stored: 40 (lost: 0)") {
+	if code != 0 || !strings.Contains(out, "answered 200: 40; errors: 0") || !strings.Contains(out, "rows stored: 40 (lost: 0; answered already stored: 0)") {
 		t.Fatalf("bench post = %d, %q, %q", code, out, errOut)
 	}
 	// Keep-alive: one connection per client connection, not per report;
@@ -74,7 +74,7 @@ func TestBenchCommand(t *testing.T) {
 	// Over HTTPS, with reports of up to 20 failure details.
 	code, out, errOut = runStoreCmd(t, "bench", "post", "--db", url, "--count", "30", "--concurrency", "3", "--domains", "3", "--details", "20", "--tls")
 	if code != 0 || !strings.Contains(out, "(https,") || !strings.Contains(out, "0-20 failure details") ||
-		!strings.Contains(out, "answered 200: 30; errors: 0") || !strings.Contains(out, "rows stored: 30 (lost: 0)") {
+		!strings.Contains(out, "answered 200: 30; errors: 0") || !strings.Contains(out, "rows stored: 30 (lost: 0; answered already stored: 0)") {
 		t.Fatalf("bench post --tls = %d, %q, %q", code, out, errOut)
 	}
 	var https int64
