@@ -133,6 +133,19 @@ func (d *DB) EnsurePartitions(ctx context.Context, from, to time.Time) error {
 	return nil
 }
 
+// AnalyzePartitioned refreshes the planner statistics of the three
+// partitioned tables. Autovacuum analyzes each month's partition but never
+// the partitioned parents, whose statistics the planner uses for joins
+// across months; without them the verdict's queries cost about 4 ms more
+// (docs/bench-dashboard.md). Serve runs it daily; it samples, so its cost
+// does not grow with the history (seconds on a million reports).
+func (d *DB) AnalyzePartitioned(ctx context.Context) error {
+	if _, err := d.Pool.Exec(ctx, `ANALYZE reports, report_policies, failure_details`); err != nil {
+		return fmt.Errorf("analyzing the partitioned tables: %w", err)
+	}
+	return nil
+}
+
 // retentionCutoff returns the cutoff of the last retention run (zero when
 // none ran), read at most once per cutoffTTL.
 func (d *DB) retentionCutoff(ctx context.Context) (time.Time, error) {

@@ -394,3 +394,34 @@ func TestPartitionsConcurrent(t *testing.T) {
 		t.Errorf("%d reports, want %d", n, workers*6)
 	}
 }
+
+// TestAnalyzePartitioned: the partitioned parents get planner statistics
+// (autovacuum never gathers them), from the rows of every month.
+func TestAnalyzePartitioned(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	var rs []reports.Received
+	for i := range 40 {
+		rs = append(rs, sample("org.example", fmt.Sprintf("a%d", i), day1.AddDate(0, 0, 3*i)))
+	}
+	if _, err := d.StoreReports(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	parentStats := func() (n int) {
+		err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stats
+			WHERE tablename IN ('reports', 'report_policies', 'failure_details') AND attname = 'day'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := parentStats(); n != 0 {
+		t.Fatalf("statistics of %d parents before ANALYZE: the test does not test anything", n)
+	}
+	if err := d.AnalyzePartitioned(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := parentStats(); n != 3 {
+		t.Errorf("statistics of %d partitioned parents after AnalyzePartitioned, want 3", n)
+	}
+}

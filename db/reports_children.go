@@ -2,7 +2,9 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -99,6 +101,10 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 		senders: map[senderKey]*senderTotals{},
 		ips:     map[ipKey]int64{},
 	}
+	// ok turns false when a total of the batch overflows a bigint: the
+	// batch is refused (RejectedError), and stored one report at a time
+	// PostgreSQL refuses the culprit ("bigint out of range").
+	ok := true
 	for _, i := range newRows {
 		row := rows[i]
 		rp := row.r.Report
@@ -126,8 +132,8 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 				counted[k] = true
 				t.reports++
 			}
-			t.successful += p.Summary.TotalSuccessfulSessionCount
-			t.failed += p.Summary.TotalFailureSessionCount
+			ok = addCount(&t.successful, p.Summary.TotalSuccessfulSessionCount) &&
+				addCount(&t.failed, p.Summary.TotalFailureSessionCount) && ok
 			if typ == "sts" {
 				ru.modes = append(ru.modes, modeRow{domain, day, strings.Join(strs, "\n"), row.trusted, res[i].ID, pid})
 			}
@@ -141,7 +147,10 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 					clean(f.ReceivingMXHostname), clean(f.ReceivingMXHelo),
 					parseIP(f.ReceivingIP), clean(f.ReceivingIP),
 					f.FailedSessionCount, clean(f.AdditionalInformation), clean(f.FailureReasonCode)})
-				ru.fails[failureKey{domain, day, result, normDomain(f.ReceivingMXHostname), row.trusted}] += f.FailedSessionCount
+				fk := failureKey{domain, day, result, normDomain(f.ReceivingMXHostname), row.trusted}
+				sum := ru.fails[fk]
+				ok = addCount(&sum, f.FailedSessionCount) && ok
+				ru.fails[fk] = sum
 				var ip netip.Addr
 				ik := ipKey{domain: domain, day: day, trusted: row.trusted, text: sendText}
 				if sendIP != nil {
@@ -153,11 +162,16 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 					st = &senderTotals{}
 					ru.senders[sk] = st
 				}
-				st.failed += f.FailedSessionCount
+				ok = addCount(&st.failed, f.FailedSessionCount) && ok
 				st.lastID = max(st.lastID, did)
-				ru.ips[ik] += f.FailedSessionCount
+				sum = ru.ips[ik]
+				ok = addCount(&sum, f.FailedSessionCount) && ok
+				ru.ips[ik] = sum
 			}
 		}
+	}
+	if !ok {
+		return &RejectedError{Err: errors.New("session counts add up to more than a 64-bit total")}
 	}
 	if len(polRows) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"report_policies"},
@@ -438,4 +452,14 @@ func queueIPRollups(b *pgx.Batch, ips map[ipKey]int64) {
 		ON CONFLICT (policy_domain, day, trusted, sending_ip) DO UPDATE
 		SET failed = o.failed + EXCLUDED.failed`
 	b.Queue(q, domains, days, addrs, texts, trusted, failed, MaxSendingIPsPerDay, OtherSendingIPs)
+}
+
+// addCount adds n to *sum unless that overflows an int64 (the parser
+// refuses negative counts); it says whether it added.
+func addCount(sum *int64, n int64) bool {
+	if n > math.MaxInt64-*sum {
+		return false
+	}
+	*sum += n
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -346,5 +347,41 @@ func TestStoreKeepsInputGzip(t *testing.T) {
 		if js, err := d.ReportJSON(ctx, id); err != nil || !bytes.Equal(js, tt.r.JSON) {
 			t.Errorf("%s: ReportJSON() = %q, %v; want %q", tt.r.Report.ReportID, js, err, tt.r.JSON)
 		}
+	}
+}
+
+// TestStoreReportsCountOverflow: two reports whose session counts add up
+// to more than a bigint are refused as a batch (the Go totals would wrap);
+// one at a time, the first is stored and PostgreSQL refuses the second.
+func TestStoreReportsCountOverflow(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	huge := func(id string) reports.Received {
+		r := sample("big.example", id, day1)
+		r.Report.Policies[0].Summary.TotalSuccessfulSessionCount = math.MaxInt64/2 + 1
+		return r
+	}
+	a, b := huge("o1"), huge("o2")
+	_, err := d.StoreReports(ctx, []reports.Received{a, b})
+	var rej *db.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("StoreReports(overflowing pair) error = %v, want a RejectedError", err)
+	}
+	var n int
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d reports stored by the refused batch (%v), want 0", n, err)
+	}
+	if _, _, err := d.StoreReport(ctx, a); err != nil {
+		t.Fatalf("StoreReport(first) error = %v", err)
+	}
+	if _, _, err := d.StoreReport(ctx, b); !errors.As(err, &rej) {
+		t.Fatalf("StoreReport(second) error = %v, want a RejectedError (bigint out of range)", err)
+	}
+	var successful int64
+	if err := d.Pool.QueryRow(ctx, `SELECT sum(successful)::bigint FROM daily_policy_rollups WHERE policy_domain = 'example.com'`).Scan(&successful); err != nil {
+		t.Fatal(err)
+	}
+	if successful != math.MaxInt64/2+1 {
+		t.Errorf("rollup successful = %d, want the first report's %d alone", successful, int64(math.MaxInt64/2+1))
 	}
 }

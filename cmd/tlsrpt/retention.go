@@ -155,7 +155,10 @@ func runStorageMaintenance(ctx context.Context, store *db.DB, rc retentionConfig
 
 func maintainStorage(ctx context.Context, store *db.DB, rc retentionConfig, now time.Time, log *slog.Logger) {
 	if err := store.EnsurePartitions(ctx, now, now.AddDate(0, 1, 0)); err != nil && ctx.Err() == nil {
-		log.Error("Creating the coming month's partitions failed", "err", err)
+		log.Error("Creating the coming month's partitions failed", "error", err)
+	}
+	if err := store.AnalyzePartitioned(ctx); err != nil && ctx.Err() == nil {
+		log.Error("Refreshing the planner statistics failed", "error", err)
 	}
 	if rc.keepDays == 0 {
 		return
@@ -163,7 +166,7 @@ func maintainStorage(ctx context.Context, store *db.DB, rc retentionConfig, now 
 	res, err := store.ApplyRetention(ctx, rc.cutoff(now), rc.wholeMonths, 0)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Error("Retention failed", "err", err, "reports_removed", res.Reports)
+			log.Error("Retention failed", "error", err, "reports_removed", res.Reports)
 		}
 		return
 	}
