@@ -431,3 +431,19 @@ func TestLiveCheckOnRequest(t *testing.T) {
 		t.Errorf("GET verdict?check=1 = %d %.400s; want findings from the check", rec.Code, rec.Body)
 	}
 }
+
+// TestRateLimitOff: TLSRPT_RATE_PUBLIC=off lifts the public limit (it was
+// read as the zero Rate, which New replaced by the default 60/m).
+func TestRateLimitOff(t *testing.T) {
+	off, err := ParseRate("off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, func(c *Config) { c.PublicRate = off })
+	a := who{remote: "192.0.2.1:1000"}
+	for i := range 2 * DefaultPublicRate.Burst {
+		if rec := e.do(a, request{method: "GET", path: "/healthz"}); rec.Code != http.StatusOK {
+			t.Fatalf("healthz #%d with the public limit off = %d, want 200", i, rec.Code)
+		}
+	}
+}

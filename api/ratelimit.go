@@ -11,15 +11,20 @@ import (
 )
 
 // Rate is a token-bucket limit: Per requests each Every, with bursts of
-// Burst.
+// Burst. The zero Rate means the default of its setting; RateOff means no
+// limit.
 type Rate struct {
 	Per   float64       // requests
 	Every time.Duration // per this period
 	Burst int
+	Off   bool // no limit at all (TLSRPT_RATE_*=off)
 }
 
+// RateOff is the Rate that does not limit.
+var RateOff = Rate{Off: true}
+
 func (r Rate) limit() rate.Limit {
-	if r.Every <= 0 || r.Per <= 0 {
+	if r.Off || r.Every <= 0 || r.Per <= 0 {
 		return rate.Inf
 	}
 	return rate.Limit(r.Per / r.Every.Seconds())

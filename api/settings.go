@@ -132,7 +132,7 @@ func (s Settings) Validate() error {
 // requests a minute with bursts of 30. "off" disables the limit.
 func ParseRate(v string) (Rate, error) {
 	if v == "off" {
-		return Rate{}, nil
+		return RateOff, nil
 	}
 	spec, burst, hasBurst := strings.Cut(v, ",")
 	n, unit, ok := strings.Cut(spec, "/")
