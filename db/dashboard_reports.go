@@ -103,18 +103,44 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 	if len(detail) > 0 {
 		pconds = append(pconds, "EXISTS (SELECT 1 FROM failure_details fd WHERE fd.policy_id = p.id AND fd.day = p.day AND "+strings.Join(detail, " AND ")+")")
 	}
-	if len(pconds) > 0 {
-		conds = append(conds, "EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day AND "+strings.Join(pconds, " AND ")+")")
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
-	// The page is chosen first, walking the (start_time, id) index newest
-	// first and stopping at the limit; only its reports are then summed.
-	q := `WITH page AS (
+	var page string
+	if f.Domain != "" {
+		// One domain's reports are a small share of all: its policies
+		// (index by policy_domain in each month) are read first, then
+		// each report by its key. Walking every report newest first and
+		// probing its policies read the whole table (2.5 s at 1,000
+		// domains × 3 years); LIMIT 1 keeps the lookup a nested loop.
+		// f.From and f.To bound the policies' months too.
+		pwhere := append([]string{}, pconds...)
+		if !f.From.IsZero() {
+			pwhere = append(pwhere, "p.day >= "+arg(f.From))
+		}
+		if !f.To.IsZero() {
+			pwhere = append(pwhere, "p.day < "+arg(f.To))
+		}
+		rwhere := append([]string{"r.id = pol.report_id", "r.day = pol.day"}, conds...)
+		page = `WITH pol AS MATERIALIZED (
+				SELECT DISTINCT p.report_id, p.day FROM report_policies p WHERE ` + strings.Join(pwhere, " AND ") + `),
+			page AS (
+			SELECT r.id, r.day FROM pol CROSS JOIN LATERAL (
+				SELECT r.id, r.day, r.start_time FROM reports r WHERE ` + strings.Join(rwhere, " AND ") + ` LIMIT 1) r
+			ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit)) + `)`
+	} else {
+		if len(pconds) > 0 {
+			conds = append(conds, "EXISTS (SELECT 1 FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day AND "+strings.Join(pconds, " AND ")+")")
+		}
+		where := ""
+		if len(conds) > 0 {
+			where = "WHERE " + strings.Join(conds, " AND ")
+		}
+		// The page is chosen first, walking the (start_time, id) index
+		// newest first and stopping at the limit; only its reports are
+		// then summed.
+		page = `WITH page AS (
 			SELECT r.id, r.day FROM reports r ` + where + `
-			ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit)) + `)
+			ORDER BY r.start_time DESC, r.id DESC LIMIT ` + arg(limitRows(f.Limit)) + `)`
+	}
+	q := page + `
 		SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
 			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), sum(p.successful)::bigint, sum(p.failed)::bigint,
 			r.source, r.dkim, r.trusted

@@ -29,6 +29,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: parsing database url: %w", err)
 	}
+	// PostgreSQL's JIT compiles a query whose estimated cost is high; over
+	// the monthly partitions the estimates of the dashboard's queries cross
+	// that threshold and a query of milliseconds paid half a second of
+	// compilation (docs/store.md). The URL can still turn it on (?jit=on).
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("db: opening pool: %w", err)
