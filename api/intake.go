@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/tlsrpt/tlsrpt/ingest"
-	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 // newIntake is the group commit of POST /tlsrpt (ingest.Batcher): the
@@ -16,18 +15,7 @@ import (
 func (s *Server) newIntake() *ingest.Batcher {
 	var batch ingest.BatchStore
 	if s.cfg.Pipeline.Store == ingest.Store(s.cfg.DB) {
-		d := s.cfg.DB
-		batch = func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-			res, err := d.StoreReports(ctx, rs)
-			if err != nil {
-				return nil, nil, err
-			}
-			ids, dups := make([]int64, len(res)), make([]bool, len(res))
-			for i, r := range res {
-				ids[i], dups[i] = r.ID, r.Duplicate
-			}
-			return ids, dups, nil
-		}
+		batch = s.cfg.DB.StoreBatch
 	}
 	return ingest.NewBatcher(s.cfg.Pipeline, batch, s.cfg.Intake)
 }

@@ -122,6 +122,20 @@ func (d *DB) StoreReport(ctx context.Context, r reports.Received) (id int64, dup
 	return res[0].ID, res[0].Duplicate, nil
 }
 
+// StoreBatch is StoreReports in the shape ingest.BatchStore takes: the id
+// of each report and whether it was already stored, in input order.
+func (d *DB) StoreBatch(ctx context.Context, rs []reports.Received) (ids []int64, duplicate []bool, err error) {
+	res, err := d.StoreReports(ctx, rs)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, duplicate = make([]int64, len(res)), make([]bool, len(res))
+	for i, r := range res {
+		ids[i], duplicate[i] = r.ID, r.Duplicate
+	}
+	return ids, duplicate, nil
+}
+
 // StoreReports stores a batch of reports in one transaction, as StoreReport
 // does one; the results are in the order of rs. Batches are what makes bulk
 // import fast: the round trips are per batch, not per report.

@@ -19,17 +19,7 @@ import (
 
 // batchOf adapts the store's batch insert (as cmd/tlsrpt and api do).
 func batchOf(d *db.DB) ingest.BatchStore {
-	return func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-		res, err := d.StoreReports(ctx, rs)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, dups := make([]int64, len(res)), make([]bool, len(res))
-		for i, r := range res {
-			ids[i], dups[i] = r.ID, r.Duplicate
-		}
-		return ids, dups, nil
-	}
+	return d.StoreBatch
 }
 
 // datedReportJSON is reportJSON on another day.

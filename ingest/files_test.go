@@ -75,19 +75,9 @@ func sortedCopy(s []string) []string {
 
 func newImporter(d *db.DB, batch int) *ingest.Importer {
 	return &ingest.Importer{
-		Pipeline: &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }},
-		StoreBatch: func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-			res, err := d.StoreReports(ctx, rs)
-			if err != nil {
-				return nil, nil, err
-			}
-			ids, dups := make([]int64, len(res)), make([]bool, len(res))
-			for i, r := range res {
-				ids[i], dups[i] = r.ID, r.Duplicate
-			}
-			return ids, dups, nil
-		},
-		BatchSize: batch,
+		Pipeline:   &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }},
+		StoreBatch: d.StoreBatch,
+		BatchSize:  batch,
 	}
 }
 

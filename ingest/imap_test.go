@@ -195,17 +195,7 @@ func newTestPoller(t *testing.T, cfg IMAPConfig, d *db.DB, lim reports.Limits) *
 
 // dbStoreBatch adapts (*db.DB).StoreReports as cmd/tlsrpt does.
 func dbStoreBatch(d *db.DB) func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-	return func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-		res, err := d.StoreReports(ctx, rs)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, dups := make([]int64, len(res)), make([]bool, len(res))
-		for i, r := range res {
-			ids[i], dups[i] = r.ID, r.Duplicate
-		}
-		return ids, dups, nil
-	}
+	return d.StoreBatch
 }
 
 // testMailbox is what a rua mailbox holds: signed reports, a resent

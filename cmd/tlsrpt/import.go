@@ -13,7 +13,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/reports"
 )
@@ -69,7 +68,7 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 			Limits: reports.DefaultLimits(),
 			Log:    slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		},
-		StoreBatch: storeBatch(d),
+		StoreBatch: d.StoreBatch,
 		BatchSize:  *batch,
 	}
 	var bar *progressbar.ProgressBar
@@ -104,19 +103,4 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// storeBatch adapts the store's batch insert to the importer.
-func storeBatch(d *db.DB) func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-	return func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-		res, err := d.StoreReports(ctx, rs)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, dups := make([]int64, len(res)), make([]bool, len(res))
-		for i, r := range res {
-			ids[i], dups[i] = r.ID, r.Duplicate
-		}
-		return ids, dups, nil
-	}
 }

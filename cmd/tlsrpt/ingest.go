@@ -80,7 +80,7 @@ func runIngest(ctx context.Context, env *Env, args []string) int {
 		return 2
 	}
 	// One transaction per FETCH batch instead of one per report.
-	p.SetStoreBatch(storeBatch(d))
+	p.SetStoreBatch(d.StoreBatch)
 	if !*once {
 		log.Info("Polling the mailbox; stop with Ctrl-C", "mailbox", cfg.MailboxKey())
 		if err := p.Run(ctx); err != nil {

@@ -233,7 +233,7 @@ func (a *app) run(ctx context.Context) error {
 			return err
 		}
 		// Each fetch batch's reports in one transaction (3x faster).
-		p.SetStoreBatch(storeBatch(store))
+		p.SetStoreBatch(store.StoreBatch)
 		poller = p
 	}
 	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices}

@@ -322,17 +322,7 @@ func runChild(ctx context.Context, url, addr string, batch int) error {
 	if err != nil {
 		return err
 	}
-	p.SetStoreBatch(func(ctx context.Context, rs []reports.Received) ([]int64, []bool, error) {
-		res, err := d.StoreReports(ctx, rs)
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, dups := make([]int64, len(res)), make([]bool, len(res))
-		for i, r := range res {
-			ids[i], dups[i] = r.ID, r.Duplicate
-		}
-		return ids, dups, nil
-	})
+	p.SetStoreBatch(d.StoreBatch)
 	start := time.Now()
 	st, err := p.Once(ctx)
 	if err != nil {
