@@ -93,8 +93,13 @@ func TestStartStopRestart(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatalf("Stop() = %v", err)
 	}
-	if isPostgres(pid) {
-		t.Fatalf("postmaster %d still running after Stop", pid)
+	// pg_ctl stop -w returns once postmaster.pid is gone, which the
+	// postmaster removes just before it exits.
+	for i := 0; isPostgres(pid); i++ {
+		if i == 100 {
+			t.Fatalf("postmaster %d still running 5s after Stop", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	// A second start reuses the cluster: the database is still there.
 	s = start(t, dir)
