@@ -18,8 +18,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -140,34 +138,20 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
 		return 1
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		return 1
 	}
-	embedded := *dbURL == "" && env.Getenv("DATABASE_URL") == ""
-	dataDir := env.Getenv("TLSRPT_DATA_DIR")
-	if dataDir == "" {
-		dataDir = defaultDataDir
-	}
-	var pg0 map[int]time.Duration
-	if embedded {
-		pg0 = postgresCPU(dataDir)
-	}
+	defer stopProfile()
+	pgDir := embeddedDataDir(env, *dbURL)
+	pg0 := postgresCPU(pgDir)
 	cpu0 := processCPU()
 	res := postLoad(ctx, scheme+"://"+ln.Addr().String()+"/tlsrpt", clientTLS, bodies, *conc, *maxTime)
 	cpu := processCPU() - cpu0
 	var pgCPU time.Duration
 	if pg0 != nil {
-		pgCPU = cpuSince(pg0, postgresCPU(dataDir))
+		pgCPU = cpuSince(pg0, postgresCPU(pgDir))
 	}
 	var after int64
 	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&after); err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -16,9 +18,13 @@ const clockTicks = 100
 // postgresCPU reads the CPU time of the embedded PostgreSQL under dataDir
 // (the postmaster and its children: backends, WAL writer, checkpointer),
 // per process, so that a run's share is the difference of two readings.
-// It returns nil when the server is not the embedded one or /proc is not
-// readable: the figure is then not printed.
+// It returns nil when dataDir is "" (the server is not the embedded one,
+// see embeddedDataDir) or /proc is not readable: the figure is then not
+// printed.
 func postgresCPU(dataDir string) map[int]time.Duration {
+	if dataDir == "" {
+		return nil
+	}
 	b, err := os.ReadFile(filepath.Join(dataDir, "postgres", "data", "postmaster.pid"))
 	if err != nil {
 		return nil
@@ -71,4 +77,24 @@ func cpuSince(before, after map[int]time.Duration) time.Duration {
 		d += t - before[pid]
 	}
 	return d
+}
+
+// startCPUProfile writes this process's CPU profile to path until stop is
+// called; with path "" it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -110,36 +108,22 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		{"domain page 365 days", func(i int) string { return "/domains/" + dom(i) + "?days=365" }},
 		{"verdict (API)", func(i int) string { return "/api/v1/domains/" + dom(i) + "/verdict" }},
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		return 1
 	}
+	defer stopProfile()
 	// CPU per request, of this process (router, handlers, templates) and
 	// of the embedded PostgreSQL: unlike the wall-clock figures, it does
 	// not grow with the load of a shared machine.
-	embedded := *dbURL == "" && env.Getenv("DATABASE_URL") == ""
-	dataDir := env.Getenv("TLSRPT_DATA_DIR")
-	if dataDir == "" {
-		dataDir = defaultDataDir
-	}
+	pgDir := embeddedDataDir(env, *dbURL)
 	fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s %12s %12s\n", "page", "p50", "p95", "max", "go cpu/req", "pg cpu/req")
 	for _, p := range pages {
 		if !strings.Contains(p.name, *only) {
 			continue
 		}
-		var pg0 map[int]time.Duration
-		if embedded {
-			pg0 = postgresCPU(dataDir)
-		}
+		pg0 := postgresCPU(pgDir)
 		cpu0 := processCPU()
 		ds, err := timePage(ctx, h, token, p.path, *warmup, *requests)
 		if err != nil {
@@ -149,7 +133,7 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		all := time.Duration(*warmup + *requests)
 		goCPU, pgCPU := ms((processCPU()-cpu0)/all), "-"
 		if pg0 != nil {
-			pgCPU = ms(cpuSince(pg0, postgresCPU(dataDir)) / all)
+			pgCPU = ms(cpuSince(pg0, postgresCPU(pgDir)) / all)
 		}
 		s := percentiles(ds)
 		fmt.Fprintf(env.Stdout, "%-22s %10s %10s %10s %12s %12s\n", p.name, ms(s.p50), ms(s.p95), ms(s.max), goCPU, pgCPU)

@@ -41,6 +41,24 @@ func openDatabase(ctx context.Context, env *Env, flagURL string) (*db.DB, func()
 	return d, closeFn, nil
 }
 
+// dataDir is the data directory of the embedded PostgreSQL:
+// TLSRPT_DATA_DIR, default ./tlsrpt-data.
+func dataDir(env *Env) string {
+	if d := env.Getenv("TLSRPT_DATA_DIR"); d != "" {
+		return d
+	}
+	return defaultDataDir
+}
+
+// embeddedDataDir is dataDir when a command given flagURL uses the
+// embedded PostgreSQL (no --db, no DATABASE_URL), else "".
+func embeddedDataDir(env *Env, flagURL string) string {
+	if flagURL != "" || env.Getenv("DATABASE_URL") != "" {
+		return ""
+	}
+	return dataDir(env)
+}
+
 // openDatabaseUnchecked is openDatabase without the schema check, for the
 // commands that decide about migrations themselves (migrate, serve).
 // embedded says whether the embedded default is used.
@@ -59,15 +77,12 @@ func openDatabaseUnchecked(ctx context.Context, env *Env, flagURL string) (d *db
 		}
 		return d, d.Close, false, nil
 	}
-	dataDir := env.Getenv("TLSRPT_DATA_DIR")
-	if dataDir == "" {
-		dataDir = defaultDataDir
-	}
+	dir := dataDir(env)
 	// 0711: the postgres user (when running as root) must traverse it.
-	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, nil, false, fmt.Errorf("creating data directory: %w", err)
 	}
-	srv, err := pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(dataDir, "postgres")})
+	srv, err := pgembed.Start(ctx, pgembed.Config{Dir: filepath.Join(dir, "postgres")})
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("starting embedded postgresql (or set DATABASE_URL): %w", err)
 	}
