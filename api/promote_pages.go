@@ -52,8 +52,10 @@ func formReason(c echo.Context) (string, error) {
 	return r, nil
 }
 
-// promoteForm is POST /domains/:domain/promote.
-func (s *Server) promoteForm(c echo.Context) error {
+// changeForm runs the change that build makes of the form's domain, actor
+// and reason, then shows the domain's promote panel: the body of the
+// promote, rollback and MX-move forms.
+func (s *Server) changeForm(c echo.Context, build func(req *ChangeRequest) error) error {
 	d, err := domainParam(c)
 	if err != nil {
 		return err
@@ -62,33 +64,33 @@ func (s *Server) promoteForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: rollout.KindPromote,
-		Actor: actor(c), Reason: reason, Override: c.FormValue("override") == "yes", Confirm: c.FormValue("confirm"),
-		ID: c.FormValue("id")})
-	if err != nil {
+	req := ChangeRequest{Domain: d, Actor: actor(c), Reason: reason}
+	if err := build(&req); err != nil {
+		return err
+	}
+	if _, err := s.Promoter().Change(c.Request().Context(), req); err != nil {
 		return changeError(err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
 }
 
+// promoteForm is POST /domains/:domain/promote.
+func (s *Server) promoteForm(c echo.Context) error {
+	return s.changeForm(c, func(req *ChangeRequest) error {
+		req.Kind = rollout.KindPromote
+		req.Override = c.FormValue("override") == "yes"
+		req.Confirm, req.ID = c.FormValue("confirm"), c.FormValue("id")
+		return nil
+	})
+}
+
 // rollbackForm is POST /domains/:domain/rollback: mode testing or none.
 func (s *Server) rollbackForm(c echo.Context) error {
-	d, err := domainParam(c)
-	if err != nil {
+	return s.changeForm(c, func(req *ChangeRequest) error {
+		var err error
+		req.Kind, err = rollbackKind(c.FormValue("mode"))
 		return err
-	}
-	reason, err := formReason(c)
-	if err != nil {
-		return err
-	}
-	kind, err := rollbackKind(c.FormValue("mode"))
-	if err != nil {
-		return err
-	}
-	if _, err := s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: kind, Actor: actor(c), Reason: reason}); err != nil {
-		return changeError(err)
-	}
-	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+	})
 }
 
 func rollbackKind(mode string) (string, error) {
@@ -103,22 +105,13 @@ func rollbackKind(mode string) (string, error) {
 
 // mxMoveForm is POST /domains/:domain/mx-move.
 func (s *Server) mxMoveForm(c echo.Context) error {
-	d, err := domainParam(c)
-	if err != nil {
-		return err
-	}
-	reason, err := formReason(c)
-	if err != nil {
-		return err
-	}
-	mx := strings.Fields(c.FormValue("mx"))
-	if len(mx) > 100 {
-		return errorf(http.StatusBadRequest, "at most 100 mx patterns")
-	}
-	if _, err := s.Promoter().Change(c.Request().Context(), ChangeRequest{Domain: d, Kind: rollout.KindMXMove, Actor: actor(c), Reason: reason, MX: mx}); err != nil {
-		return changeError(err)
-	}
-	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+	return s.changeForm(c, func(req *ChangeRequest) error {
+		req.Kind, req.MX = rollout.KindMXMove, strings.Fields(c.FormValue("mx"))
+		if len(req.MX) > 100 {
+			return errorf(http.StatusBadRequest, "at most 100 mx patterns")
+		}
+		return nil
+	})
 }
 
 // verifyForm is POST /domains/:domain/verify: one verification poll now.
