@@ -163,25 +163,7 @@ func TestPostStoreDown(t *testing.T) {
 		c.Intake = ingest.BatcherOptions{StoreTimeout: time.Minute, DownFor: 2 * time.Second}
 	})
 	ctx := context.Background()
-	cfg := e.d.Pool.Config().ConnConfig.Copy()
-	name := cfg.Database
-	cfg.Database = "postgres" // a database cannot lock itself out
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(ctx) })
-	setDown := func(down bool) {
-		t.Helper()
-		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{name}.Sanitize(), !down)); err != nil {
-			t.Fatal(err)
-		}
-		if down {
-			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	setDown := dbtest.Outage(t, e.d)
 	post := func(id string) *httpRec {
 		return e.do(who{remote: "192.0.2.9:1"}, request{method: "POST", path: "/tlsrpt", body: string(reportJSONBody(t, "sender.example", id)), ctype: "application/tlsrpt+json"})
 	}

@@ -270,30 +270,7 @@ func TestBatcherStoreDown(t *testing.T) {
 		t.Fatalf("Report() = %+v, %v", out, err)
 	}
 
-	// A database cannot lock itself out: the switch is thrown from the
-	// server's maintenance database.
-	name := d.Pool.Config().ConnConfig.Database
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database = "postgres"
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(ctx) })
-	setDown := func(down bool) {
-		t.Helper()
-		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{name}.Sanitize(), !down)); err != nil {
-			t.Fatal(err)
-		}
-		if down {
-			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	setDown := dbtest.Outage(t, d)
 	setDown(true)
 	t.Cleanup(func() { setDown(false) })
 

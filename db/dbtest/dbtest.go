@@ -212,3 +212,31 @@ func randomHex() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Outage returns a switch that takes the database of d down (it refuses
+// new connections and those open are terminated) or brings it back up. It
+// works through the server's postgres database, since a database cannot
+// lock itself out; the test's cleanup closes that connection.
+func Outage(t testing.TB, d *db.DB) (setDown func(down bool)) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := d.Pool.Config().ConnConfig.Copy()
+	name := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(ctx) })
+	return func(down bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %t`, pgx.Identifier{name}.Sanitize(), !down)); err != nil {
+			t.Fatal(err)
+		}
+		if down {
+			if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
