@@ -52,10 +52,7 @@ func toVersionJSON(v db.PolicyVersion) versionJSON {
 	if out.Steps == nil {
 		out.Steps = []rollout.Step{}
 	}
-	if (v.Kind == rollout.KindRetire || v.Kind == rollout.KindMXMove) && v.VerifiedAt != nil {
-		t := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
-		out.SafeAfter = &t
-	}
+	out.SafeAfter = v.SafeAfter()
 	return out
 }
 

@@ -244,7 +244,7 @@ func safeNote(v db.PolicyVersion, now time.Time) string {
 	if v.VerifiedAt == nil {
 		return fmt.Sprintf("Senders may keep the previous policy for up to %s after this version is live; it is not verified live yet.", age(v.PrevMaxAge))
 	}
-	at := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
+	at := *v.SafeAfter()
 	when := at.UTC().Format("2006-01-02 15:04 UTC")
 	switch {
 	case v.Kind == rollout.KindRetire && now.Before(at):

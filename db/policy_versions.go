@@ -45,6 +45,18 @@ type PolicyVersion struct {
 	LastCheckedAt     *time.Time
 }
 
+// SafeAfter is when no sender can still hold the policy this version
+// replaced (rollout.SafeAfter from its live verification), for the kinds
+// whose next step waits for that: a retirement and an MX move. It is nil
+// for other kinds and before the version is verified live.
+func (v PolicyVersion) SafeAfter() *time.Time {
+	if (v.Kind != rollout.KindRetire && v.Kind != rollout.KindMXMove) || v.VerifiedAt == nil {
+		return nil
+	}
+	t := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
+	return &t
+}
+
 const versionColumns = `seq, domain, kind, mode, mx, max_age, policy_id, body, prev_max_age, created_by,
 	reason, override, evidence, created_at, policy_method, policy_published_at, record_method,
 	record_published_at, record_error, verified_at, last_steps, last_checked_at`

@@ -161,10 +161,7 @@ func versionOut(v db.PolicyVersion) versionJSON {
 	if out.Steps == nil {
 		out.Steps = []rollout.Step{}
 	}
-	if (v.Kind == rollout.KindRetire || v.Kind == rollout.KindMXMove) && v.VerifiedAt != nil {
-		t := rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge)
-		out.SafeAfter = &t
-	}
+	out.SafeAfter = v.SafeAfter()
 	return out
 }
 
@@ -200,7 +197,7 @@ func printVersion(w io.Writer, v db.PolicyVersion) {
 	if v.VerifiedAt != nil {
 		fmt.Fprintf(w, "\nVerified live at %s.\n", v.VerifiedAt.UTC().Format(time.RFC3339))
 		if v.Kind == rollout.KindRetire {
-			fmt.Fprintf(w, "Keep mode none and the record until %s; they may be removed after that.\n", rollout.SafeAfter(*v.VerifiedAt, v.PrevMaxAge).UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "Keep mode none and the record until %s; they may be removed after that.\n", v.SafeAfter().UTC().Format(time.RFC3339))
 		}
 	}
 }
