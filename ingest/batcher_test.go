@@ -17,11 +17,6 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// batchOf adapts the store's batch insert (as cmd/tlsrpt and api do).
-func batchOf(d *db.DB) ingest.BatchStore {
-	return d.StoreBatch
-}
-
 // datedReportJSON is reportJSON on another day.
 func datedReportJSON(org, id string, day time.Time) string {
 	return strings.ReplaceAll(reportJSON(org, id), "2026-03-01", day.Format("2006-01-02"))
@@ -34,7 +29,7 @@ func datedReportJSON(org, id string, day time.Time) string {
 // are not, and the requests shared transactions.
 func TestBatcherAnswersEach(t *testing.T) {
 	p, d := newPipeline(t)
-	b := ingest.NewBatcher(p, batchOf(d), ingest.BatcherOptions{MaxDelay: 20 * time.Millisecond, MaxReports: 64})
+	b := ingest.NewBatcher(p, d.StoreBatch, ingest.BatcherOptions{MaxDelay: 20 * time.Millisecond, MaxReports: 64})
 	t.Cleanup(func() { b.Close(context.Background()) })
 
 	type input struct {
@@ -177,7 +172,7 @@ func TestBatcherBlockedStore(t *testing.T) {
 	}
 	t.Cleanup(d.Close)
 	p := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }}
-	b := ingest.NewBatcher(p, batchOf(d), ingest.BatcherOptions{Workers: 1, Queue: 3, Full: 3 * time.Second})
+	b := ingest.NewBatcher(p, d.StoreBatch, ingest.BatcherOptions{Workers: 1, Queue: 3, Full: 3 * time.Second})
 
 	release := blockReports(t, url)
 	type answer struct {
@@ -256,15 +251,9 @@ func TestBatcherBlockedStore(t *testing.T) {
 // ones at once without waiting on the store, and once the database is back
 // and DownFor has passed, reports are stored again.
 func TestBatcherStoreDown(t *testing.T) {
-	url := dbtest.NewURL(t, true)
+	p, d := newPipeline(t)
 	ctx := context.Background()
-	d, err := db.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	p := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }}
-	b := ingest.NewBatcher(p, batchOf(d), ingest.BatcherOptions{StoreTimeout: time.Minute, DownFor: 2 * time.Second})
+	b := ingest.NewBatcher(p, d.StoreBatch, ingest.BatcherOptions{StoreTimeout: time.Minute, DownFor: 2 * time.Second})
 	t.Cleanup(func() { b.Close(ctx) })
 	if out, err := b.Report(ctx, []byte(reportJSON("google.com", "up")), reports.SourceHTTPS, "x"); err != nil || out.New != 1 {
 		t.Fatalf("Report() = %+v, %v", out, err)
@@ -275,7 +264,7 @@ func TestBatcherStoreDown(t *testing.T) {
 	t.Cleanup(func() { setDown(false) })
 
 	t0 := time.Now()
-	_, err = b.Report(ctx, []byte(reportJSON("google.com", "down1")), reports.SourceHTTPS, "x")
+	_, err := b.Report(ctx, []byte(reportJSON("google.com", "down1")), reports.SourceHTTPS, "x")
 	var re *ingest.RetryError
 	if !errors.As(err, &re) || re.Err == nil {
 		t.Fatalf("Report() with the database down = %v, want a RetryError with the store's error", err)
@@ -306,25 +295,19 @@ func TestBatcherStoreDown(t *testing.T) {
 // report, a report is taken when nothing waits, and the next one is
 // refused at once while the first is being stored.
 func TestBatcherQueueBytes(t *testing.T) {
-	url := dbtest.NewURL(t, true)
+	p, d := newPipeline(t)
 	ctx := context.Background()
-	d, err := db.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	p := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }}
-	b := ingest.NewBatcher(p, batchOf(d), ingest.BatcherOptions{QueueBytes: 1})
+	b := ingest.NewBatcher(p, d.StoreBatch, ingest.BatcherOptions{QueueBytes: 1})
 	t.Cleanup(func() { b.Close(ctx) })
 
-	release := blockReports(t, url)
+	release := blockReports(t, d.Pool.Config().ConnString())
 	first := make(chan error, 1)
 	go func() {
 		_, err := b.Report(ctx, []byte(reportJSON("google.com", "big1")), reports.SourceHTTPS, "x")
 		first <- err
 	}()
 	waitFor(t, "the first report to be taken", func() bool { return b.Stats().Waiting == 1 })
-	_, err = b.Report(ctx, []byte(reportJSON("google.com", "big2")), reports.SourceHTTPS, "x")
+	_, err := b.Report(ctx, []byte(reportJSON("google.com", "big2")), reports.SourceHTTPS, "x")
 	var re *ingest.RetryError
 	if !errors.As(err, &re) || !strings.Contains(re.Reason, "bytes") {
 		t.Errorf("second Report() over the byte bound = %v, want a RetryError about bytes", err)
