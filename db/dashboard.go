@@ -198,7 +198,7 @@ func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Tim
 func (d *DB) DomainMode(ctx context.Context, domain string) (string, error) {
 	var lines []string
 	err := d.Pool.QueryRow(ctx, `
-		SELECT p.policy_strings FROM report_policies p JOIN reports r ON r.id = p.report_id
+		SELECT p.policy_strings FROM report_policies p JOIN reports r ON r.id = p.report_id AND r.day = p.day
 		WHERE p.policy_domain = $1 AND p.policy_type = 'sts' AND r.trusted
 		ORDER BY r.start_time DESC, r.id DESC LIMIT 1`, normDomain(domain)).Scan(&lines)
 	if err == pgx.ErrNoRows {
