@@ -16,10 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# The Debian package starts a cluster and a Dovecot of its own; the tests
-# run private ones and need neither.
-as_root service postgresql stop >/dev/null 2>&1 || true
-as_root service dovecot stop >/dev/null 2>&1 || true
 
 export PATH="$(go env GOPATH)/bin:$PATH"
 if ! command -v staticcheck >/dev/null; then
