@@ -119,7 +119,7 @@ func TestDashboardPages(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &series); err != nil || len(series.Series) != 30 {
 		t.Fatalf("series = %d entries (%v), want 30", len(series.Series), err)
 	}
-	if last := series.Series[29]; !last.Day.Equal(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) || last.Successful == 0 {
+	if last := series.Series[29]; !last.Day.Equal(rollout.UTCDay(testNow).AddDate(0, 0, -1)) || last.Successful == 0 {
 		t.Errorf("last day of the series = %+v, want yesterday, with sessions", last)
 	}
 	rec = e.do(tok, request{method: "GET", path: "/api/v1/domains/example.com/breakdown/mx?days=30"})
@@ -223,7 +223,7 @@ func TestDashboardPages(t *testing.T) {
 
 func reportJSONBody(t *testing.T, org, id string) []byte {
 	t.Helper()
-	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	day := rollout.UTCDay(testNow).AddDate(0, 0, -2)
 	rep := reports.Report{OrganizationName: org, ReportID: id, ContactInfo: "tls@" + org,
 		DateRange: reports.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
 		Policies: []reports.PolicyResult{{Policy: reports.Policy{Type: "sts", Domain: "example.com", Strings: []string{"version: STSv1", "mode: testing", "mx: mx1.example.com", "max_age: 86400"}, MXHosts: []string{"mx1.example.com"}},

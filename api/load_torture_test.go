@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/testclock"
 	"github.com/tlsrpt/tlsrpt/internal/torture"
 )
 
@@ -49,7 +50,9 @@ func TestHTTPSLoadTorture(t *testing.T) {
 	const perSecond, burst = 10, 10
 	e := newTestEnv(t, func(c *Config) {
 		c.PublicRate = Rate{Per: perSecond, Every: time.Second, Burst: burst}
-		c.Now = time.Now // the limiter refills in real time
+		// The limiter refills in real time; sessions and report days
+		// stay on the test's clock.
+		c.Now = testclock.Running(testNow)
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	})
 	if _, _, err := e.d.AddDomain(t.Context(), "example.com"); err != nil {
@@ -63,6 +66,9 @@ func TestHTTPSLoadTorture(t *testing.T) {
 	client := srv.Client()
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	client.Timeout = 30 * time.Second
+	// A redirect is an answer: followed, a 303 to the login page would
+	// read as the page itself.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	duration := time.Duration(torture.Count(4, 60)) * time.Second
 	const senders, readers = 6, 4
@@ -148,11 +154,16 @@ func TestHTTPSLoadTorture(t *testing.T) {
 			}
 		})
 	}
-	pages := []string{"/", "/domains/example.com?days=30", "/reports?domain=example.com", "/api/v1/domains"}
+	// Each page with a text only the page itself has, not the login form.
+	pages := []struct{ path, want string }{
+		{"/", "example.com"}, {"/domains/example.com?days=30", "example.com"},
+		{"/reports?domain=example.com", "example.com"}, {"/api/v1/domains", `"example.com"`},
+	}
 	for i := range readers {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
-				p := pages[(i+n)%len(pages)]
+				pg := pages[(i+n)%len(pages)]
+				p := pg.path
 				req, _ := http.NewRequest("GET", srv.URL+p, nil)
 				req.AddCookie(&http.Cookie{Name: sessionCookie, Value: viewer.cookie})
 				t0 := time.Now()
@@ -161,14 +172,16 @@ func TestHTTPSLoadTorture(t *testing.T) {
 					fail("GET %s: %v", p, err)
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				lat.add("dashboard", time.Since(t0))
 				mu.Lock()
 				codes["dashboard"][resp.StatusCode]++
 				mu.Unlock()
 				if resp.StatusCode != http.StatusOK {
-					fail("GET %s = %d", p, resp.StatusCode)
+					fail("GET %s = %d (Location %q)", p, resp.StatusCode, resp.Header.Get("Location"))
+				} else if !bytes.Contains(body, []byte(pg.want)) || bytes.Contains(body, []byte(`action="/login"`)) {
+					fail("GET %s: 200 without %q, or the login form: %.200s", p, pg.want, body)
 				}
 			}
 		})

@@ -16,13 +16,16 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/ingest"
+	"github.com/tlsrpt/tlsrpt/internal/testclock"
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
-// testNow is the fixed clock of the handler tests.
-var testNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+// testNow is the fixed clock of the handler tests, moved by
+// testclock.ShiftEnv in the test command's second run: derive every date
+// of a test from it, and give its clock to everything the test starts.
+var testNow = testclock.Base(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 
 // unlimited is a rate that never limits within a test.
 var unlimited = Rate{Per: 1e6, Every: time.Second, Burst: 1e6}
@@ -36,9 +39,10 @@ type testEnv struct {
 func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	d := dbtest.New(t)
+	pipeline := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits()}
 	cfg := Config{
 		DB:         d,
-		Pipeline:   &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Now: func() time.Time { return testNow }},
+		Pipeline:   pipeline,
 		Log:        slog.New(slog.DiscardHandler),
 		PublicRate: unlimited,
 		LoginRate:  unlimited,
@@ -46,6 +50,12 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	}
 	if mod != nil {
 		mod(&cfg)
+	}
+	// One clock: the store refuses report days by it and the pipeline
+	// stamps receipts with it.
+	d.Now = cfg.Now
+	if pipeline.Now == nil {
+		pipeline.Now = cfg.Now
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -75,7 +85,9 @@ func (e *testEnv) login(role string) who {
 		e.t.Fatal(err)
 	}
 	tok, csrf := NewSecret(), NewSecret()
-	if err := e.d.CreateSession(ctx, db.SecretHash(tok), u.ID, csrf, testNow.Add(time.Hour), "test"); err != nil {
+	// The session expires by the server's clock, whatever clock the test
+	// gave it.
+	if err := e.d.CreateSession(ctx, db.SecretHash(tok), u.ID, csrf, e.s.now().Add(time.Hour), "test"); err != nil {
 		e.t.Fatal(err)
 	}
 	return who{name: role + " session", cookie: tok, csrf: csrf}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -17,6 +18,10 @@ var ErrNotFound = errors.New("db: not found")
 // DB is the store. Sibling query files of this package use Pool directly.
 type DB struct {
 	Pool *pgxpool.Pool
+	// Now is the clock that decides which report days are too far ahead
+	// (partitions.go); nil means time.Now. A test that stores reports
+	// dated by its own clock sets it to that clock.
+	Now func() time.Time
 	// parts caches the monthly partitions known to exist and the
 	// retention cutoff (partitions.go).
 	parts partitionCache
@@ -50,4 +55,12 @@ func Open(ctx context.Context, url string) (*DB, error) {
 // Close closes every connection of the pool.
 func (d *DB) Close() {
 	d.Pool.Close()
+}
+
+// now is the store's clock (DB.Now, default time.Now).
+func (d *DB) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }

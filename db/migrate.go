@@ -192,3 +192,29 @@ func (d *DB) AppliedMigrations(ctx context.Context) ([]int, error) {
 	}
 	return vs, nil
 }
+
+// UserTables lists up to limit tables, views, sequences and schemas of
+// the database outside PostgreSQL's own (schemas as "schema name"):
+// an empty list means an empty database, one a command that fills a
+// database with sample data may take (tlsrpt demo --db).
+func (d *DB) UserTables(ctx context.Context, limit int) ([]string, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT name FROM (
+			SELECT n.nspname || '.' || c.relname AS name FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+				AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+				AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
+			UNION ALL
+			SELECT 'schema ' || nspname FROM pg_namespace
+			WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema', 'pg_toast')
+				AND nspname NOT LIKE 'pg\_%') t
+		ORDER BY 1 LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("db: listing tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("db: listing tables: %w", err)
+	}
+	return names, nil
+}

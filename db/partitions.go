@@ -54,6 +54,11 @@ func (c *partitionCache) forget() {
 }
 
 // checkDay says why the store refuses a report of day, or "".
+// RefusedDay says why the store refuses a report of day when the clock
+// reads now and no retention has run, "" when it takes it: for callers
+// (tests of the pipeline) that predict what becomes of a report.
+func RefusedDay(day, now time.Time) string { return checkDay(day, now, time.Time{}) }
+
 func checkDay(day, now, cutoff time.Time) string {
 	switch {
 	case day.Before(firstDay):
@@ -75,7 +80,7 @@ func (d *DB) prepareDays(ctx context.Context, days []time.Time) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := d.now().UTC()
 	var missing []int
 	d.parts.mu.Lock()
 	for _, day := range days {

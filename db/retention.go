@@ -67,7 +67,7 @@ func (d *DB) ApplyRetention(ctx context.Context, cutoff time.Time, wholeMonths b
 	wrap := func(err error) error {
 		return fmt.Errorf("removing reports before %s: %w", cutoff.Format(time.DateOnly), err)
 	}
-	keep := int(time.Since(cutoff).Hours() / 24)
+	keep := int(d.now().Sub(cutoff).Hours() / 24)
 	if _, err := d.Pool.Exec(ctx, `INSERT INTO retention_state (keep_days, cutoff) VALUES ($1, $2)
 		ON CONFLICT (singleton) DO UPDATE SET keep_days = EXCLUDED.keep_days, cutoff = EXCLUDED.cutoff, ran_at = now()`,
 		keep, cutoff); err != nil {

@@ -62,7 +62,10 @@ func expectMailbox(msgs [][]byte, lim reports.Limits) tortureMailbox {
 		good, broken := false, err != nil
 		if err == nil {
 			for _, a := range msg.Attachments {
-				if r := a.Report; r != nil {
+				if r := a.Report; r != nil && db.RefusedDay(r.DateRange.Day(), time.Now()) != "" {
+					// Parsed, but the store refuses its day: quarantined.
+					broken = true
+				} else if r != nil {
 					good = true
 					mb.keys[reportKey(r.OrganizationName, r.ReportID, r.DateRange.Start, r.DateRange.End)] = true
 				} else {

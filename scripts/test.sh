@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test of tlsrpt. On a fresh Debian machine it first
-# installs what is missing: PostgreSQL's server binaries, Dovecot and
-# Chromium (for the integration and browser tests), and staticcheck.
+# installs what is missing, and nothing else: the Debian packages
+# postgresql, dovecot-imapd and chromium (apt-get, only those absent) and
+# staticcheck (go install, into $(go env GOPATH)/bin). It stops, starts,
+# reconfigures or deletes nothing it did not create: every server a test
+# needs is a private one on its own port and in a temporary directory,
+# removed when the test ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +39,9 @@ staticcheck ./...
 export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium
 echo "== go test"
 go test -race -shuffle=on -timeout 15m "$@" ./...
+
+# The same answers with the clock of the in-process server tests 400 days
+# on (internal/testclock): a test that mixes its fixed time with the real
+# clock, or hard-codes a date, fails here before the calendar finds it.
+echo "== go test, the test clock 400 days on"
+TLSRPT_TEST_CLOCK_SHIFT=400 go test -count=1 -shuffle=on -timeout 10m "$@" ./api/

@@ -20,6 +20,8 @@ type composeFile struct {
 		Secrets     []string          `yaml:"secrets"`
 		Volumes     []string          `yaml:"volumes"`
 		Profiles    []string          `yaml:"profiles"`
+		Ports       []string          `yaml:"ports"`
+		Tmpfs       []string          `yaml:"tmpfs"`
 		Healthcheck *struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
@@ -63,16 +65,16 @@ func TestComposeFile(t *testing.T) {
 	if !ok || !strings.HasPrefix(pg.Image, "postgres:") || pg.Healthcheck == nil || len(pg.Volumes) == 0 {
 		t.Errorf("postgres service = %+v, want the official image with a volume and a health check", pg)
 	}
-	for _, name := range []string{"tlsrpt", "demo"} {
+	for name, database := range map[string]string{"tlsrpt": "postgres", "demo": "demo-postgres"} {
 		s, ok := cf.Services[name]
 		if !ok || s.Build == nil {
 			t.Errorf("service %s missing or not built from the Dockerfile", name)
 			continue
 		}
-		if s.DependsOn["postgres"].Condition != "service_healthy" {
-			t.Errorf("service %s does not wait for a healthy postgres", name)
+		if s.DependsOn[database].Condition != "service_healthy" {
+			t.Errorf("service %s does not wait for a healthy %s", name, database)
 		}
-		if s.Environment["DATABASE_URL"] == "" {
+		if name == "tlsrpt" && s.Environment["DATABASE_URL"] == "" {
 			t.Errorf("service %s has no DATABASE_URL", name)
 		}
 		for k, v := range s.Environment {
@@ -95,12 +97,34 @@ func TestComposeFile(t *testing.T) {
 	if s := cf.Services["demo"]; len(s.Profiles) != 1 || s.Profiles[0] != "demo" || len(s.Command) == 0 || s.Command[0] != "demo" {
 		t.Errorf("demo service = profiles %v command %v, want profile demo running \"tlsrpt demo\"", s.Profiles, s.Command)
 	}
+	// The demo fills its database with demo data: never the production
+	// one, and not on the production port.
+	demo, demoPG := cf.Services["demo"], cf.Services["demo-postgres"]
+	if _, ok := demo.DependsOn["postgres"]; ok || demo.Environment["DATABASE_URL"] != "" || strings.Contains(strings.Join(demo.Command, " "), "@postgres:") {
+		t.Errorf("demo service reaches the production database: depends_on %v, DATABASE_URL %q, command %v", demo.DependsOn, demo.Environment["DATABASE_URL"], demo.Command)
+	}
+	if !strings.Contains(strings.Join(demo.Command, " "), "--db postgres://tlsrpt@demo-postgres:5432/") {
+		t.Errorf("demo service command %v does not name the demo-postgres database with --db", demo.Command)
+	}
+	if !strings.HasPrefix(demoPG.Image, "postgres:") || len(demoPG.Volumes) != 0 || len(demoPG.Tmpfs) == 0 || len(demoPG.Profiles) != 1 || demoPG.Profiles[0] != "demo" {
+		t.Errorf("demo-postgres service = %+v, want the official image in the demo profile, in a tmpfs, with no volume", demoPG)
+	}
+	hostPorts := map[string]string{}
+	for _, name := range []string{"tlsrpt", "demo"} {
+		for _, p := range cf.Services[name].Ports {
+			host, _, _ := strings.Cut(p, ":")
+			if other, ok := hostPorts[host]; ok {
+				t.Errorf("services %s and %s both bind host port %s", other, name, host)
+			}
+			hostPorts[host] = name
+		}
+	}
 	if _, ok := cf.Volumes["pgdata"]; !ok {
 		t.Errorf("volume pgdata not declared")
 	}
 	// Every command the compose file runs exists in the binary.
 	for name, s := range cf.Services {
-		if len(s.Command) > 0 && name != "postgres" {
+		if len(s.Command) > 0 && !strings.HasSuffix(name, "postgres") {
 			if _, ok := commands[s.Command[0]]; !ok {
 				t.Errorf("service %s runs unknown command %q", name, s.Command[0])
 			}

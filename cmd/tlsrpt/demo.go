@@ -29,6 +29,9 @@ func init() {
 // demoDataDir keeps the demo's database with --keep.
 const demoDataDir = "./tlsrpt-demo-data"
 
+// errDemoDatabase is a --db the demo refuses: not empty.
+var errDemoDatabase = errors.New("refusing the database")
+
 // demoMailboxUser is the demo's rua address and IMAP login.
 const demoMailboxUser = "tlsrpt@example.com"
 
@@ -36,6 +39,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	parse := parseServeFlags(fs, env)
+	fs.Lookup("db").Usage = "an empty PostgreSQL database to fill with the demo, refused when it has any table (default: a private cluster; DATABASE_URL is ignored)"
 	keep := fs.Bool("keep", false, "keep the demo database in "+demoDataDir+" (default: a fresh one each run, removed at exit)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -47,6 +51,9 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	}
 	if err := demo(ctx, env, cfg, *keep); err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt demo: %v\n", err)
+		if errors.Is(err, errDemoDatabase) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -68,10 +75,19 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 		}
 		dataDir = dir
 	}
+	// The demo writes demo domains, reports and an admin password: it
+	// never opens the database of the environment (DATABASE_URL is a
+	// production setting), only its own cluster, or an explicit --db that
+	// is empty.
 	denv := *env
 	denv.Getenv = func(k string) string {
-		if k == "TLSRPT_DATA_DIR" {
+		switch k {
+		case "TLSRPT_DATA_DIR":
 			return dataDir
+		case "DATABASE_URL", "TLSRPT_DATABASE_PASSWORD", "TLSRPT_DATABASE_PASSWORD_FILE":
+			if cfg.dbURL == "" {
+				return ""
+			}
 		}
 		return env.Getenv(k)
 	}
@@ -81,6 +97,16 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 		return err
 	}
 	defer closeDB()
+	if cfg.dbURL != "" {
+		tables, err := store.UserTables(ctx, 4)
+		if err != nil {
+			return err
+		}
+		if len(tables) > 0 {
+			return fmt.Errorf("%w: --db names a database that already has tables (%s): the demo fills it with demo domains, reports and an admin password, so it takes only an empty database; create one (createdb tlsrpt_demo) or leave --db out for a private cluster",
+				errDemoDatabase, strings.Join(tables, ", "))
+		}
+	}
 	if err := store.Migrate(ctx); err != nil {
 		return err
 	}
