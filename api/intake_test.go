@@ -211,14 +211,17 @@ func TestPostTwoInstances(t *testing.T) {
 	ctx := context.Background()
 	var urls []string
 	var d *db.DB
+	// One clock for both instances, their stores and the reports' days.
+	now := func() time.Time { return testNow }
 	for range 2 {
 		di, err := db.Open(ctx, url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(di.Close)
-		s, err := New(Config{DB: di, Pipeline: &ingest.Pipeline{Store: di, Limits: reports.DefaultLimits()},
-			Log: slog.New(slog.DiscardHandler), PublicRate: unlimited})
+		di.Now = now
+		s, err := New(Config{DB: di, Pipeline: &ingest.Pipeline{Store: di, Limits: reports.DefaultLimits(), Now: now},
+			Log: slog.New(slog.DiscardHandler), PublicRate: unlimited, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
