@@ -239,6 +239,9 @@ func TestPostReport(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.MaxReportBytes = 8 << 10 })
 	ctx := context.Background()
 	body := reportJSONBody(t, "sender.example", "r-1")
+	// The poster's address has a forward-confirmed reverse name under the
+	// reports' contact-info domain: its reports are verified.
+	e.dns.Add(t, "7.2.0.192.in-addr.arpa. 300 IN PTR mta1.sender.example.", "mta1.sender.example. 300 IN A 192.0.2.7")
 	post := func(ctype string, b []byte) *httpRec {
 		return e.do(who{remote: "192.0.2.7:4000"}, request{method: "POST", path: "/tlsrpt", body: string(b), ctype: ctype})
 	}
@@ -261,8 +264,23 @@ func TestPostReport(t *testing.T) {
 		t.Fatalf("stored reports = %+v, %v; want 2 from https", rows, err)
 	}
 	r, err := e.d.Report(ctx, rows[0].ID)
-	if err != nil || r.SourceRef != "192.0.2.7" {
-		t.Errorf("stored source ref = %q, %v; want the remote address", r.SourceRef, err)
+	if err != nil || r.SourceRef != "192.0.2.7" || !r.Trusted || r.Reporter != "sender.example" || r.ReporterMethod != "fcrdns" || r.RemoteName != "mta1.sender.example" {
+		t.Errorf("stored report = %+v, %v; want from the remote address, verified as sender.example by its reverse name", r, err)
+	}
+	// The same report body from an address without a reverse name is
+	// stored, unverified.
+	unverified := reportJSONBody(t, "sender.example", "r-3")
+	if rec := e.do(who{remote: "192.0.2.8:4000"}, request{method: "POST", path: "/tlsrpt", body: string(unverified), ctype: "application/tlsrpt+json"}); rec.Code != http.StatusOK {
+		t.Fatalf("POST from an unnamed address = %d %s", rec.Code, rec.Body)
+	}
+	rows, err = e.d.DashboardReports(ctx, db.ReportListFilter{Domain: "example.com"})
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("stored reports = %+v, %v; want 3", rows, err)
+	}
+	for _, row := range rows {
+		if row.ReportID == "r-3" && row.Trusted {
+			t.Errorf("report r-3 from 192.0.2.8 (no reverse name) stored trusted")
+		}
 	}
 	if rec := post("text/plain", body); rec.Code != http.StatusUnsupportedMediaType {
 		t.Errorf("POST text/plain = %d, want 415", rec.Code)
@@ -277,8 +295,8 @@ func TestPostReport(t *testing.T) {
 		t.Errorf("POST 9 KiB with an 8 KiB limit = %d, want 413", rec.Code)
 	}
 	metrics := e.do(anonymous, request{method: "GET", path: "/metrics"}).Body.String()
-	for _, want := range []string{`tlsrpt_https_reports_total{outcome="stored"} 2`, `tlsrpt_https_reports_total{outcome="duplicate"} 1`,
-		`tlsrpt_reports_stored{source="https",trusted="true"} 2`, `tlsrpt_quarantined_messages 1`} {
+	for _, want := range []string{`tlsrpt_https_reports_total{outcome="stored"} 3`, `tlsrpt_https_reports_total{outcome="duplicate"} 1`,
+		`tlsrpt_reports_stored{source="https",trusted="true"} 2`, `tlsrpt_reports_stored{source="https",trusted="false"} 1`, `tlsrpt_quarantined_messages 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}

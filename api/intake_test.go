@@ -21,6 +21,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 )
 
 // posted is the answer to one POST /tlsrpt over HTTP.
@@ -213,6 +214,7 @@ func TestPostTwoInstances(t *testing.T) {
 	var d *db.DB
 	// One clock for both instances, their stores and the reports' days.
 	now := func() time.Time { return testNow }
+	dns := dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0")
 	for range 2 {
 		di, err := db.Open(ctx, url)
 		if err != nil {
@@ -221,7 +223,7 @@ func TestPostTwoInstances(t *testing.T) {
 		t.Cleanup(di.Close)
 		di.Now = now
 		s, err := New(Config{DB: di, Pipeline: &ingest.Pipeline{Store: di, Limits: reports.DefaultLimits(), Now: now},
-			Log: slog.New(slog.DiscardHandler), PublicRate: unlimited, Now: now})
+			Log: slog.New(slog.DiscardHandler), PublicRate: unlimited, Now: now, Resolver: dns.Resolver()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -54,9 +55,24 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
+	// Who posted it: the reporter of a posted report is proven only by the
+	// forward-confirmed reverse name of the address (DESIGN "Which reports
+	// count"); without one it is stored unverified. A DNS failure is not
+	// proof of anything: the sender is asked to post again later.
+	ctx := req.Context()
+	remote := ingest.Remote{}
+	if a, err := netip.ParseAddr(c.RealIP()); err == nil {
+		remote.Addr = a.Unmap()
+		if remote.Name, err = ingest.ConfirmedName(ctx, s.cfg.Resolver, remote.Addr); err != nil {
+			s.metrics.https.WithLabelValues("unavailable").Inc()
+			s.log.WarnContext(ctx, "Checking a poster's reverse DNS failed", "remote_addr", c.RealIP(), "error", err)
+			c.Response().Header().Set("Retry-After", strconv.Itoa(300))
+			return &Error{Status: http.StatusServiceUnavailable, Message: "the reverse DNS of your address could not be checked now; try again later"}
+		}
+	}
 	// Stored together with the reports of concurrent requests (one
 	// transaction for many: intake.go); the answer is this report's own.
-	out, err := s.intake.Report(req.Context(), body, reports.SourceHTTPS, c.RealIP())
+	out, err := s.intake.Report(ingest.WithRemote(ctx, remote), body, reports.SourceHTTPS, c.RealIP())
 	if err != nil {
 		var re *ingest.RetryError
 		switch {

@@ -62,6 +62,9 @@ type Config struct {
 	Promote PromoteConfig
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Resolver checks the reverse DNS of addresses that POST reports
+	// (ingest.ConfirmedName); nil means the system's.
+	Resolver ingest.Resolver
 }
 
 // PollerStatus is the IMAP poller's state as the metrics show it.
@@ -136,6 +139,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
 	}
 	if cfg.MaxReportBytes <= 0 {
 		cfg.MaxReportBytes = DefaultMaxReportBytes

@@ -18,6 +18,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/internal/testclock"
 	"github.com/tlsrpt/tlsrpt/reports"
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
@@ -34,13 +35,18 @@ type testEnv struct {
 	t testing.TB
 	s *Server
 	d *db.DB
+	// dns answers the reverse-name checks of posted reports: a test adds
+	// PTR and A records to verify a poster.
+	dns *dnstest.Server
 }
 
 func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	d := dbtest.New(t)
 	pipeline := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits()}
+	dns := dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0")
 	cfg := Config{
+		Resolver:   dns.Resolver(),
 		DB:         d,
 		Pipeline:   pipeline,
 		Log:        slog.New(slog.DiscardHandler),
@@ -61,7 +67,7 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	return &testEnv{t: t, s: s, d: d}
+	return &testEnv{t: t, s: s, d: d, dns: dns}
 }
 
 // who is a caller: a session cookie with its CSRF token, or a token.

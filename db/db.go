@@ -25,6 +25,8 @@ type DB struct {
 	// parts caches the monthly partitions known to exist and the
 	// retention cutoff (partitions.go).
 	parts partitionCache
+	// trust caches the operator's reporter rules (reporters.go).
+	trust trustCache
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value

@@ -17,9 +17,8 @@ import (
 // result type and reporting organisation, newest day first.
 const maxExamples = 20
 
-// excludedReason says why untrusted reports are left out; only mailed
-// reports can be untrusted (Trusted).
-const excludedReason = "unverified: mailed without a DKIM signature that verifies for the From domain"
+// excludedReason says why unverified reports are left out (reports.Attribute).
+const excludedReason = "unverified reporter: mailed without a DKIM signature aligned with From, or posted over HTTPS from an address whose reverse DNS does not confirm the report's contact-info domain (docs/reporters.md)"
 
 // Facts gathers what the readiness verdict needs about domain as seen at
 // at: the trusted sts totals per day and reporter, failures per result
@@ -50,17 +49,20 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only; the commit below reports errors
 
 	b := &pgx.Batch{}
-	b.Queue(`SELECT day, organization_name, reports, successful, failed FROM daily_policy_rollups
+	// Reporters are verified domains, not the free-text names: one
+	// signer claiming three names is one reporter (reporters.go).
+	b.Queue(`SELECT day, `+reporterOrName+`, `+satSum("reports")+`, `+satSum("successful")+`, `+satSum("failed")+`
+		FROM daily_policy_rollups
 		WHERE policy_domain = $1 AND policy_type = 'sts' AND trusted AND day >= $2 AND day < $3
-		ORDER BY day, organization_name`, domain, from, day).Query(func(rows pgx.Rows) error {
+		GROUP BY 1, 2 ORDER BY 1, 2`, domain, from, day).Query(func(rows pgx.Rows) error {
 		var r rollout.ReporterDay
 		_, err := pgx.ForEachRow(rows, []any{&r.Day, &r.Organization, &r.Reports, &r.Successes, &r.Failures}, func() error {
 			r.Day = r.Day.UTC()
 			f.Reporters = append(f.Reporters, r)
 			if n := len(f.Days); n > 0 && f.Days[n-1].Day.Equal(r.Day) {
-				f.Days[n-1].Reports += r.Reports
-				f.Days[n-1].Successes += r.Successes
-				f.Days[n-1].Failures += r.Failures
+				f.Days[n-1].Reports = satAdd(f.Days[n-1].Reports, r.Reports)
+				f.Days[n-1].Successes = satAdd(f.Days[n-1].Successes, r.Successes)
+				f.Days[n-1].Failures = satAdd(f.Days[n-1].Failures, r.Failures)
 			} else {
 				f.Days = append(f.Days, rollout.DayFacts{Day: r.Day, Reports: r.Reports, Successes: r.Successes, Failures: r.Failures})
 			}
@@ -79,7 +81,7 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 		})
 		return wrapIf("failures", err, wrap)
 	})
-	b.Queue(`SELECT day, organization_name, sending_range, sum(failed)::bigint FROM daily_sender_rollups
+	b.Queue(`SELECT day, `+reporterOrName+`, sending_range, `+satSum("failed")+` FROM daily_sender_rollups
 		WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3 AND failed > 0
 		GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT $4`,
 		domain, from, day, rollout.MaxSenderGroups+1).Query(func(rows pgx.Rows) error {
@@ -130,7 +132,7 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 		})
 		return wrapIf("examples", err, wrap)
 	})
-	b.Queue(`SELECT organization_name, sum(reports)::bigint, sum(successful + failed)::bigint, sum(failed)::bigint
+	b.Queue(`SELECT organization_name, `+satSum("reports")+`, `+satSum("successful::numeric + failed")+`, `+satSum("failed")+`
 		FROM daily_policy_rollups
 		WHERE policy_domain = $1 AND NOT trusted AND day >= $2 AND day < $3
 		GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4`, domain, from, day, rollout.MaxSenderGroups).Query(func(rows pgx.Rows) error {

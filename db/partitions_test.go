@@ -58,10 +58,10 @@ const snapshot050 = `SELECT
 	(SELECT json_agg(t ORDER BY id)::text FROM (SELECT id, report_id, policy_id, position, result_type, sending_mta_ip,
 		sending_mta_ip_text, receiving_mx_hostname, receiving_mx_helo, receiving_ip, receiving_ip_text,
 		failed_session_count, additional_information, failure_reason_code FROM failure_details) t),
-	(SELECT json_agg(t ORDER BY t::text)::text FROM daily_policy_rollups t) ||
+	(SELECT json_agg(to_jsonb(t) - 'reporter' ORDER BY (to_jsonb(t) - 'reporter')::text)::text FROM daily_policy_rollups t) ||
 	(SELECT json_agg(t ORDER BY t::text)::text FROM daily_failure_rollups t) ||
 	(SELECT json_agg(t ORDER BY t::text)::text FROM daily_mode_rollups t) ||
-	(SELECT json_agg(t ORDER BY t::text)::text FROM daily_sender_rollups t)`
+	(SELECT json_agg(to_jsonb(t) - 'reporter' ORDER BY (to_jsonb(t) - 'reporter')::text)::text FROM daily_sender_rollups t)`
 
 // ipBreakdown050 is the sending-IP breakdown as Breakdown computed it from
 // the raw rows before the rollup, for every domain over all days.

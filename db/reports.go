@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"net/mail"
 	"net/netip"
 	"sort"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/klauspost/compress/gzip"
-	"golang.org/x/net/publicsuffix"
 
 	"github.com/tlsrpt/tlsrpt/reports"
 )
@@ -47,36 +45,11 @@ func classify(err error) error {
 }
 
 // Trusted says whether a report counts for the verdict, trends and alerts
-// (DESIGN "Which reports count"): files imported by the operator and HTTPS
-// posts count; a mailed report counts only when its DKIM signature verified
-// and the signing domain shares the organisational domain of From.
+// (DESIGN "Which reports count"): its reporter is verified by the rules of
+// reports.Attribute with the built-in rules only. The store itself
+// attributes with the operator's rules too (DB.trustTable).
 func Trusted(r reports.Received) bool {
-	switch r.Source {
-	case reports.SourceFile, reports.SourceHTTPS:
-		return true
-	case reports.SourceIMAP:
-		if r.DKIM != reports.DKIMPass || r.DKIMDomain == "" {
-			return false
-		}
-		from := r.From
-		if a, err := mail.ParseAddress(from); err == nil {
-			from = a.Address
-		}
-		at := strings.LastIndexByte(from, '@')
-		if at < 0 {
-			return false
-		}
-		a, errA := orgDomain(from[at+1:])
-		b, errB := orgDomain(r.DKIMDomain)
-		return errA == nil && errB == nil && a == b
-	}
-	return false
-}
-
-func orgDomain(d string) (string, error) {
-	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-	d = strings.TrimSuffix(d, ">")
-	return publicsuffix.EffectiveTLDPlusOne(d)
+	return reports.Attribute(&r, reports.TrustTable{}).Verified()
 }
 
 // clean makes a sender's string storable as PostgreSQL text: no NUL bytes,
@@ -143,6 +116,10 @@ func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreRe
 	if len(rs) == 0 {
 		return nil, nil
 	}
+	table, err := d.trustTable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storing reports: %w", err)
+	}
 	rows := make([]reportRow, len(rs))
 	// One compressor for the batch: creating one costs more than
 	// compressing a report.
@@ -151,7 +128,7 @@ func (d *DB) StoreReports(ctx context.Context, rs []reports.Received) ([]StoreRe
 		return nil, fmt.Errorf("storing reports: compressing: %w", err)
 	}
 	for i, r := range rs {
-		row, err := newReportRow(r, zw)
+		row, err := newReportRow(r, zw, table)
 		if err != nil {
 			return nil, err
 		}
@@ -195,10 +172,11 @@ type reportRow struct {
 	key     string    // identity, for sorting and matching
 	day     time.Time // the UTC day the report counts for: its partition
 	trusted bool
+	who     reports.Attribution
 	raw     []byte // gzip of the JSON
 }
 
-func newReportRow(r reports.Received, zw *gzip.Writer) (reportRow, error) {
+func newReportRow(r reports.Received, zw *gzip.Writer, table reports.TrustTable) (reportRow, error) {
 	if r.Report == nil {
 		return reportRow{}, errors.New("storing report: no report")
 	}
@@ -235,7 +213,9 @@ func newReportRow(r reports.Received, zw *gzip.Writer) (reportRow, error) {
 	}
 	rp := r.Report
 	key := identity(clean(rp.OrganizationName), clean(rp.ReportID), dbTime(rp.DateRange.Start), dbTime(rp.DateRange.End))
-	return reportRow{r: r, key: key, day: rp.DateRange.Day(), trusted: Trusted(r), raw: raw}, nil
+	who := reports.Attribute(&r, table)
+	who.Reporter, who.Mismatch = clean(who.Reporter), clean(who.Mismatch)
+	return reportRow{r: r, key: key, day: rp.DateRange.Day(), trusted: who.Verified(), who: who, raw: raw}, nil
 }
 
 // isGzipOf reports whether z is a gzip stream whose trailer (RFC 1952
@@ -262,6 +242,8 @@ func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, er
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		var (
 			orgs, rids, contacts, sources, refs, msgIDs, froms, subs, dkims, dkimDoms []string
+			reporters, methods, mismatches, remoteNames                               []string
+			remotes                                                                   []*netip.Addr
 			starts, ends, days, recvs                                                 []time.Time
 			trusted                                                                   []bool
 			raws                                                                      [][]byte
@@ -285,19 +267,27 @@ func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, er
 			dkimDoms = append(dkimDoms, clean(r.DKIMDomain))
 			trusted = append(trusted, row.trusted)
 			raws = append(raws, row.raw)
+			reporters, methods, mismatches = append(reporters, row.who.Reporter), append(methods, string(row.who.Method)), append(mismatches, row.who.Mismatch)
+			var remote *netip.Addr
+			if r.RemoteAddr.IsValid() {
+				a := r.RemoteAddr.Unmap()
+				remote = &a
+			}
+			remotes, remoteNames = append(remotes, remote), append(remoteNames, clean(r.RemoteName))
 		}
 		// ON CONFLICT DO NOTHING waits for a concurrent insert of the same
 		// key to commit or abort, so two processes end with one row.
 		const insert = `INSERT INTO reports (organization_name, report_id, start_time, end_time, day,
 			contact_info, source, source_ref, received_at, message_id, from_address, submitter,
-			dkim, dkim_domain, trusted, raw_gzip)
+			dkim, dkim_domain, trusted, raw_gzip, reporter, reporter_method, name_mismatch, remote_addr, remote_name)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::date[],
 			$6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
-			$13::text[], $14::text[], $15::boolean[], $16::bytea[])
+			$13::text[], $14::text[], $15::boolean[], $16::bytea[], $17::text[], $18::text[], $19::text[],
+			$20::inet[], $21::text[])
 		ON CONFLICT (organization_name, report_id, start_time, end_time, day) DO NOTHING
 		RETURNING id, organization_name, report_id, start_time, end_time`
 		out, err := tx.Query(ctx, insert, orgs, rids, starts, ends, days, contacts, sources, refs, recvs,
-			msgIDs, froms, subs, dkims, dkimDoms, trusted, raws)
+			msgIDs, froms, subs, dkims, dkimDoms, trusted, raws, reporters, methods, mismatches, remotes, remoteNames)
 		if err != nil {
 			return err
 		}

@@ -15,11 +15,12 @@ import (
 
 // policyKey and failureKey are the keys of the two daily rollups.
 type policyKey struct {
-	domain  string
-	day     time.Time
-	org     string
-	typ     string
-	trusted bool
+	domain   string
+	day      time.Time
+	org      string
+	typ      string
+	trusted  bool
+	reporter string
 }
 
 type policyTotals struct{ reports, successful, failed int64 }
@@ -47,12 +48,13 @@ type modeRow struct {
 // senderKey is a daily sender rollup key before tlsrpt_sender_range
 // (in SQL) turns the address into its range.
 type senderKey struct {
-	domain  string
-	day     time.Time
-	org     string
-	ip      netip.Addr // the zero Addr: none
-	result  string
-	trusted bool
+	domain   string
+	day      time.Time
+	org      string
+	ip       netip.Addr // the zero Addr: none
+	result   string
+	trusted  bool
+	reporter string
 }
 
 type senderTotals struct{ failed, lastID int64 }
@@ -122,7 +124,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			polRows = append(polRows, []any{pid, res[i].ID, day, pi, typ, domain,
 				strs, cleanAll(p.Policy.MXHosts),
 				p.Summary.TotalSuccessfulSessionCount, p.Summary.TotalFailureSessionCount})
-			k := policyKey{domain, day, org, typ, row.trusted}
+			k := policyKey{domain, day, org, typ, row.trusted, row.who.Reporter}
 			t := ru.pols[k]
 			if t == nil {
 				t = &policyTotals{}
@@ -156,7 +158,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 				if sendIP != nil {
 					ip, ik.ip, ik.text = *sendIP, *sendIP, ""
 				}
-				sk := senderKey{domain, day, org, ip, result, row.trusted}
+				sk := senderKey{domain, day, org, ip, result, row.trusted, row.who.Reporter}
 				st := ru.senders[sk]
 				if st == nil {
 					st = &senderTotals{}
@@ -264,24 +266,28 @@ func queuePolicyRollups(b *pgx.Batch, pols map[policyKey]*policyTotals) {
 		if x.typ != y.typ {
 			return x.typ < y.typ
 		}
-		return !x.trusted && y.trusted
+		if x.trusted != y.trusted {
+			return !x.trusted
+		}
+		return x.reporter < y.reporter
 	})
 	var (
-		domains, orgs, types []string
-		days                 []time.Time
-		trusted              []bool
-		nrep, succ, fail     []int64
+		domains, orgs, types, reporters []string
+		days                            []time.Time
+		trusted                         []bool
+		nrep, succ, fail                []int64
 	)
 	for _, k := range keys {
 		t := pols[k]
 		domains, days, orgs, types, trusted = append(domains, k.domain), append(days, k.day), append(orgs, k.org), append(types, k.typ), append(trusted, k.trusted)
+		reporters = append(reporters, k.reporter)
 		nrep, succ, fail = append(nrep, t.reports), append(succ, t.successful), append(fail, t.failed)
 	}
-	const q = `INSERT INTO daily_policy_rollups AS r (policy_domain, day, organization_name, policy_type, trusted, reports, successful, failed)
-		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[], $8::bigint[])
-		ON CONFLICT (policy_domain, day, organization_name, policy_type, trusted) DO UPDATE
+	const q = `INSERT INTO daily_policy_rollups AS r (policy_domain, day, organization_name, policy_type, trusted, reports, successful, failed, reporter)
+		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
+		ON CONFLICT (policy_domain, day, organization_name, policy_type, trusted, reporter) DO UPDATE
 		SET reports = r.reports + EXCLUDED.reports, successful = r.successful + EXCLUDED.successful, failed = r.failed + EXCLUDED.failed`
-	b.Queue(q, domains, days, orgs, types, trusted, nrep, succ, fail)
+	b.Queue(q, domains, days, orgs, types, trusted, nrep, succ, fail, reporters)
 }
 
 func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
@@ -360,11 +366,11 @@ func queueSenderRollups(b *pgx.Batch, senders map[senderKey]*senderTotals) {
 		return
 	}
 	var (
-		domains, orgs, results []string
-		days                   []time.Time
-		ips                    []*netip.Addr
-		trusted                []bool
-		failed, last           []int64
+		domains, orgs, results, reporters []string
+		days                              []time.Time
+		ips                               []*netip.Addr
+		trusted                           []bool
+		failed, last                      []int64
 	)
 	for k, t := range senders {
 		var ip *netip.Addr
@@ -374,18 +380,19 @@ func queueSenderRollups(b *pgx.Batch, senders map[senderKey]*senderTotals) {
 		}
 		domains, days, orgs, ips, results, trusted = append(domains, k.domain), append(days, k.day), append(orgs, k.org), append(ips, ip), append(results, k.result), append(trusted, k.trusted)
 		failed, last = append(failed, t.failed), append(last, t.lastID)
+		reporters = append(reporters, k.reporter)
 	}
 	const q = `INSERT INTO daily_sender_rollups AS s (policy_domain, day, organization_name, sending_range,
-			result_type, trusted, failed, last_detail_id)
-		SELECT d, dy, o, tlsrpt_sender_range(ip), rt, t, sum(f), max(l)
-		FROM unnest($1::text[], $2::date[], $3::text[], $4::inet[], $5::text[], $6::boolean[], $7::bigint[], $8::bigint[])
-			AS u(d, dy, o, ip, rt, t, f, l)
-		GROUP BY 1, 2, 3, 4, 5, 6
-		ORDER BY 1, 2, 3, 4, 5, 6
-		ON CONFLICT (policy_domain, day, organization_name, sending_range, result_type, trusted) DO UPDATE
+			result_type, trusted, reporter, failed, last_detail_id)
+		SELECT d, dy, o, tlsrpt_sender_range(ip), rt, t, rp, sum(f), max(l)
+		FROM unnest($1::text[], $2::date[], $3::text[], $4::inet[], $5::text[], $6::boolean[], $7::bigint[], $8::bigint[], $9::text[])
+			AS u(d, dy, o, ip, rt, t, f, l, rp)
+		GROUP BY 1, 2, 3, 4, 5, 6, 7
+		ORDER BY 1, 2, 3, 4, 5, 6, 7
+		ON CONFLICT (policy_domain, day, organization_name, sending_range, result_type, trusted, reporter) DO UPDATE
 		SET failed = s.failed + EXCLUDED.failed,
 			last_detail_id = greatest(s.last_detail_id, EXCLUDED.last_detail_id)`
-	b.Queue(q, domains, days, orgs, ips, results, trusted, failed, last)
+	b.Queue(q, domains, days, orgs, ips, results, trusted, failed, last, reporters)
 }
 
 // MaxSendingIPsPerDay bounds the rows of the sending-IP rollup per policy

@@ -24,6 +24,16 @@ type StoredReport struct {
 	Day      time.Time // the UTC day the report counts for
 	Trusted  bool      // counts for the verdict (DESIGN "Which reports count")
 	StoredAt time.Time
+	// Who sent it, as far as proven (reports.Attribute): the verified
+	// reporter domain, how it was verified, and why the organisation name
+	// does not belong to it ("" when it may).
+	Reporter       string
+	ReporterMethod reports.ReporterMethod
+	NameMismatch   string
+	// Excluded by an operator: when, by whom and why (nil: counts).
+	ExcludedAt     *time.Time
+	ExcludedBy     string
+	ExcludedReason string
 }
 
 // Report returns the stored report id, or ErrNotFound.
@@ -31,12 +41,19 @@ func (d *DB) Report(ctx context.Context, id int64) (*StoredReport, error) {
 	s := &StoredReport{ID: id}
 	rp := &reports.Report{}
 	s.Report = rp
-	var source, dkim string
+	var source, dkim, method string
+	var remote *netip.Addr
 	err := d.Pool.QueryRow(ctx, `SELECT organization_name, report_id, start_time, end_time, day, contact_info,
-		source, source_ref, received_at, stored_at, message_id, from_address, submitter, dkim, dkim_domain, trusted
+		source, source_ref, received_at, stored_at, message_id, from_address, submitter, dkim, dkim_domain, trusted,
+		reporter, reporter_method, name_mismatch, remote_addr, remote_name, excluded_at, excluded_by, excluded_reason
 		FROM reports WHERE id = $1`, id).Scan(&rp.OrganizationName, &rp.ReportID, &rp.DateRange.Start, &rp.DateRange.End,
 		&s.Day, &rp.ContactInfo, &source, &s.SourceRef, &s.ReceivedAt, &s.StoredAt, &s.MessageID, &s.From,
-		&s.Submitter, &dkim, &s.DKIMDomain, &s.Trusted)
+		&s.Submitter, &dkim, &s.DKIMDomain, &s.Trusted,
+		&s.Reporter, &method, &s.NameMismatch, &remote, &s.RemoteName, &s.ExcludedAt, &s.ExcludedBy, &s.ExcludedReason)
+	s.ReporterMethod = reports.ReporterMethod(method)
+	if remote != nil {
+		s.RemoteAddr = *remote
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

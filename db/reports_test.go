@@ -246,8 +246,12 @@ func TestTrusted(t *testing.T) {
 		from, d  string
 		expected bool
 	}{
+		// Imported files are the operator's: their reporter is the
+		// contact-info domain, or the name.
 		{reports.SourceFile, reports.DKIMNone, "", "", true},
-		{reports.SourceHTTPS, reports.DKIMNone, "", "", true},
+		// A post proves nothing without a verified reverse name
+		// (reports.Attribute; TestAttribute covers the rest).
+		{reports.SourceHTTPS, reports.DKIMNone, "", "", false},
 		{reports.SourceIMAP, reports.DKIMPass, "noreply-smtp-tls-reporting@google.com", "google.com", true},
 		{reports.SourceIMAP, reports.DKIMPass, "Reports <tlsrpt@mail.example.co.uk>", "example.co.uk", true},
 		{reports.SourceIMAP, reports.DKIMPass, "tlsrpt@example.co.uk", "other.co.uk", false},
@@ -257,7 +261,8 @@ func TestTrusted(t *testing.T) {
 		{reports.SourceIMAP, reports.DKIMTempError, "tlsrpt@google.com", "google.com", false},
 	}
 	for _, tt := range tests {
-		r := reports.Received{Source: tt.src, DKIM: tt.dkim, From: tt.from, DKIMDomain: tt.d}
+		r := reports.Received{Source: tt.src, DKIM: tt.dkim, From: tt.from, DKIMDomain: tt.d,
+			Report: &reports.Report{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}}
 		if got := db.Trusted(r); got != tt.expected {
 			t.Errorf("Trusted(%s %s from %q d=%q) = %v, want %v", tt.src, tt.dkim, tt.from, tt.d, got, tt.expected)
 		}

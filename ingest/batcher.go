@@ -218,7 +218,7 @@ func (b *Batcher) admit(ctx context.Context, body []byte, src reports.Source, re
 		b.parsing.Add(-1)
 		return nil, Outcome{}, err
 	}
-	pr := b.p.parseReport(body, src, ref)
+	pr := b.p.parseReport(body, src, ref, remoteOf(ctx))
 	if len(pr.received) == 0 {
 		b.parsing.Add(-1)
 		// A broken body is quarantined from the request's goroutine: it

@@ -391,7 +391,7 @@ func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) er
 		})
 	}
 	if reports.IsReportData(raw) {
-		pr := p.parseReport(raw, reports.SourceFile, f.Path)
+		pr := p.parseReport(raw, reports.SourceFile, f.Path, Remote{})
 		if len(pr.received) == 1 && len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
 			// The file is the gzip the report came in: the store keeps it
 			// as the raw report rather than compressing the JSON again.

@@ -102,7 +102,7 @@ func (p *Pipeline) Message(ctx context.Context, raw []byte, src reports.Source, 
 // Report handles a bare report, JSON or gzip (sniffed by its bytes): an
 // HTTPS POST body or a .json[.gz] file. A broken one is quarantined.
 func (p *Pipeline) Report(ctx context.Context, body []byte, src reports.Source, ref string) (Outcome, error) {
-	pr := p.parseReport(body, src, ref)
+	pr := p.parseReport(body, src, ref, remoteOf(ctx))
 	res, err := p.storeEach(ctx, pr.received)
 	if err != nil {
 		return Outcome{}, err
@@ -176,8 +176,8 @@ func (p *Pipeline) parseMessage(ctx context.Context, raw []byte, src reports.Sou
 	return pr, nil
 }
 
-// parseReport reads a bare report.
-func (p *Pipeline) parseReport(body []byte, src reports.Source, ref string) *parsed {
+// parseReport reads a bare report; remote is where it was posted from.
+func (p *Pipeline) parseReport(body []byte, src reports.Source, ref string, remote Remote) *parsed {
 	pr := &parsed{raw: body, src: src, ref: ref}
 	rep, js, err := reports.ParseBytes(body, p.Limits)
 	if err != nil {
@@ -185,7 +185,8 @@ func (p *Pipeline) parseReport(body []byte, src reports.Source, ref string) *par
 		pr.whole = err.Error()
 		return pr
 	}
-	pr.received = []reports.Received{{Report: rep, JSON: js, Source: src, SourceRef: ref, ReceivedAt: p.now(), DKIM: reports.DKIMNone}}
+	pr.received = []reports.Received{{Report: rep, JSON: js, Source: src, SourceRef: ref, ReceivedAt: p.now(), DKIM: reports.DKIMNone,
+		RemoteAddr: remote.Addr, RemoteName: remote.Name}}
 	pr.names = []string{"body"}
 	return pr
 }

@@ -1,6 +1,9 @@
 package reports
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Source says how a report reached tlsrpt. DESIGN "Which reports count":
 // every stored report keeps its provenance.
@@ -47,4 +50,9 @@ type Received struct {
 	Submitter  string // TLS-Report-Submitter
 	DKIM       DKIMResult
 	DKIMDomain string // d= of the signature that verified (or was tried)
+	// HTTPS only: the posting address and its forward-confirmed reverse
+	// name (a PTR name that resolves back to the address), "" when it has
+	// none; the reporter is decided from them (Attribute).
+	RemoteAddr netip.Addr
+	RemoteName string
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 	"io"
 	"net/http"
 	"os"
@@ -174,8 +175,9 @@ func TestTwoInstances(t *testing.T) {
 		"TLSRPT_IMAP_PASSWORD_FILE=",
 		"TLSRPT_IMAP_INSECURE_PLAINTEXT_LOOPBACK=1",
 		"TLSRPT_IMAP_POLL_INTERVAL=1s",
-		// No DNS: the mails are unsigned, and live checks are not run.
-		"TLSRPT_RESOLVER=127.0.0.1:1",
+		// A DNS of the test's own: the mails are unsigned, live checks
+		// are not run, and the posting address has no reverse name.
+		"TLSRPT_RESOLVER=" + dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0").Addr,
 		"TLSRPT_LOG_LEVEL=info",
 		"TLSRPT_MIGRATE=1",
 	}

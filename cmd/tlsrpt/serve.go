@@ -236,7 +236,8 @@ func (a *app) run(ctx context.Context) error {
 		p.SetStoreBatch(store.StoreBatch)
 		poller = p
 	}
-	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices}
+	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices,
+		Resolver: netResolver(a.cfg.resolver)}
 	a.cfg.web.ApplyTo(&apiCfg)
 	if poller != nil {
 		apiCfg.PollerStatus = func() api.PollerStatus {
@@ -325,4 +326,17 @@ func (a *app) run(ctx context.Context) error {
 	stopPoll()
 	wg.Wait()
 	return runErr
+}
+
+// netResolver is a resolver that asks the DNS server addr (host:port),
+// the system's when addr is "": the same server as the live checks, so
+// that one setting (TLSRPT_RESOLVER) decides which DNS tlsrpt trusts.
+func netResolver(addr string) *net.Resolver {
+	if addr == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
 }

@@ -6,6 +6,7 @@
 package dnstest
 
 import (
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -206,4 +207,13 @@ func (s *Server) update(w dns.ResponseWriter, req *dns.Msg, m *dns.Msg) {
 		}
 	}
 	s.updates++
+}
+
+// Resolver returns a Go resolver that asks this server, for code that
+// takes a *net.Resolver (the reverse-name check of posted reports).
+func (s *Server) Resolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, s.Addr)
+	}}
 }
