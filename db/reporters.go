@@ -150,7 +150,6 @@ func (d *DB) trustTable(ctx context.Context) (reports.TrustTable, error) {
 // were recorded, its organisation name (marked).
 const reporterOrName = `CASE WHEN reporter <> '' THEN reporter ELSE 'name: ' || organization_name END`
 
-
 // satSum is the SQL of a sum of bigint expr that saturates at the
 // largest bigint instead of failing: PostgreSQL sums bigints as numeric,
 // and a cast of more than 2^63-1 back to bigint is an error that would
