@@ -120,7 +120,7 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3 AND failed > 0
 			ORDER BY result_type, organization_name, day DESC, last_detail_id DESC) e
 		JOIN failure_details d ON d.id = e.last_detail_id AND d.day = e.day AND d.day >= $2 AND d.day < $3
-		JOIN reports r ON r.id = d.report_id AND r.day = d.day AND r.day >= $2 AND r.day < $3
+		JOIN reports r ON r.id = d.report_id AND r.day = d.day AND r.day >= $2 AND r.day < $3 AND r.excluded_at IS NULL
 		ORDER BY r.day DESC, d.id DESC LIMIT $4`, domain, from, day, maxExamples).Query(func(rows pgx.Rows) error {
 		var x rollout.FailureExample
 		_, err := pgx.ForEachRow(rows, []any{&x.Day, &x.Organization, &x.ReportID, &x.ResultType,
@@ -197,8 +197,14 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 // patterns.
 func policyFromReport(ctx context.Context, tx pgx.Tx, id int64, day time.Time) (rollout.CurrentPolicy, error) {
 	var lines, mx []string
-	// The rollup's day is the policy's: its partition (migration 060).
-	err := tx.QueryRow(ctx, `SELECT policy_strings, mx_hosts FROM report_policies WHERE id = $1 AND day = $2`, id, day).Scan(&lines, &mx)
+	// The rollup's day is the policy's: its partition (migration 060). A
+	// policy of a report the operator excluded since does not count: the
+	// newest trusted one of that day that still counts stands in.
+	err := tx.QueryRow(ctx, `SELECT p.policy_strings, p.mx_hosts FROM report_policies p
+		JOIN reports r ON r.id = p.report_id AND r.day = p.day
+		WHERE p.day = $2 AND r.excluded_at IS NULL AND r.trusted AND p.policy_type = 'sts'
+			AND p.policy_domain = (SELECT policy_domain FROM report_policies WHERE id = $1 AND day = $2)
+		ORDER BY p.id = $1 DESC, p.id DESC LIMIT 1`, id, day).Scan(&lines, &mx)
 	if err != nil {
 		return rollout.CurrentPolicy{}, err
 	}

@@ -334,7 +334,11 @@ func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
 // queueModeRollups counts each report once per (domain, day, mode, trust)
 // however many sts policies of that mode it lists, and keeps the newest
 // policy id, as the trigger of migration 011 did.
-func queueModeRollups(b *pgx.Batch, modes []modeRow) {
+func queueModeRollups(b *pgx.Batch, modes []modeRow) { queueModeRollupsSigned(b, modes, 1) }
+
+// queueModeRollupsSigned is queueModeRollups adding (sign 1) or taking
+// away (sign -1, an excluded report) the reports counted.
+func queueModeRollupsSigned(b *pgx.Batch, modes []modeRow, sign int64) {
 	if len(modes) == 0 {
 		return
 	}
@@ -349,14 +353,14 @@ func queueModeRollups(b *pgx.Batch, modes []modeRow) {
 		rids, pids = append(rids, m.reportID), append(pids, m.policyID)
 	}
 	const q = `INSERT INTO daily_mode_rollups AS m (policy_domain, day, mode, trusted, reports, last_policy_id)
-		SELECT d, dy, tlsrpt_policy_mode(ARRAY[s]), t, count(DISTINCT r), max(p)
+		SELECT d, dy, tlsrpt_policy_mode(ARRAY[s]), t, $7::bigint * count(DISTINCT r), max(p)
 		FROM unnest($1::text[], $2::date[], $3::text[], $4::boolean[], $5::bigint[], $6::bigint[]) AS u(d, dy, s, t, r, p)
 		GROUP BY 1, 2, 3, 4
 		ORDER BY 1, 2, 3, 4
 		ON CONFLICT (policy_domain, day, mode, trusted) DO UPDATE
 		SET reports = m.reports + EXCLUDED.reports,
 			last_policy_id = greatest(m.last_policy_id, EXCLUDED.last_policy_id)`
-	b.Queue(q, domains, days, strs, trusted, rids, pids)
+	b.Queue(q, domains, days, strs, trusted, rids, pids, sign)
 }
 
 // queueSenderRollups adds the failed sessions per sending range
