@@ -293,7 +293,7 @@ func (s *Server) loginSubmit(c echo.Context) error {
 		return err
 	}
 	if u == nil || len(pw) > maxPasswordBytes || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(pw)) != nil {
-		s.log.WarnContext(ctx, "Login failed", "username", name, "remote_addr", c.RealIP())
+		s.log.WarnContext(ctx, "Login failed", "username", clip(name), "remote_addr", clip(c.RealIP()))
 		return s.renderLogin(c, http.StatusUnauthorized, "Wrong user name or password.")
 	}
 	// Expired sessions are swept at each login: logins are rare and
@@ -307,7 +307,7 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	}
 	s.setCookie(c, sessionCookie, tok, int(s.cfg.SessionTTL.Seconds()))
 	s.setCookie(c, loginCookie, "", -1)
-	s.log.InfoContext(ctx, "Logged in", "username", u.Username, "remote_addr", c.RealIP())
+	s.log.InfoContext(ctx, "Logged in", "username", clip(u.Username), "remote_addr", clip(c.RealIP()))
 	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
 }
 

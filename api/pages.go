@@ -133,7 +133,7 @@ func (s *Server) mode(ctx context.Context, domain string, v *rollout.Verdict) st
 	}
 	m, err := s.cfg.DB.DomainMode(ctx, domain)
 	if err != nil {
-		s.log.WarnContext(ctx, "Reading mode failed", "domain", domain, "error", err)
+		s.log.WarnContext(ctx, "Reading mode failed", "domain", clip(domain), "error", clipErr(err))
 	}
 	if m == "" {
 		return "unknown"

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/tlsrpt/tlsrpt/db/dbtest"
+)
+
+// Tests of the API hardening found by probing a running server from
+// outside (RELIABILITY.md, "Attacks on intake and evidence").
+
+func TestClip(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+	}{
+		{"admin", "admin"},
+		{strings.Repeat("a", maxLogField), strings.Repeat("a", maxLogField)},
+		{strings.Repeat("a", maxLogField+10), strings.Repeat("a", maxLogField) + "…[10 more bytes]"},
+		// Never cut inside a character: "é" is 2 bytes and straddles the bound.
+		{strings.Repeat("a", maxLogField-1) + "é" + "bc", strings.Repeat("a", maxLogField-1) + "…[4 more bytes]"},
+	} {
+		got := clip(tc.in)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("clip(%.20q… %d bytes) = %.20q… %d bytes, want %d bytes", tc.in, len(tc.in), got, len(got), len(tc.want))
+		}
+	}
+}
+
+// TestClientInputLogBounded: a long user name, path and user agent reach
+// the log bounded, on the failed login and on the internal error (the
+// store down), whose error quotes the user name.
+func TestClientInputLogBounded(t *testing.T) {
+	var buf lockedBuffer
+	e := newTestEnv(t, func(c *Config) { c.Log = slog.New(slog.NewTextHandler(&buf, nil)) })
+	long := strings.Repeat("x", 6000)
+	if rec := formLogin(t, e, "192.0.2.9:1", long, "wrong"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("login as a 6000-byte name = %d, want 401", rec.Code)
+	}
+	setDown := dbtest.Outage(t, e.d)
+	setDown(true)
+	defer setDown(false)
+	formLogin(t, e, "192.0.2.9:1", long, "wrong")
+	req := httptest.NewRequest("GET", "/reports/"+long, nil)
+	req.Header.Set("User-Agent", long)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "x"})
+	rec := httptest.NewRecorder()
+	e.s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("GET with the store down = %d, want 500", rec.Code)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var failed, internal int
+	for _, l := range lines {
+		// An error keeps up to maxLogError bytes, other fields maxLogField.
+		if len(l) > maxLogError+1024 {
+			t.Errorf("log line of %d bytes: %.300s…", len(l), l)
+		}
+		if strings.Contains(l, "Login failed") && strings.Contains(l, "more bytes]") {
+			failed++
+		}
+		if strings.Contains(l, "Request failed") && strings.Contains(l, "more bytes]") {
+			internal++
+		}
+	}
+	if failed != 1 || internal != 2 {
+		t.Errorf("%d clipped failed logins (want 1) and %d clipped internal errors (want 2) in the log:\n%.3000s", failed, internal, buf.String())
+	}
+}
