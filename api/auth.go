@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -34,6 +35,11 @@ const (
 	TokenPrefix = "tlsrpt_"
 	// maxPasswordBytes is bcrypt's limit: it ignores what follows.
 	maxPasswordBytes = 72
+	// maxLoginBody bounds the login form's body: a user name, a password
+	// of at most maxPasswordBytes, the form's token and a next URL (at most
+	// 2048 bytes, safeNext) fit, URL-encoded, with room to spare. An
+	// anonymous request once spooled 296 MiB of multipart body to /tmp.
+	maxLoginBody = 8 << 10
 )
 
 // principal is who makes a request.
@@ -276,18 +282,46 @@ func safeNext(next string) string {
 	return next
 }
 
+// readLoginForm parses the login form's body: URL-encoded only, and at
+// most maxLoginBody bytes, refused before anything reads it when the
+// Content-Length says more. Multipart is refused rather than bounded: the
+// form never sends it, and its parser spools large parts to disk.
+func readLoginForm(c echo.Context) error {
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationForm {
+		return errorf(http.StatusUnsupportedMediaType, "the login form is sent as %s, not %q", echo.MIMEApplicationForm, clip(mt))
+	}
+	if req.ContentLength > maxLoginBody {
+		return errorf(http.StatusRequestEntityTooLarge, "the login form is larger than %d bytes", maxLoginBody)
+	}
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, maxLoginBody)
+	if err := req.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errorf(http.StatusRequestEntityTooLarge, "the login form is larger than %d bytes", maxLoginBody)
+		}
+		return errorf(http.StatusBadRequest, "the login form could not be read: %s", clip(err.Error()))
+	}
+	return nil
+}
+
 // loginSubmit checks the password; rate-limited per address, because
 // that is what a password guesser spends.
 func (s *Server) loginSubmit(c echo.Context) error {
 	if ok, wait := s.login.allow(s.clientAddr(c)); !ok {
 		return s.tooMany(c, wait)
 	}
+	if err := readLoginForm(c); err != nil {
+		return err
+	}
+	form := c.Request().PostForm
 	ck, err := c.Cookie(loginCookie)
-	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.FormValue(csrfField))) != 1 {
+	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form.Get(csrfField))) != 1 {
 		return s.renderLogin(c, http.StatusForbidden, "The login form expired; please try again.")
 	}
 	ctx := c.Request().Context()
-	name, pw := c.FormValue("username"), c.FormValue("password")
+	name, pw := form.Get("username"), form.Get("password")
 	u, err := s.cfg.DB.UserByName(ctx, name)
 	if err != nil && !errors.Is(err, db.ErrNoCredential) {
 		return err
@@ -308,7 +342,7 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	s.setCookie(c, sessionCookie, tok, int(s.cfg.SessionTTL.Seconds()))
 	s.setCookie(c, loginCookie, "", -1)
 	s.log.InfoContext(ctx, "Logged in", "username", clip(u.Username), "remote_addr", clip(c.RealIP()))
-	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
+	return c.Redirect(http.StatusSeeOther, safeNext(form.Get("next")))
 }
 
 // logout ends the session.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -70,5 +71,61 @@ func TestClientInputLogBounded(t *testing.T) {
 	}
 	if failed != 1 || internal != 2 {
 		t.Errorf("%d clipped failed logins (want 1) and %d clipped internal errors (want 2) in the log:\n%.3000s", failed, internal, buf.String())
+	}
+}
+
+// countingReader is an endless request body that counts what the server
+// read of it.
+type countingReader struct {
+	n    int64
+	fill byte
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = r.fill
+	}
+	r.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestLoginBodyBounded: the login form takes a URL-encoded body of at most
+// maxLoginBody bytes. A larger one is refused with 413 after reading no
+// more than the bound (nothing at all when Content-Length says so), a
+// multipart one with 415 without reading it; an anonymous request once
+// spooled 296 MiB to /tmp.
+func TestLoginBodyBounded(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, tc := range []struct {
+		name     string
+		ctype    string
+		length   int64 // Content-Length; -1: chunked, unknown
+		want     int
+		wantRead int64 // at most
+		wantMsg  string
+	}{
+		{"urlencoded, chunked, endless", "application/x-www-form-urlencoded", -1, http.StatusRequestEntityTooLarge, maxLoginBody + 1, "larger than 8192 bytes"},
+		{"urlencoded, 1 MiB announced", "application/x-www-form-urlencoded", 1 << 20, http.StatusRequestEntityTooLarge, 0, "larger than 8192 bytes"},
+		{"multipart, 296 MiB announced", "multipart/form-data; boundary=x", 296 << 20, http.StatusUnsupportedMediaType, 0, "application/x-www-form-urlencoded"},
+		{"multipart, chunked", "multipart/form-data; boundary=x", -1, http.StatusUnsupportedMediaType, 0, "not &#34;multipart/form-data&#34;"},
+		{"no type", "", -1, http.StatusUnsupportedMediaType, 0, "application/x-www-form-urlencoded"},
+	} {
+		body := &countingReader{fill: 'a'}
+		req := httptest.NewRequest("POST", "/login", io.LimitReader(body, 300<<20))
+		req.ContentLength = tc.length
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		req.AddCookie(&http.Cookie{Name: loginCookie, Value: "t"})
+		rec := httptest.NewRecorder()
+		e.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.want || body.n > tc.wantRead || !strings.Contains(rec.Body.String(), tc.wantMsg) {
+			t.Errorf("%s: POST /login = %d after reading %d bytes, want %d after at most %d bytes, with %q: %.300s",
+				tc.name, rec.Code, body.n, tc.want, tc.wantRead, tc.wantMsg, rec.Body)
+		}
+	}
+	// A form within the bound is read as before: a wrong password is 401.
+	if rec := formLogin(t, e, "192.0.2.9:1", strings.Repeat("u", maxLoginBody/2), "wrong"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("login form of %d bytes = %d, want 401", maxLoginBody/2, rec.Code)
 	}
 }
