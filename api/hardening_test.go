@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 )
 
@@ -127,5 +131,57 @@ func TestLoginBodyBounded(t *testing.T) {
 	// A form within the bound is read as before: a wrong password is 401.
 	if rec := formLogin(t, e, "192.0.2.9:1", strings.Repeat("u", maxLoginBody/2), "wrong"); rec.Code != http.StatusUnauthorized {
 		t.Errorf("login form of %d bytes = %d, want 401", maxLoginBody/2, rec.Code)
+	}
+}
+
+// TestLoginCostsOneComparison: every failed login costs one bcrypt
+// comparison, whether the name is unknown, the password wrong or too long,
+// or the stored hash broken, so the answer's time does not tell which
+// names exist (an unknown name answered in 3 ms, a known one in
+// 120-150 ms). Counted through the compareHash hook, not timed.
+func TestLoginCostsOneComparison(t *testing.T) {
+	if c, err := bcrypt.Cost([]byte(dummyHash)); err != nil || c != bcrypt.DefaultCost {
+		t.Fatalf("bcrypt.Cost(dummyHash) = %d, %v; want %d, the cost of HashPassword", c, err, bcrypt.DefaultCost)
+	}
+	h, err := HashPassword("any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := bcrypt.Cost([]byte(h)); c != bcrypt.DefaultCost {
+		t.Fatalf("HashPassword's cost = %d, dummyHash's %d: they must match", c, bcrypt.DefaultCost)
+	}
+	e := newTestEnv(t, nil)
+	var hashes []string
+	e.s.compareHash = func(hash, pw []byte) error {
+		hashes = append(hashes, string(hash))
+		return bcrypt.CompareHashAndPassword(hash, pw)
+	}
+	ctx := context.Background()
+	real, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.PutUser(ctx, "alice", string(real), db.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.PutUser(ctx, "broken", "not a bcrypt hash", db.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		why, user, pw string
+		want          int
+		wantHash      string
+	}{
+		{"unknown user", "nobody", "right", http.StatusUnauthorized, dummyHash},
+		{"wrong password", "alice", "wrong", http.StatusUnauthorized, string(real)},
+		{"password over 72 bytes", "alice", "right" + strings.Repeat("!", 70), http.StatusUnauthorized, string(real)},
+		{"stored hash not bcrypt", "broken", "not a bcrypt hash", http.StatusUnauthorized, dummyHash},
+		{"right password", "alice", "right", http.StatusSeeOther, string(real)},
+	} {
+		hashes = nil
+		rec := formLogin(t, e, "192.0.2.9:1", tc.user, tc.pw)
+		if rec.Code != tc.want || len(hashes) != 1 || hashes[0] != tc.wantHash {
+			t.Errorf("%s: login = %d with %d comparisons %q; want %d after one comparison with %q", tc.why, rec.Code, len(hashes), hashes, tc.want, tc.wantHash)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/ingest"
@@ -97,6 +98,8 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	intake  *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
+	// compareHash is bcrypt.CompareHashAndPassword; tests count the calls.
+	compareHash func(hash, password []byte) error
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
 	refresher verdictRefresher
 }
@@ -161,6 +164,8 @@ func New(cfg Config) (*Server, error) {
 		rules:  map[string]access{},
 		public: newLimiter(cfg.PublicRate, maxLimiterKeys, cfg.Now),
 		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
+
+		compareHash: bcrypt.CompareHashAndPassword,
 	}
 	s.refresher.kick = make(chan struct{}, 1)
 	if cfg.Pipeline != nil {
