@@ -188,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Use(s.recoverPanic, s.securityHeaders, s.authorize)
+	e.Use(s.recoverPanic, s.securityHeaders, s.checkQuery, s.authorize)
 	s.echo = e
 	s.routes()
 	return s, nil
