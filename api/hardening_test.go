@@ -6,14 +6,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
 // Tests of the API hardening found by probing a running server from
@@ -222,5 +226,63 @@ func TestQueryNULAndInvalidUTF8(t *testing.T) {
 	}
 	if n < 400 {
 		t.Errorf("only %d requests tried", n)
+	}
+}
+
+// TestLiveCheckLimitedPerUser: the live check (DNS and HTTPS to any name a
+// viewer types) is limited per user and per API token, on the three ways
+// to run it, with 429 and Retry-After beyond the limit; other users keep
+// theirs, and the limit refills on the server's clock.
+func TestLiveCheckLimitedPerUser(t *testing.T) {
+	var now atomic.Int64 // the one clock of this test, from testNow
+	now.Store(testNow.UnixNano())
+	e := newTestEnv(t, func(c *Config) {
+		c.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+		c.Inspector = &rollout.Inspector{Resolver: "127.0.0.1:9", Timeout: 300 * time.Millisecond}
+		c.CheckRate = Rate{Per: 1, Every: time.Minute, Burst: 2}
+	})
+	tok, other := e.token(db.RoleViewer), e.login(db.RoleViewer)
+	get := func(w who, path string, want int) {
+		t.Helper()
+		rec := e.do(w, request{method: "GET", path: path})
+		if rec.Code != want {
+			t.Fatalf("GET %s as %s = %d, want %d: %.300s", path, w.name, rec.Code, want, rec.Body)
+		}
+		if ra, _ := strconv.Atoi(rec.Header().Get("Retry-After")); want == http.StatusTooManyRequests && (ra < 1 || ra > 60 || !strings.Contains(rec.Body.String(), "too many live checks")) {
+			t.Errorf("GET %s as %s: Retry-After %q, %.300s; want 1-60 s and the reason", path, w.name, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+	get(tok, "/api/v1/domains/example.com/check", http.StatusOK)
+	get(tok, "/api/v1/domains/example.com/verdict?check=1", http.StatusOK)
+	get(tok, "/api/v1/domains/other.example/check", http.StatusTooManyRequests)
+	get(tok, "/api/v1/domains/example.com/verdict?check=1", http.StatusTooManyRequests)
+	get(tok, "/api/v1/domains/example.com/verdict", http.StatusOK) // no check, no limit
+	// Another user has a bucket of its own, on the page too.
+	get(other, "/domains/example.com?check=1", http.StatusOK)
+	get(other, "/domains/example.com?check=1", http.StatusOK)
+	get(other, "/domains/example.com?check=1", http.StatusTooManyRequests)
+	get(other, "/domains/example.com", http.StatusOK)
+	now.Add(int64(61 * time.Second))
+	get(tok, "/api/v1/domains/example.com/check", http.StatusOK)
+	get(tok, "/api/v1/domains/example.com/check", http.StatusTooManyRequests)
+}
+
+func TestCheckRateSetting(t *testing.T) {
+	env := map[string]string{"TLSRPT_RATE_CHECK": "3/m,2"}
+	s, err := LoadSettings(func(k string) string { return env[k] })
+	if err != nil || s.CheckRate != (Rate{Per: 3, Every: time.Minute, Burst: 2}) {
+		t.Errorf("LoadSettings(TLSRPT_RATE_CHECK=3/m,2) = %+v, %v", s.CheckRate, err)
+	}
+	var cfg Config
+	s.ApplyTo(&cfg)
+	if cfg.CheckRate != s.CheckRate {
+		t.Errorf("ApplyTo: CheckRate %+v, want %+v", cfg.CheckRate, s.CheckRate)
+	}
+	env["TLSRPT_RATE_CHECK"] = "3/d"
+	if _, err := LoadSettings(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "TLSRPT_RATE_CHECK") {
+		t.Errorf("LoadSettings(TLSRPT_RATE_CHECK=3/d) = %v, want an error naming it", err)
+	}
+	if s, _ := LoadSettings(func(string) string { return "" }); s.CheckRate != DefaultCheckRate {
+		t.Errorf("default CheckRate = %+v, want %+v", s.CheckRate, DefaultCheckRate)
 	}
 }

@@ -216,10 +216,14 @@ func (s *Server) domainPage(c echo.Context) error {
 	// policy now); its result then feeds the verdict too.
 	var check *rollout.CheckResult
 	if c.QueryParam("check") == "1" {
-		if s.cfg.Inspector == nil {
+		var err error
+		check, err = s.liveCheck(c, domain)
+		switch {
+		case err == errNoInspector:
 			page.CheckError = "The live check is not configured on this server."
-		} else {
-			check = s.cfg.Inspector.Check(ctx, domain)
+		case err != nil:
+			return err
+		default:
 			page.Check = checkView(check)
 		}
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// and IPv6 /64; LoginRate limits POST /login the same way.
 	PublicRate Rate
 	LoginRate  Rate
+	// CheckRate limits the live check (DNS and HTTPS to any name) per
+	// user or API token.
+	CheckRate Rate
 	// MaxReportBytes bounds a POSTed report body (compressed as sent).
 	MaxReportBytes int64
 	// TrustedProxies lists the proxies whose X-Forwarded-For is believed;
@@ -78,11 +81,12 @@ const (
 	DefaultSessionTTL     = 7 * 24 * time.Hour
 )
 
-// DefaultPublicRate and DefaultLoginRate are the rate limits when Config
-// leaves them zero.
+// DefaultPublicRate, DefaultLoginRate and DefaultCheckRate are the rate
+// limits when Config leaves them zero.
 var (
 	DefaultPublicRate = Rate{Per: 60, Every: time.Minute, Burst: 30}
 	DefaultLoginRate  = Rate{Per: 5, Every: time.Minute, Burst: 5}
+	DefaultCheckRate  = Rate{Per: 10, Every: time.Minute, Burst: 5}
 )
 
 // Server is the web server. Create it with New.
@@ -95,6 +99,7 @@ type Server struct {
 	rules   map[string]access // "METHOD /path" → who may call it
 	public  *limiter
 	login   *limiter
+	checks  *limiter // per user or token (checkKey)
 	metrics *metrics
 	reg     *prometheus.Registry
 	intake  *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
@@ -152,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginRate == (Rate{}) {
 		cfg.LoginRate = DefaultLoginRate
 	}
+	if cfg.CheckRate == (Rate{}) {
+		cfg.CheckRate = DefaultCheckRate
+	}
 	pages, err := ui.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating server: %w", err)
@@ -164,6 +172,7 @@ func New(cfg Config) (*Server, error) {
 		rules:  map[string]access{},
 		public: newLimiter(cfg.PublicRate, maxLimiterKeys, cfg.Now),
 		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
+		checks: newLimiter(cfg.CheckRate, maxLimiterKeys, cfg.Now),
 
 		compareHash: bcrypt.CompareHashAndPassword,
 	}

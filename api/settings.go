@@ -25,6 +25,7 @@ type Settings struct {
 	PublicURL      string         // TLSRPT_PUBLIC_URL
 	PublicRate     Rate           // TLSRPT_RATE_PUBLIC, e.g. "60/m,30"
 	LoginRate      Rate           // TLSRPT_RATE_LOGIN, e.g. "5/m,5"
+	CheckRate      Rate           // TLSRPT_RATE_CHECK, e.g. "10/m,5", per user
 	MaxReportBytes int64          // TLSRPT_MAX_REPORT_BYTES
 	TrustedProxies []netip.Prefix // TLSRPT_TRUSTED_PROXIES, comma-separated CIDRs
 	SessionTTL     time.Duration  // TLSRPT_SESSION_TTL, e.g. "168h"
@@ -40,6 +41,7 @@ func (s Settings) ApplyTo(cfg *Config) {
 	cfg.PublicURL = s.PublicURL
 	cfg.PublicRate = s.PublicRate
 	cfg.LoginRate = s.LoginRate
+	cfg.CheckRate = s.CheckRate
 	cfg.MaxReportBytes = s.MaxReportBytes
 	cfg.TrustedProxies = s.TrustedProxies
 	cfg.SessionTTL = s.SessionTTL
@@ -53,7 +55,7 @@ const DefaultListen = "127.0.0.1:8080"
 // variable at fault.
 func LoadSettings(getenv func(string) string) (Settings, error) {
 	s := Settings{
-		Listen: DefaultListen, PublicRate: DefaultPublicRate, LoginRate: DefaultLoginRate,
+		Listen: DefaultListen, PublicRate: DefaultPublicRate, LoginRate: DefaultLoginRate, CheckRate: DefaultCheckRate,
 		MaxReportBytes: DefaultMaxReportBytes, SessionTTL: DefaultSessionTTL,
 	}
 	if v := getenv("TLSRPT_LISTEN"); v != "" {
@@ -81,6 +83,11 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if v := getenv("TLSRPT_RATE_LOGIN"); v != "" {
 		if s.LoginRate, err = ParseRate(v); err != nil {
 			return s, fmt.Errorf("TLSRPT_RATE_LOGIN: %w", err)
+		}
+	}
+	if v := getenv("TLSRPT_RATE_CHECK"); v != "" {
+		if s.CheckRate, err = ParseRate(v); err != nil {
+			return s, fmt.Errorf("TLSRPT_RATE_CHECK: %w", err)
 		}
 	}
 	if v := getenv("TLSRPT_MAX_REPORT_BYTES"); v != "" {
