@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -284,5 +286,85 @@ func TestCheckRateSetting(t *testing.T) {
 	}
 	if s, _ := LoadSettings(func(string) string { return "" }); s.CheckRate != DefaultCheckRate {
 		t.Errorf("default CheckRate = %+v, want %+v", s.CheckRate, DefaultCheckRate)
+	}
+}
+
+// TestMetricsToken: /metrics lists every listed domain with its traffic
+// only to a scraper with the bearer token TLSRPT_METRICS_TOKEN; anyone
+// else gets the process-wide series, and a wrong token is refused.
+func TestMetricsToken(t *testing.T) {
+	const token = "0123456789abcdef-metrics"
+	const domainSeries = `tlsrpt_sessions_total{domain="example.com"`
+	for _, configured := range []string{"", token} {
+		e := newTestEnv(t, func(c *Config) { c.MetricsToken = configured })
+		rec := e.do(anonymous, request{method: "POST", path: "/tlsrpt", body: string(reportJSONBody(t, "sender.example", "r-1")), ctype: "application/tlsrpt+json"})
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST /tlsrpt = %d %s", rec.Code, rec.Body)
+		}
+		if _, _, err := e.d.AddDomain(context.Background(), "example.com"); err != nil {
+			t.Fatal(err)
+		}
+		scrape := func(w who, wantCode int, wantDomains bool) {
+			t.Helper()
+			rec := e.do(w, request{method: "GET", path: "/metrics"})
+			body := rec.Body.String()
+			if rec.Code != wantCode {
+				t.Fatalf("token configured %v, GET /metrics as %q = %d, want %d: %.300s", configured != "", w.bearer, rec.Code, wantCode, body)
+			}
+			if wantCode != http.StatusOK {
+				if rec.Header().Get("WWW-Authenticate") == "" || strings.Contains(body, "example.com") {
+					t.Errorf("refused scrape: WWW-Authenticate %q, body %.300s", rec.Header().Get("WWW-Authenticate"), body)
+				}
+				return
+			}
+			if got := strings.Contains(body, domainSeries); got != wantDomains || strings.Contains(body, "example.com") != wantDomains {
+				t.Errorf("token configured %v, GET /metrics as %q: per-domain series %v, want %v", configured != "", w.bearer, got, wantDomains)
+			}
+			for _, want := range []string{`tlsrpt_reports_stored{source="https",trusted="true"} 1`, "tlsrpt_metrics_store_error 0", "go_goroutines", `tlsrpt_https_reports_total{outcome="stored"} 1`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("token configured %v, GET /metrics as %q lacks %q", configured != "", w.bearer, want)
+				}
+			}
+		}
+		scrape(anonymous, http.StatusOK, false)
+		if configured == "" {
+			scrape(who{bearer: token}, http.StatusOK, false) // nothing to unlock
+			continue
+		}
+		scrape(who{bearer: token}, http.StatusOK, true)
+		scrape(who{bearer: token[:len(token)-1]}, http.StatusUnauthorized, false)
+		scrape(who{bearer: token + "x"}, http.StatusUnauthorized, false)
+		scrape(e.token(db.RoleAdmin), http.StatusUnauthorized, false) // an API token is not the metrics token
+	}
+}
+
+func TestMetricsTokenSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "metrics-token")
+	if err := os.WriteFile(file, []byte("from-a-file-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env       map[string]string
+		want, err string
+	}{
+		{map[string]string{}, "", ""},
+		{map[string]string{"TLSRPT_METRICS_TOKEN": "from-the-env-0123456789"}, "from-the-env-0123456789", ""},
+		{map[string]string{"TLSRPT_METRICS_TOKEN_FILE": file}, "from-a-file-0123456789", ""},
+		{map[string]string{"TLSRPT_METRICS_TOKEN": "x-0123456789abcdef", "TLSRPT_METRICS_TOKEN_FILE": file}, "", "TLSRPT_METRICS_TOKEN_FILE are both set"},
+		{map[string]string{"TLSRPT_METRICS_TOKEN_FILE": file + ".missing"}, "", "TLSRPT_METRICS_TOKEN_FILE"},
+		{map[string]string{"TLSRPT_METRICS_TOKEN": "short"}, "", "TLSRPT_METRICS_TOKEN: shorter than 16"},
+	} {
+		s, err := LoadSettings(func(k string) string { return tc.env[k] })
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("LoadSettings(%v) = %v, want an error with %q", tc.env, err, tc.err)
+			}
+			continue
+		}
+		var cfg Config
+		s.ApplyTo(&cfg)
+		if err != nil || cfg.MetricsToken != tc.want {
+			t.Errorf("LoadSettings(%v): MetricsToken %q, %v; want %q", tc.env, cfg.MetricsToken, err, tc.want)
+		}
 	}
 }

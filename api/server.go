@@ -52,6 +52,9 @@ type Config struct {
 	// CheckRate limits the live check (DNS and HTTPS to any name) per
 	// user or API token.
 	CheckRate Rate
+	// MetricsToken, when set, is the bearer token /metrics wants before it
+	// lists the per-domain series; without it they are not served.
+	MetricsToken string
 	// MaxReportBytes bounds a POSTed report body (compressed as sent).
 	MaxReportBytes int64
 	// TrustedProxies lists the proxies whose X-Forwarded-For is believed;
@@ -101,8 +104,10 @@ type Server struct {
 	login   *limiter
 	checks  *limiter // per user or token (checkKey)
 	metrics *metrics
-	reg     *prometheus.Registry
-	intake  *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
+	reg     *prometheus.Registry // every series: with the metrics token
+	// processReg has the series without a domain label: for anyone.
+	processReg *prometheus.Registry
+	intake     *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
 	// compareHash is bcrypt.CompareHashAndPassword; tests count the calls.
 	compareHash func(hash, password []byte) error
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
@@ -180,9 +185,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Pipeline != nil {
 		s.intake = s.newIntake()
 	}
-	s.reg = prometheus.NewRegistry()
+	s.reg, s.processReg = prometheus.NewRegistry(), prometheus.NewRegistry()
 	s.metrics = newMetrics(s)
-	if err := s.metrics.register(s.reg); err != nil {
+	if err := s.metrics.register(s.reg, true); err != nil {
+		return nil, fmt.Errorf("creating server: %w", err)
+	}
+	if err := s.metrics.register(s.processReg, false); err != nil {
 		return nil, fmt.Errorf("creating server: %w", err)
 	}
 	e := echo.New()
