@@ -162,6 +162,9 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return errorf(http.StatusForbidden, "your account (%s) may look but not change anything", p.Role)
 		}
 		if method != http.MethodGet && !p.Bearer {
+			// A signed-in browser's forms and JSON are small: bounded
+			// before checkCSRF parses them (multipart would spool to disk).
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, maxJSONBody)
 			if err := checkCSRF(c, p.CSRF); err != nil {
 				return err
 			}

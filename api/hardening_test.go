@@ -368,3 +368,28 @@ func TestMetricsTokenSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedInFormBodyBounded: a signed-in browser's state change (a
+// viewer's POST /logout) reads at most maxJSONBody of its body, multipart
+// or not, before the CSRF check parses it.
+func TestSignedInFormBodyBounded(t *testing.T) {
+	e := newTestEnv(t, nil)
+	v := e.login(db.RoleViewer)
+	for _, tc := range []struct{ ctype, head string }{
+		// A file part that never ends: the parser would spool it to disk.
+		{"multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n"},
+		{"application/x-www-form-urlencoded", "csrf="},
+	} {
+		ctype := tc.ctype
+		body := &countingReader{fill: 'a'}
+		req := httptest.NewRequest("POST", "/logout", io.MultiReader(strings.NewReader(tc.head), io.LimitReader(body, 300<<20)))
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", ctype)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: v.cookie})
+		rec := httptest.NewRecorder()
+		e.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden || body.n > maxJSONBody+1 {
+			t.Errorf("POST /logout, %s, endless: %d after reading %d bytes; want 403 after at most %d", ctype, rec.Code, body.n, maxJSONBody+1)
+		}
+	}
+}
