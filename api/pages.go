@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -219,7 +220,7 @@ func (s *Server) domainPage(c echo.Context) error {
 		var err error
 		check, err = s.liveCheck(c, domain)
 		switch {
-		case err == errNoInspector:
+		case errors.Is(err, errNoInspector):
 			page.CheckError = "The live check is not configured on this server."
 		case err != nil:
 			return err
