@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -240,10 +241,9 @@ func (s *Server) apiVerdict(c echo.Context) error {
 	// ?check=1 runs the live check first and lets it into the verdict.
 	var check *rollout.CheckResult
 	if c.QueryParam("check") == "1" {
-		if s.cfg.Inspector == nil {
-			return errorf(http.StatusServiceUnavailable, "the live check is not configured on this server")
+		if check, err = s.liveCheck(c, d); err != nil {
+			return err
 		}
-		check = s.cfg.Inspector.Check(ctx, d)
 	}
 	v, err := s.verdictWithCheck(ctx, d, check)
 	if err != nil {
@@ -258,10 +258,41 @@ func (s *Server) apiCheck(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.Inspector == nil {
-		return errorf(http.StatusServiceUnavailable, "the live check is not configured on this server")
+	check, err := s.liveCheck(c, d)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, s.cfg.Inspector.Check(c.Request().Context(), d))
+	return c.JSON(http.StatusOK, check)
+}
+
+// errNoInspector answers a live check on a server without an inspector.
+var errNoInspector = errorf(http.StatusServiceUnavailable, "the live check is not configured on this server")
+
+// liveCheck runs the live check of domain for the caller. It costs DNS
+// queries and an HTTPS fetch of any name the caller types, so each user
+// or API token gets CheckRate of them (429 with Retry-After beyond).
+func (s *Server) liveCheck(c echo.Context, domain string) (*rollout.CheckResult, error) {
+	if s.cfg.Inspector == nil {
+		return nil, errNoInspector
+	}
+	if ok, wait := s.checks.allowKey(checkKey(principalOf(c))); !ok {
+		secs := retryAfter(wait)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return nil, errorf(http.StatusTooManyRequests, "too many live checks from your account; try again in %d seconds", secs)
+	}
+	return s.cfg.Inspector.Check(c.Request().Context(), domain), nil
+}
+
+// checkKey names the caller's live-check bucket: a user's sessions share
+// one, each API token has its own.
+func checkKey(p *principal) string {
+	switch {
+	case p == nil:
+		return "anonymous" // not reached: the routes need a viewer
+	case p.Bearer:
+		return "token\x00" + p.Name
+	}
+	return "user\x00" + p.Name
 }
 
 // apiReports lists reports with the same filters as the page.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -34,6 +35,11 @@ const (
 	TokenPrefix = "tlsrpt_"
 	// maxPasswordBytes is bcrypt's limit: it ignores what follows.
 	maxPasswordBytes = 72
+	// maxLoginBody bounds the login form's body: a user name, a password
+	// of at most maxPasswordBytes, the form's token and a next URL (at most
+	// 2048 bytes, safeNext) fit, URL-encoded, with room to spare. An
+	// anonymous request once spooled 296 MiB of multipart body to /tmp.
+	maxLoginBody = 8 << 10
 )
 
 // principal is who makes a request.
@@ -156,6 +162,9 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			return errorf(http.StatusForbidden, "your account (%s) may look but not change anything", p.Role)
 		}
 		if method != http.MethodGet && !p.Bearer {
+			// A signed-in browser's forms and JSON are small: bounded
+			// before checkCSRF parses them (multipart would spool to disk).
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, maxJSONBody)
 			if err := checkCSRF(c, p.CSRF); err != nil {
 				return err
 			}
@@ -276,24 +285,75 @@ func safeNext(next string) string {
 	return next
 }
 
+// readLoginForm parses the login form's body: URL-encoded only, and at
+// most maxLoginBody bytes, refused before anything reads it when the
+// Content-Length says more. Multipart is refused rather than bounded: the
+// form never sends it, and its parser spools large parts to disk.
+func readLoginForm(c echo.Context) error {
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationForm {
+		return errorf(http.StatusUnsupportedMediaType, "the login form is sent as %s, not %q", echo.MIMEApplicationForm, clip(mt))
+	}
+	if req.ContentLength > maxLoginBody {
+		return errorf(http.StatusRequestEntityTooLarge, "the login form is larger than %d bytes", maxLoginBody)
+	}
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, maxLoginBody)
+	if err := req.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errorf(http.StatusRequestEntityTooLarge, "the login form is larger than %d bytes", maxLoginBody)
+		}
+		return errorf(http.StatusBadRequest, "the login form could not be read: %s", clip(err.Error()))
+	}
+	return nil
+}
+
+// dummyHash is what an unknown user name's password is compared with, so
+// that every failed login costs one bcrypt comparison of HashPassword's
+// cost: an unknown name answered in 3 ms and a known one in 120-150 ms,
+// which told a stranger which names exist. It is the hash of a random
+// password nobody kept; a match would still be refused (no user).
+const dummyHash = "$2a$10$xc380xvIv/7rAFSNpnCf0eF9BepBIn7Mc1fMHJhtCCl.tzIqqzq/6"
+
+// checkPassword compares pw with u's hash, or with dummyHash when there is
+// no such user or its hash is not bcrypt's: exactly one comparison on every
+// path, and false unless u exists and pw is its password.
+func (s *Server) checkPassword(u *db.User, pw string) bool {
+	hash := dummyHash
+	if u != nil {
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil {
+			hash = u.PasswordHash
+		}
+	}
+	// bcrypt reads maxPasswordBytes at most; a longer password is
+	// refused after the same comparison of its prefix.
+	match := s.compareHash([]byte(hash), []byte(pw[:min(len(pw), maxPasswordBytes)])) == nil
+	return match && u != nil && hash == u.PasswordHash && len(pw) <= maxPasswordBytes
+}
+
 // loginSubmit checks the password; rate-limited per address, because
 // that is what a password guesser spends.
 func (s *Server) loginSubmit(c echo.Context) error {
 	if ok, wait := s.login.allow(s.clientAddr(c)); !ok {
 		return s.tooMany(c, wait)
 	}
+	if err := readLoginForm(c); err != nil {
+		return err
+	}
+	form := c.Request().PostForm
 	ck, err := c.Cookie(loginCookie)
-	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.FormValue(csrfField))) != 1 {
+	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form.Get(csrfField))) != 1 {
 		return s.renderLogin(c, http.StatusForbidden, "The login form expired; please try again.")
 	}
 	ctx := c.Request().Context()
-	name, pw := c.FormValue("username"), c.FormValue("password")
+	name, pw := form.Get("username"), form.Get("password")
 	u, err := s.cfg.DB.UserByName(ctx, name)
 	if err != nil && !errors.Is(err, db.ErrNoCredential) {
 		return err
 	}
-	if u == nil || len(pw) > maxPasswordBytes || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(pw)) != nil {
-		s.log.WarnContext(ctx, "Login failed", "username", name, "remote_addr", c.RealIP())
+	if !s.checkPassword(u, pw) {
+		s.log.WarnContext(ctx, "Login failed", "username", clip(name), "remote_addr", clip(c.RealIP()))
 		return s.renderLogin(c, http.StatusUnauthorized, "Wrong user name or password.")
 	}
 	// Expired sessions are swept at each login: logins are rare and
@@ -307,8 +367,8 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	}
 	s.setCookie(c, sessionCookie, tok, int(s.cfg.SessionTTL.Seconds()))
 	s.setCookie(c, loginCookie, "", -1)
-	s.log.InfoContext(ctx, "Logged in", "username", u.Username, "remote_addr", c.RealIP())
-	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
+	s.log.InfoContext(ctx, "Logged in", "username", clip(u.Username), "remote_addr", clip(c.RealIP()))
+	return c.Redirect(http.StatusSeeOther, safeNext(form.Get("next")))
 }
 
 // logout ends the session.

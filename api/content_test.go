@@ -236,7 +236,8 @@ func reportJSONBody(t *testing.T, org, id string) []byte {
 }
 
 func TestPostReport(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.MaxReportBytes = 8 << 10 })
+	const metricsToken = "content-test-metrics-token"
+	e := newTestEnv(t, func(c *Config) { c.MaxReportBytes = 8 << 10; c.MetricsToken = metricsToken })
 	ctx := context.Background()
 	body := reportJSONBody(t, "sender.example", "r-1")
 	// The poster's address has a forward-confirmed reverse name under the
@@ -304,7 +305,8 @@ func TestPostReport(t *testing.T) {
 	if _, _, err := e.d.AddDomain(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	metrics = e.do(anonymous, request{method: "GET", path: "/metrics"}).Body.String()
+	// Per-domain series need the metrics token (TestMetricsToken).
+	metrics = e.do(who{bearer: metricsToken}, request{method: "GET", path: "/metrics"}).Body.String()
 	if want := `tlsrpt_sessions_total{domain="example.com",outcome="successful",policy_type="sts"} 200`; !strings.Contains(metrics, want) {
 		t.Errorf("metrics lack %q", want)
 	}

@@ -94,8 +94,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	status, msg, internal := classify(err)
 	if internal {
-		s.log.ErrorContext(c.Request().Context(), "Request failed", "method", c.Request().Method,
-			"path", c.Request().URL.Path, "status", status, "error", err)
+		s.log.ErrorContext(c.Request().Context(), "Request failed", "method", clip(c.Request().Method),
+			"path", clip(c.Request().URL.Path), "user_agent", clip(c.Request().UserAgent()), "status", status, "error", clipErr(err))
 	}
 	if status == 499 {
 		return
@@ -110,7 +110,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	page := ui.ErrorPage{Layout: s.layout(c, http.StatusText(status), ""), Status: status, Message: msg}
 	if err := s.render(c, status, "error", page); err != nil {
-		s.log.ErrorContext(c.Request().Context(), "Rendering error page failed", "error", err)
+		s.log.ErrorContext(c.Request().Context(), "Rendering error page failed", "error", clipErr(err))
 		_ = c.String(status, msg)
 	}
 }

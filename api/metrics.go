@@ -2,6 +2,10 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,8 +16,9 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// metrics holds the server's own counters and the collector that reads the
-// store at scrape time. Each Server has its own registry: no global state.
+// metrics holds the server's own counters and what the collectors that
+// read the store at scrape time export. Each Server has its own
+// registries: no global state.
 type metrics struct {
 	s *Server
 	// https counts POST /tlsrpt outcomes: stored, duplicate, refused.
@@ -69,8 +74,10 @@ func newMetrics(s *Server) *metrics {
 	}
 }
 
-func (m *metrics) register(r *prometheus.Registry) error {
-	for _, c := range []prometheus.Collector{m.https, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+// register adds the server's series to r: the process-wide ones, and the
+// per-domain ones when domains is set.
+func (m *metrics) register(r *prometheus.Registry, domains bool) error {
+	for _, c := range []prometheus.Collector{m.https, storeMetrics{m, domains}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -78,15 +85,30 @@ func (m *metrics) register(r *prometheus.Registry) error {
 	return nil
 }
 
+// storeMetrics is the collector reading the store at scrape time; domains
+// says whether it exports the per-domain series (tlsrpt_sessions_total,
+// tlsrpt_failed_sessions_total), which list every domain and its traffic
+// and so are served only with the metrics token.
+type storeMetrics struct {
+	m       *metrics
+	domains bool
+}
+
 // Describe implements prometheus.Collector.
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.reports, m.quarantined, m.sessions, m.failures, m.imapUp, m.imapLast, m.scrapeErr} {
+func (c storeMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m := c.m
+	for _, d := range []*prometheus.Desc{m.reports, m.quarantined, m.imapUp, m.imapLast, m.scrapeErr} {
 		ch <- d
+	}
+	if c.domains {
+		ch <- m.sessions
+		ch <- m.failures
 	}
 }
 
 // Collect implements prometheus.Collector: it reads the store's totals.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
 	if f := m.s.cfg.PollerStatus; f != nil {
 		st := f()
 		up := 0.0
@@ -100,24 +122,27 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
-	c, err := m.s.cfg.DB.MetricsCounts(ctx)
+	n, err := m.s.cfg.DB.MetricsCounts(ctx)
 	if err != nil {
 		m.s.log.Error("Reading metrics from the store failed", "error", err)
 		ch <- prometheus.MustNewConstMetric(m.scrapeErr, prometheus.GaugeValue, 1)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(m.scrapeErr, prometheus.GaugeValue, 0)
-	for _, r := range c.Reports {
+	for _, r := range n.Reports {
 		trusted := "false"
 		if r.Trusted {
 			trusted = "true"
 		}
 		ch <- prometheus.MustNewConstMetric(m.reports, prometheus.GaugeValue, float64(r.Count), r.Source, trusted)
 	}
-	ch <- prometheus.MustNewConstMetric(m.quarantined, prometheus.GaugeValue, float64(c.Quarantined))
+	ch <- prometheus.MustNewConstMetric(m.quarantined, prometheus.GaugeValue, float64(n.Quarantined))
+	if !c.domains {
+		return
+	}
 	type sk struct{ domain, typ, outcome string }
 	sess := map[sk]int64{}
-	for _, s := range c.Sessions {
+	for _, s := range n.Sessions {
 		t := s.PolicyType
 		if !knownPolicyTypes[t] {
 			t = "other"
@@ -130,7 +155,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	type fk struct{ domain, typ string }
 	fails := map[fk]int64{}
-	for _, f := range c.Failures {
+	for _, f := range n.Failures {
 		t := f.ResultType
 		if !knownResultTypes[t] {
 			t = "other"
@@ -142,7 +167,28 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// metricsHandler serves the process-wide series to anyone and, with
+// Authorization: Bearer <Config.MetricsToken>, the per-domain ones too. A
+// wrong token is refused (401), so a scraper with a stale credential
+// fails loudly instead of quietly losing the per-domain series.
 func (s *Server) metricsHandler() echo.HandlerFunc {
-	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: nil, Timeout: metricsTimeout + 5*time.Second})
-	return echo.WrapHandler(h)
+	opts := promhttp.HandlerOpts{ErrorLog: nil, Timeout: metricsTimeout + 5*time.Second}
+	all := echo.WrapHandler(promhttp.HandlerFor(s.reg, opts))
+	process := echo.WrapHandler(promhttp.HandlerFor(s.processReg, opts))
+	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		if h == "" || s.cfg.MetricsToken == "" {
+			return process(c)
+		}
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		// Compared as digests in constant time: neither the content nor
+		// the length of the token leaks through the answer's time.
+		got := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			return errorf(http.StatusUnauthorized, "the metrics token is wrong; without one /metrics serves the process-wide series only")
+		}
+		return all(c)
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -133,7 +134,7 @@ func (s *Server) mode(ctx context.Context, domain string, v *rollout.Verdict) st
 	}
 	m, err := s.cfg.DB.DomainMode(ctx, domain)
 	if err != nil {
-		s.log.WarnContext(ctx, "Reading mode failed", "domain", domain, "error", err)
+		s.log.WarnContext(ctx, "Reading mode failed", "domain", clip(domain), "error", clipErr(err))
 	}
 	if m == "" {
 		return "unknown"
@@ -216,10 +217,14 @@ func (s *Server) domainPage(c echo.Context) error {
 	// policy now); its result then feeds the verdict too.
 	var check *rollout.CheckResult
 	if c.QueryParam("check") == "1" {
-		if s.cfg.Inspector == nil {
+		var err error
+		check, err = s.liveCheck(c, domain)
+		switch {
+		case errors.Is(err, errNoInspector):
 			page.CheckError = "The live check is not configured on this server."
-		} else {
-			check = s.cfg.Inspector.Check(ctx, domain)
+		case err != nil:
+			return err
+		default:
 			page.Check = checkView(check)
 		}
 	}

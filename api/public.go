@@ -82,12 +82,12 @@ func (s *Server) postReport(c echo.Context) error {
 			s.metrics.https.WithLabelValues("unavailable").Inc()
 			// Logged at Debug: the batcher logs the store's failure once per
 			// batch, and an overloaded server must not also flood its log.
-			s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
+			s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
 			c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
 			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later"}
 		case errors.Is(err, ingest.ErrRetryLater):
 			// The quarantine of a broken body failed: the store is down.
-			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", c.RealIP(), "error", err)
+			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
 			c.Response().Header().Set("Retry-After", strconv.Itoa(60))
 			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
 		}

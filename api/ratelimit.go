@@ -37,19 +37,19 @@ const maxLimiterKeys = 10000
 
 // limiter rate-limits per client: one bucket per IPv4 address and per
 // IPv6 /64 (a single host usually owns a whole /64, so per-address
-// buckets would be trivial to evade).
+// buckets would be trivial to evade), or per key of allowKey (a user).
 type limiter struct {
 	rate Rate
 	max  int
 	now  func() time.Time
 
 	mu    sync.Mutex
-	byKey map[netip.Addr]*list.Element
+	byKey map[string]*list.Element
 	lru   *list.List // of *bucket, most recent at the front
 }
 
 type bucket struct {
-	key netip.Addr
+	key string
 	lim *rate.Limiter
 }
 
@@ -57,7 +57,7 @@ func newLimiter(r Rate, maxKeys int, now func() time.Time) *limiter {
 	if maxKeys <= 0 {
 		maxKeys = maxLimiterKeys
 	}
-	return &limiter{rate: r, max: maxKeys, now: now, byKey: map[netip.Addr]*list.Element{}, lru: list.New()}
+	return &limiter{rate: r, max: maxKeys, now: now, byKey: map[string]*list.Element{}, lru: list.New()}
 }
 
 // limiterKey maps an address to its bucket: the address itself for IPv4
@@ -77,10 +77,14 @@ func limiterKey(a netip.Addr) netip.Addr {
 // allow takes one token for addr. When none is left it returns false and
 // how long until one is.
 func (l *limiter) allow(addr netip.Addr) (bool, time.Duration) {
+	return l.allowKey(limiterKey(addr).String())
+}
+
+// allowKey is allow for a bucket named by key.
+func (l *limiter) allowKey(key string) (bool, time.Duration) {
 	if l.rate.limit() == rate.Inf {
 		return true, 0
 	}
-	key := limiterKey(addr)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/ingest"
@@ -48,6 +49,12 @@ type Config struct {
 	// and IPv6 /64; LoginRate limits POST /login the same way.
 	PublicRate Rate
 	LoginRate  Rate
+	// CheckRate limits the live check (DNS and HTTPS to any name) per
+	// user or API token.
+	CheckRate Rate
+	// MetricsToken, when set, is the bearer token /metrics wants before it
+	// lists the per-domain series; without it they are not served.
+	MetricsToken string
 	// MaxReportBytes bounds a POSTed report body (compressed as sent).
 	MaxReportBytes int64
 	// TrustedProxies lists the proxies whose X-Forwarded-For is believed;
@@ -80,11 +87,12 @@ const (
 	DefaultSessionTTL     = 7 * 24 * time.Hour
 )
 
-// DefaultPublicRate and DefaultLoginRate are the rate limits when Config
-// leaves them zero.
+// DefaultPublicRate, DefaultLoginRate and DefaultCheckRate are the rate
+// limits when Config leaves them zero.
 var (
 	DefaultPublicRate = Rate{Per: 60, Every: time.Minute, Burst: 30}
 	DefaultLoginRate  = Rate{Per: 5, Every: time.Minute, Burst: 5}
+	DefaultCheckRate  = Rate{Per: 10, Every: time.Minute, Burst: 5}
 )
 
 // Server is the web server. Create it with New.
@@ -97,9 +105,14 @@ type Server struct {
 	rules   map[string]access // "METHOD /path" → who may call it
 	public  *limiter
 	login   *limiter
+	checks  *limiter // per user or token (checkKey)
 	metrics *metrics
-	reg     *prometheus.Registry
-	intake  *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
+	reg     *prometheus.Registry // every series: with the metrics token
+	// processReg has the series without a domain label: for anyone.
+	processReg *prometheus.Registry
+	intake     *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
+	// compareHash is bcrypt.CompareHashAndPassword; tests count the calls.
+	compareHash func(hash, password []byte) error
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
 	refresher verdictRefresher
 }
@@ -155,6 +168,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginRate == (Rate{}) {
 		cfg.LoginRate = DefaultLoginRate
 	}
+	if cfg.CheckRate == (Rate{}) {
+		cfg.CheckRate = DefaultCheckRate
+	}
 	pages, err := ui.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating server: %w", err)
@@ -167,14 +183,20 @@ func New(cfg Config) (*Server, error) {
 		rules:  map[string]access{},
 		public: newLimiter(cfg.PublicRate, maxLimiterKeys, cfg.Now),
 		login:  newLimiter(cfg.LoginRate, maxLimiterKeys, cfg.Now),
+		checks: newLimiter(cfg.CheckRate, maxLimiterKeys, cfg.Now),
+
+		compareHash: bcrypt.CompareHashAndPassword,
 	}
 	s.refresher.kick = make(chan struct{}, 1)
 	if cfg.Pipeline != nil {
 		s.intake = s.newIntake()
 	}
-	s.reg = prometheus.NewRegistry()
+	s.reg, s.processReg = prometheus.NewRegistry(), prometheus.NewRegistry()
 	s.metrics = newMetrics(s)
-	if err := s.metrics.register(s.reg); err != nil {
+	if err := s.metrics.register(s.reg, true); err != nil {
+		return nil, fmt.Errorf("creating server: %w", err)
+	}
+	if err := s.metrics.register(s.processReg, false); err != nil {
 		return nil, fmt.Errorf("creating server: %w", err)
 	}
 	e := echo.New()
@@ -189,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Use(s.recoverPanic, s.securityHeaders, s.authorize)
+	e.Use(s.recoverPanic, s.securityHeaders, s.checkQuery, s.authorize)
 	s.echo = e
 	s.routes()
 	return s, nil

@@ -25,9 +25,11 @@ type Settings struct {
 	PublicURL      string         // TLSRPT_PUBLIC_URL
 	PublicRate     Rate           // TLSRPT_RATE_PUBLIC, e.g. "60/m,30"
 	LoginRate      Rate           // TLSRPT_RATE_LOGIN, e.g. "5/m,5"
+	CheckRate      Rate           // TLSRPT_RATE_CHECK, e.g. "10/m,5", per user
 	MaxReportBytes int64          // TLSRPT_MAX_REPORT_BYTES
 	TrustedProxies []netip.Prefix // TLSRPT_TRUSTED_PROXIES, comma-separated CIDRs
 	SessionTTL     time.Duration  // TLSRPT_SESSION_TTL, e.g. "168h"
+	MetricsToken   string         // TLSRPT_METRICS_TOKEN or the file TLSRPT_METRICS_TOKEN_FILE
 	// SecureCookies is set when TLS is on, or forced by
 	// TLSRPT_SECURE_COOKIES=true behind a TLS-terminating proxy.
 	SecureCookies bool
@@ -40,9 +42,11 @@ func (s Settings) ApplyTo(cfg *Config) {
 	cfg.PublicURL = s.PublicURL
 	cfg.PublicRate = s.PublicRate
 	cfg.LoginRate = s.LoginRate
+	cfg.CheckRate = s.CheckRate
 	cfg.MaxReportBytes = s.MaxReportBytes
 	cfg.TrustedProxies = s.TrustedProxies
 	cfg.SessionTTL = s.SessionTTL
+	cfg.MetricsToken = s.MetricsToken
 	cfg.SecureCookies = s.SecureCookies
 }
 
@@ -53,7 +57,7 @@ const DefaultListen = "127.0.0.1:8080"
 // variable at fault.
 func LoadSettings(getenv func(string) string) (Settings, error) {
 	s := Settings{
-		Listen: DefaultListen, PublicRate: DefaultPublicRate, LoginRate: DefaultLoginRate,
+		Listen: DefaultListen, PublicRate: DefaultPublicRate, LoginRate: DefaultLoginRate, CheckRate: DefaultCheckRate,
 		MaxReportBytes: DefaultMaxReportBytes, SessionTTL: DefaultSessionTTL,
 	}
 	if v := getenv("TLSRPT_LISTEN"); v != "" {
@@ -61,18 +65,13 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	}
 	s.TLSCert, s.TLSKey = getenv("TLSRPT_TLS_CERT"), getenv("TLSRPT_TLS_KEY")
 	s.PublicURL = getenv("TLSRPT_PUBLIC_URL")
-	s.AdminPassword = getenv("TLSRPT_ADMIN_PASSWORD")
-	if f := getenv("TLSRPT_ADMIN_PASSWORD_FILE"); f != "" {
-		if s.AdminPassword != "" {
-			return s, errors.New("TLSRPT_ADMIN_PASSWORD and TLSRPT_ADMIN_PASSWORD_FILE are both set: use one")
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return s, fmt.Errorf("TLSRPT_ADMIN_PASSWORD_FILE: %w", err)
-		}
-		s.AdminPassword = strings.TrimRight(string(b), "\r\n")
-	}
 	var err error
+	if s.AdminPassword, err = secretEnv(getenv, "TLSRPT_ADMIN_PASSWORD"); err != nil {
+		return s, err
+	}
+	if s.MetricsToken, err = secretEnv(getenv, "TLSRPT_METRICS_TOKEN"); err != nil {
+		return s, err
+	}
 	if v := getenv("TLSRPT_RATE_PUBLIC"); v != "" {
 		if s.PublicRate, err = ParseRate(v); err != nil {
 			return s, fmt.Errorf("TLSRPT_RATE_PUBLIC: %w", err)
@@ -81,6 +80,11 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if v := getenv("TLSRPT_RATE_LOGIN"); v != "" {
 		if s.LoginRate, err = ParseRate(v); err != nil {
 			return s, fmt.Errorf("TLSRPT_RATE_LOGIN: %w", err)
+		}
+	}
+	if v := getenv("TLSRPT_RATE_CHECK"); v != "" {
+		if s.CheckRate, err = ParseRate(v); err != nil {
+			return s, fmt.Errorf("TLSRPT_RATE_CHECK: %w", err)
 		}
 	}
 	if v := getenv("TLSRPT_MAX_REPORT_BYTES"); v != "" {
@@ -111,6 +115,27 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	return s, s.Validate()
 }
 
+// secretEnv reads the secret NAME or the file named by NAME_FILE (not
+// both), as cmd/tlsrpt's secretSetting does.
+func secretEnv(getenv func(string) string, name string) (string, error) {
+	v, file := getenv(name), getenv(name+"_FILE")
+	if v != "" && file != "" {
+		return "", fmt.Errorf("%s and %s_FILE are both set: use one", name, name)
+	}
+	if file == "" {
+		return v, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// minMetricsToken is the shortest metrics token taken: it guards the list
+// of every domain, so it should be a random secret, not a word.
+const minMetricsToken = 16
+
 // Validate checks the settings, naming the variable at fault.
 func (s Settings) Validate() error {
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
@@ -121,6 +146,9 @@ func (s Settings) Validate() error {
 	}
 	if len(s.AdminPassword) > maxPasswordBytes {
 		return fmt.Errorf("TLSRPT_ADMIN_PASSWORD: longer than %d bytes (bcrypt ignores the rest)", maxPasswordBytes)
+	}
+	if s.MetricsToken != "" && len(s.MetricsToken) < minMetricsToken {
+		return fmt.Errorf("TLSRPT_METRICS_TOKEN: shorter than %d characters; use a random one (openssl rand -hex 32)", minMetricsToken)
 	}
 	if s.PublicURL != "" && !strings.HasPrefix(s.PublicURL, "https://") && !strings.HasPrefix(s.PublicURL, "http://") {
 		return fmt.Errorf("TLSRPT_PUBLIC_URL: %q is not an http(s) URL", s.PublicURL)

@@ -18,31 +18,55 @@ import (
 // nonPublic lists the ranges the policy fetch refuses unless AllowPrivate
 // is set, beyond what netip.Addr's predicates cover: a dashboard user
 // must not make the server connect into networks it can reach and the
-// user cannot. It is never written.
+// user cannot. The IPv6 part follows IANA's special-purpose address
+// registry: every range not globally reachable, and every range whose
+// addresses embed an IPv4 address the connection may end up at. It is
+// never written.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),      // "this network" (RFC 791)
 	netip.MustParsePrefix("100.64.0.0/10"),  // CGNAT shared space (RFC 6598)
 	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments (RFC 6890)
 	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking (RFC 2544)
 	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and broadcast
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64 (RFC 8215)
-	netip.MustParsePrefix("fc00::/7"),       // unique local (RFC 4193)
-	netip.MustParsePrefix("fec0::/10"),      // deprecated site-local
-	netip.MustParsePrefix("2001:db8::/32"),  // documentation
-	netip.MustParsePrefix("100::/64"),       // discard-only (RFC 6666)
-	netip.MustParsePrefix("::ffff:0:0/96"),  // IPv4-mapped, checked unmapped
-	netip.MustParsePrefix("2002::/16"),      // 6to4 can embed any IPv4
-	netip.MustParsePrefix("2001::/32"),      // Teredo can embed any IPv4
 	netip.MustParsePrefix("169.254.0.0/16"), // link-local, also covered below
 	netip.MustParsePrefix("255.255.255.255/32"),
+
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (RFC 4291 §2.5.5.1), with :: and ::1
+	netip.MustParsePrefix("::ffff:0:0/96"),   // IPv4-mapped: unmapped and checked as IPv4 first
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (RFC 2765): embeds any IPv4
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64 (RFC 8215): embeds any IPv4
+	netip.MustParsePrefix("100::/64"),        // discard-only (RFC 6666)
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments (RFC 2928)
+	netip.MustParsePrefix("2001::/32"),       // Teredo (RFC 4380), inside the above: embeds any IPv4
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation (RFC 3849)
+	netip.MustParsePrefix("2002::/16"),       // 6to4 (RFC 3056): embeds any IPv4
+	netip.MustParsePrefix("3fff::/20"),       // documentation (RFC 9637)
+	netip.MustParsePrefix("5f00::/16"),       // SRv6 SIDs (RFC 9602)
+	netip.MustParsePrefix("fc00::/7"),        // unique local (RFC 4193)
+	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
+	netip.MustParsePrefix("fe80::/10"),       // link-local, also covered below
+	netip.MustParsePrefix("ff00::/8"),        // multicast, also covered below
 }
+
+// nat64 is the well-known NAT64 prefix (RFC 6052 §2.1): 64:ff9b::a.b.c.d
+// reaches a.b.c.d through the translator, so it is judged as a.b.c.d. A
+// host on an IPv6-only network with DNS64 sees every public IPv4 server
+// there; RFC 6052 §3.1 forbids private IPv4 behind this prefix, but an
+// attacker's AAAA record is not bound by it, nor is every translator.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
 // IsPublicAddr reports whether the policy fetch may connect to a: not
 // private (RFC 1918, ULA), loopback, link-local, unspecified, multicast,
-// CGNAT or another special-purpose range.
+// CGNAT or another special-purpose range; an IPv4 address mapped into
+// IPv6 or behind the NAT64 prefix is judged as that IPv4 address.
 func IsPublicAddr(a netip.Addr) bool {
+	a = a.WithZone("")
 	if a.Is4In6() {
 		a = a.Unmap()
+	}
+	if nat64.Contains(a) {
+		b := a.As16()
+		a = netip.AddrFrom4([4]byte(b[12:]))
 	}
 	if !a.IsValid() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
 		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {

@@ -307,12 +307,67 @@ func TestIsPublicAddr(t *testing.T) {
 	}
 }
 
+// TestIsPublicAddrIPv6Registry walks IANA's special-purpose IPv6 address
+// registry: an address from each range that is not globally reachable, or
+// that embeds an IPv4 address, is refused; NAT64 (RFC 6052) and mapped
+// addresses are judged by the IPv4 address they carry.
+func TestIsPublicAddrIPv6Registry(t *testing.T) {
+	for _, tc := range []struct {
+		addr, why string
+		public    bool
+	}{
+		{"::", "unspecified", false},
+		{"::1", "loopback", false},
+		{"::7f00:1", "IPv4-compatible ::/96 (127.0.0.1)", false},
+		{"::808:808", "IPv4-compatible ::/96 (8.8.8.8): deprecated, refused whatever it embeds", false},
+		{"::ffff:127.0.0.1", "IPv4-mapped loopback", false},
+		{"::ffff:10.1.2.3", "IPv4-mapped private", false},
+		{"::ffff:169.254.169.254", "IPv4-mapped link-local (cloud metadata)", false},
+		{"::ffff:8.8.8.8", "IPv4-mapped public", true},
+		{"::ffff:0:7f00:1", "IPv4-translated ::ffff:0:0:0/96", false},
+		{"64:ff9b::7f00:1", "NAT64 64:ff9b::/96 (127.0.0.1)", false},
+		{"64:ff9b::a00:1", "NAT64 (10.0.0.1)", false},
+		{"64:ff9b::a9fe:a9fe", "NAT64 (169.254.169.254)", false},
+		{"64:ff9b::6440:1", "NAT64 (100.64.0.1, CGNAT)", false},
+		{"64:ff9b::808:808", "NAT64 (8.8.8.8): how an IPv6-only host with DNS64 reaches a public server", true},
+		{"64:ff9b:1::a00:1", "local-use NAT64 64:ff9b:1::/48", false},
+		{"64:ff9b:1:ffff::808:808", "local-use NAT64, any embedding", false},
+		{"100::1", "discard-only 100::/64", false},
+		{"2001::1", "Teredo 2001::/32", false},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo with an embedded client", false},
+		{"2001:1::1", "IETF protocol assignments 2001::/23 (PCP anycast)", false},
+		{"2001:2::1", "benchmarking 2001:2::/48", false},
+		{"2001:10::1", "ORCHID 2001:10::/28", false},
+		{"2001:1ff:ffff::1", "end of 2001::/23", false},
+		{"2001:db8::1", "documentation 2001:db8::/32", false},
+		{"2002:7f00:1::1", "6to4 2002::/16 (127.0.0.1)", false},
+		{"2002:808:808::1", "6to4 2002::/16 (8.8.8.8): refused, 6to4 relays are deprecated (RFC 7526)", false},
+		{"3fff::1", "documentation 3fff::/20", false},
+		{"5f00::1", "SRv6 SIDs 5f00::/16", false},
+		{"fc00::1", "unique local fc00::/7", false},
+		{"fdff:ffff::1", "unique local, top", false},
+		{"fec0::1", "site-local fec0::/10", false},
+		{"fe80::1", "link-local fe80::/10", false},
+		{"fe80::1%eth0", "link-local with a zone", false},
+		{"fd00::1%eth0", "unique local with a zone", false},
+		{"ff02::1", "multicast ff00::/8", false},
+		{"ff0e::1", "global multicast", false},
+		{"2001:200::1", "just past 2001::/23 (WIDE)", true},
+		{"2a00:1450:4001:80b::200e", "global unicast", true},
+		{"2606:4700::6810:84e5", "global unicast", true},
+	} {
+		if got := IsPublicAddr(netip.MustParseAddr(tc.addr)); got != tc.public {
+			t.Errorf("IsPublicAddr(%s) = %v, want %v: %s", tc.addr, got, tc.public, tc.why)
+		}
+	}
+}
+
 // TestGuardOnConnect shows the refusal happens on the address connected
 // to, whatever name led there: an IP literal that skips the resolver is
 // refused the same way.
 func TestGuardOnConnect(t *testing.T) {
 	in := &Inspector{Timeout: time.Second}
-	for _, addr := range []string{"10.0.0.1:443", "[::1]:443", "169.254.169.254:80", "[::ffff:127.0.0.1]:443"} {
+	for _, addr := range []string{"10.0.0.1:443", "[::1]:443", "169.254.169.254:80", "[::ffff:127.0.0.1]:443", "[64:ff9b::a9fe:a9fe]:80", "[fd00::1%eth0]:443"} {
 		var refused *refusedAddrError
 		if err := in.guard("tcp", addr, nil); !errors.As(err, &refused) {
 			t.Errorf("guard(%s) = %v, want a refusal", addr, err)
