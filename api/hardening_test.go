@@ -297,6 +297,7 @@ func TestMetricsToken(t *testing.T) {
 	const domainSeries = `tlsrpt_sessions_total{domain="example.com"`
 	for _, configured := range []string{"", token} {
 		e := newTestEnv(t, func(c *Config) { c.MetricsToken = configured })
+		e.verifyPoster("192.0.2.1", "mta.sender.example") // httptest's remote address
 		rec := e.do(anonymous, request{method: "POST", path: "/tlsrpt", body: string(reportJSONBody(t, "sender.example", "r-1")), ctype: "application/tlsrpt+json"})
 		if rec.Code != http.StatusOK {
 			t.Fatalf("POST /tlsrpt = %d %s", rec.Code, rec.Body)

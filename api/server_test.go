@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"github.com/miekg/dns"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -44,9 +46,9 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	d := dbtest.New(t)
 	pipeline := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits()}
-	dns := dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0")
+	dnsSrv := dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0")
 	cfg := Config{
-		Resolver:   dns.Resolver(),
+		Resolver:   dnsSrv.Resolver(),
 		DB:         d,
 		Pipeline:   pipeline,
 		Log:        slog.New(slog.DiscardHandler),
@@ -67,7 +69,7 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	return &testEnv{t: t, s: s, d: d, dns: dns}
+	return &testEnv{t: t, s: s, d: d, dns: dnsSrv}
 }
 
 // who is a caller: a session cookie with its CSRF token, or a token.
@@ -355,4 +357,21 @@ func TestErrorsAreJSONForTheAPI(t *testing.T) {
 	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "<html") {
 		t.Errorf("GET /reports/999 page = %d, want an HTML 404", rec.Code)
 	}
+}
+
+// verifyPoster gives addr (a poster's address, as e.do's remote) the
+// forward-confirmed reverse name name in the test's DNS: its posts are
+// then verified for reports whose contact-info is under name's domain.
+func (e *testEnv) verifyPoster(addr, name string) {
+	e.t.Helper()
+	a := netip.MustParseAddr(addr)
+	rev, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	typ := "A"
+	if a.Is6() {
+		typ = "AAAA"
+	}
+	e.dns.Add(e.t, rev+" 300 IN PTR "+name+".", name+". 300 IN "+typ+" "+a.String())
 }

@@ -5,7 +5,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/tlsrpt/tlsrpt/reports/reportgen"
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -98,19 +101,28 @@ func TestServeAttacks(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(metricsToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The reports posted below come from loopback, whose reverse name
+	// this DNS confirms under their reporter's contact-info domain:
+	// verified posts, as a real reporter's would be.
+	dns := dnstest.Start(t, "example.", "test-key.", "c2VjcmV0c2VjcmV0c2VjcmV0")
+	_, contact, _ := strings.Cut(reportgen.Reporters[3000%len(reportgen.Reporters)].Contact, "@")
+	// From 127.0.0.2: /etc/hosts names 127.0.0.1 localhost, and the
+	// resolver reads it first.
+	dns.Add(t, "2.0.0.127.in-addr.arpa. 300 IN PTR mta.tlsrpt-test."+contact+".", "mta.tlsrpt-test."+contact+". 300 IN A 127.0.0.2")
 	base, store, log := servedApp(t, map[string]string{
 		"TLSRPT_ADMIN_PASSWORD":     adminPW,
 		"TLSRPT_METRICS_TOKEN_FILE": tokenFile,
 		"TLSRPT_RATE_LOGIN":         "off", // many logins from one address, for the timing figures
 		"TLSRPT_RATE_CHECK":         "1/m,2",
-		"TLSRPT_RESOLVER":           "127.0.0.1:9", // no DNS: the live check fails fast, on loopback
+		"TLSRPT_RESOLVER":           dns.Addr, // a DNS of the test's own: the live check fails fast, on loopback
 	})
 	ctx := context.Background()
 	viewer := api.NewAPIToken()
 	if _, err := store.CreateAPIToken(ctx, db.SecretHash(viewer), "attacks", db.RoleViewer); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
 	do := func(req *http.Request) (*http.Response, string) {
 		t.Helper()
 		resp, err := client.Do(req)
@@ -232,6 +244,11 @@ func TestServeAttacks(t *testing.T) {
 	}
 	if _, _, err := store.AddDomain(ctx, "instances.example"); err != nil {
 		t.Fatal(err)
+	}
+	var trusted bool
+	var reporter, remoteName string
+	if err := store.Pool.QueryRow(ctx, `SELECT trusted, reporter, remote_name FROM reports`).Scan(&trusted, &reporter, &remoteName); err != nil || !trusted {
+		t.Errorf("the posted report: trusted %v, reporter %q, remote name %q (%v); want verified by its reverse name", trusted, reporter, remoteName, err)
 	}
 	scrape := func(bearer string) (int, string) {
 		req := mustRequest(t, "GET", base+"/metrics", nil)
