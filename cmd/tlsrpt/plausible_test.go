@@ -251,6 +251,7 @@ func getAll(t *testing.T, c *http.Client, in *instance, conn *pgx.Conn, when str
 	for _, id := range quarantineIDs {
 		paths = append(paths, fmt.Sprintf("/quarantine/%d/raw", id))
 	}
+	t.Logf("%s: GET of %d routes", when, len(paths))
 	for _, p := range paths {
 		resp, err := c.Get(in.base + p)
 		if err != nil {
