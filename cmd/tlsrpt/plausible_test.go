@@ -55,9 +55,9 @@ func jsonList(prefix string, n int) string {
 // listed and an unlisted domain: both are refused now, naming the limit),
 // then reports at the per-report limits from several reporters, then
 // rollups and report policies raised to int64's maximum with SQL (the
-// numbers millions of reports at the limits would reach). After each
-// step every page and API route an admin can GET answers without a 5xx,
-// and the totals read saturated, not negative. Report days follow the real
+// numbers some 9,200 reports at the limits reach). After each step every
+// page and API route an admin can GET answers without a 5xx, and the
+// totals read saturated, not negative. Report days follow the real
 // clock, which the server runs on.
 func TestServeImplausibleNumbers(t *testing.T) {
 	if testing.Short() {
@@ -173,9 +173,10 @@ func TestServeImplausibleNumbers(t *testing.T) {
 	}
 	getAll(t, c, in, conn, "after reports at the limits")
 
-	// 3. What millions of such reports would sum to: every rollup row of
-	// both domains at int64's maximum, plus rows of two more reporters,
-	// and every report's policies at the maximum.
+	// 3. What some 9,200 such reports sum to (10^15 sessions each, one
+	// domain and day): every rollup row of both domains at int64's
+	// maximum, plus rows of two more reporters, and every report's
+	// policies at the maximum.
 	for _, dom := range []string{listed, unlisted} {
 		sqlExec(`UPDATE daily_policy_rollups SET reports = $2, successful = $2, failed = $2 WHERE policy_domain = $1`, dom, int64(max))
 		// Untrusted rows at half the maximum: the verdict's list of
