@@ -127,11 +127,16 @@ func TestDefaultClaimLimits(t *testing.T) {
 		name, in, want string
 	}{
 		{"20,000 policy domains", b.String(), "over the limit of 1000"},
-		// The largest count the decoder reads (18 digits; 19 are refused
-		// as malformed): five policies of it summed past int64 in one
-		// report before the limits.
+		// 18 digits: five policies of it summed past int64 in one report
+		// before the limits.
 		{"18 digits", limitReport(limitPolicy("example.com", 999_999_999_999_999_999, 0, "")), "over the limit of 1000000000000"},
 		{"one past the default", limitReport(limitPolicy("example.com", 0, DefaultMaxSessions+1, "")), "total-failure-session-count 1000000000001 over the limit"},
+		// 19 digits and more are integers too, over any limit.
+		{"int64 max + 1", limitReport(limitPolicy("example.com", 0, 0, "", `{"result-type": "x", "failed-session-count": 9223372036854775808}`)),
+			"policies[0].failure-details[0].failed-session-count of 19 or more digits over the limit of 1000000000000"},
+		{"40 digits", limitReport(strings.Replace(limitPolicy("example.com", 1, 0, ""),
+			`"total-successful-session-count": 1,`, `"total-successful-session-count": 1`+strings.Repeat("0", 39)+`,`, 1)),
+			"policies[0].summary.total-successful-session-count of 19 or more digits over the limit"},
 	} {
 		_, err := Parse(strings.NewReader(tc.in))
 		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tc.want) {

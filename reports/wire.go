@@ -3,6 +3,8 @@ package reports
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,14 +134,20 @@ func (c *sessionCount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 }
 
 // parseCount reads a JSON number that should be a non-negative integer;
-// otherwise it returns the literal, shortened, as bad.
+// otherwise it returns the literal, shortened, as bad. An integer of more
+// than 18 digits reads as math.MaxInt64: it is an integer, just over any
+// limit (Limits.MaxSessions refuses it, naming the limit).
 func parseCount(v []byte) (n int64, bad string) {
 	if len(v) == 0 {
 		return 0, "empty"
 	}
 	for i, b := range v {
-		if b < '0' || b > '9' || i > 17 { // 18 digits cannot overflow int64
+		if b < '0' || b > '9' {
 			return 0, abbrev(v)
+		}
+		if i > 17 { // 18 digits cannot overflow int64
+			n = math.MaxInt64
+			continue
 		}
 		n = n*10 + int64(b-'0')
 	}
@@ -264,10 +272,14 @@ func (w *wireReport) toReport(policyDomain string, lim Limits) (*Report, error) 
 // overSessions is the error of a session count c over lim.MaxSessions at
 // field, or nil.
 func overSessions(field string, c int64, lim Limits) error {
-	if c > lim.MaxSessions {
-		return fmt.Errorf("%w: %s %d over the limit of %d", ErrTooLarge, field, c, lim.MaxSessions)
+	if c <= lim.MaxSessions {
+		return nil
 	}
-	return nil
+	v := strconv.FormatInt(c, 10)
+	if c == math.MaxInt64 {
+		v = "of 19 or more digits" // parseCount's reading of any such count
+	}
+	return fmt.Errorf("%w: %s %s over the limit of %d", ErrTooLarge, field, v, lim.MaxSessions)
 }
 
 func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string, lim Limits) error {
