@@ -160,9 +160,9 @@ func (s *Server) apiSummary(c echo.Context) error {
 		DaysWith    int     `json:"days_with_reports"`
 	}{windowJSON: w, DaysWith: len(series)}
 	for _, d := range series {
-		out.Reports += d.Reports
-		out.Sessions += d.Sessions()
-		out.Failures += d.Failed
+		out.Reports = satAdd(out.Reports, d.Reports)
+		out.Sessions = satAdd(out.Sessions, d.Sessions())
+		out.Failures = satAdd(out.Failures, d.Failed)
 	}
 	out.FailureRate = ratio(out.Failures, out.Sessions)
 	m, err := s.cfg.DB.DomainMode(ctx, w.Domain)

@@ -147,8 +147,10 @@ func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
 		if !knownPolicyTypes[t] {
 			t = "other"
 		}
-		sess[sk{s.Domain, t, "successful"}] += s.Successful
-		sess[sk{s.Domain, t, "failed"}] += s.Failed
+		ks := sk{s.Domain, t, "successful"}
+		sess[ks] = satAdd(sess[ks], s.Successful)
+		kf := sk{s.Domain, t, "failed"}
+		sess[kf] = satAdd(sess[kf], s.Failed)
 	}
 	for k, v := range sess {
 		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.CounterValue, float64(v), k.domain, k.typ, k.outcome)
@@ -160,7 +162,8 @@ func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
 		if !knownResultTypes[t] {
 			t = "other"
 		}
-		fails[fk{f.Domain, t}] += f.Failed
+		k := fk{f.Domain, t}
+		fails[k] = satAdd(fails[k], f.Failed)
 	}
 	for k, v := range fails {
 		ch <- prometheus.MustNewConstMetric(m.failures, prometheus.CounterValue, float64(v), k.domain, k.typ)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -72,8 +73,8 @@ func fillDays(days []db.DashboardDay, from, to time.Time) []ui.Day {
 
 func sumDays(days []ui.Day, last int) (sessions, failures int64) {
 	for _, d := range days[max(0, len(days)-last):] {
-		sessions += d.Sessions
-		failures += d.Failures
+		sessions = satAdd(sessions, d.Sessions)
+		failures = satAdd(failures, d.Failures)
 	}
 	return sessions, failures
 }
@@ -239,11 +240,24 @@ func (s *Server) domainPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "domain", page)
 }
 
+// ratio is a/b in [0, 1], 0 when b is not positive: a share or a failure
+// rate, which the JSON API encodes (NaN or Inf would fail the encoding, a
+// 500) and the pages print. Saturated sums can make a larger than b.
 func ratio(a, b int64) float64 {
-	if b <= 0 {
+	if b <= 0 || a <= 0 {
 		return 0
 	}
-	return float64(a) / float64(b)
+	return min(float64(a)/float64(b), 1)
+}
+
+// satAdd is a + b for counts, saturating at math.MaxInt64: the store's
+// sums saturate there (db "Every sum saturates"), and adding two of them
+// must not wrap to a negative total.
+func satAdd(a, b int64) int64 {
+	if a > 0 && b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // addDomainForm adds a domain to the allow-list.

@@ -109,7 +109,7 @@ func (s *Server) reportsPage(c echo.Context) error {
 	for _, r := range rows {
 		page.Rows = append(page.Rows, ui.ReportRow{
 			ID: r.ID, Org: r.OrganizationName, ReportID: r.ReportID, Day: r.Day.Format(time.DateOnly),
-			Domains: strings.Join(r.Domains, ", "), Sessions: r.Successful + r.Failed, Failures: r.Failed,
+			Domains: strings.Join(r.Domains, ", "), Sessions: satAdd(r.Successful, r.Failed), Failures: r.Failed,
 			Source: r.Source, DKIM: r.DKIM, Unverified: !r.Trusted,
 		})
 	}

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 // breakdown and the report list read the detail tables, bounded by a
 // limit. Only trusted reports count (DESIGN "Which reports count"), except
 // in the list of unlisted domains, which shows everything that arrives.
+//
+// Every sum saturates at int64's maximum, least(sum(x), 2^63-1)::bigint:
+// sum(bigint) is numeric in PostgreSQL, and the rollup rows of a domain's
+// day can each be near the maximum (one per reporter), so a plain cast
+// failed with "bigint out of range" and the page answered 500. A sum of
+// two columns adds them as numeric first (x::numeric + y) for the same
+// reason.
 
 // MaxDashboardRows bounds every list a dashboard query returns.
 const MaxDashboardRows = 500
@@ -26,8 +34,19 @@ type DashboardDay struct {
 	Failed     int64     `json:"failed"`
 }
 
-// Sessions is successful plus failed sessions.
-func (d DashboardDay) Sessions() int64 { return d.Successful + d.Failed }
+// Sessions is successful plus failed sessions, at most math.MaxInt64.
+func (d DashboardDay) Sessions() int64 { return satAdd(d.Successful, d.Failed) }
+
+// satAdd is a + b for counts (never negative), saturating at
+// math.MaxInt64 instead of wrapping: rollups near the top of int64 (each
+// report is bounded, their number is not) must read as huge, not
+// negative.
+func satAdd(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
 
 func limitRows(n int) int {
 	if n <= 0 || n > MaxDashboardRows {
@@ -49,7 +68,7 @@ func collectDays(rows pgx.Rows) ([]DashboardDay, error) {
 // [from, to), oldest first; days without reports are absent.
 func (d *DB) DomainSeries(ctx context.Context, domain string, from, to time.Time) ([]DashboardDay, error) {
 	rows, err := d.Pool.Query(ctx, `
-		SELECT day, sum(reports)::bigint, sum(successful)::bigint, sum(failed)::bigint
+		SELECT day, least(sum(reports), 9223372036854775807)::bigint, least(sum(successful), 9223372036854775807)::bigint, least(sum(failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups
 		WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 		GROUP BY day ORDER BY day`, normDomain(domain), from, to)
@@ -67,7 +86,7 @@ func (d *DB) DomainSeries(ctx context.Context, domain string, from, to time.Time
 // keyed by domain; listed domains without reports have no key.
 func (d *DB) ListedSeries(ctx context.Context, from, to time.Time) (map[string][]DashboardDay, error) {
 	rows, err := d.Pool.Query(ctx, `
-		SELECT r.policy_domain, r.day, sum(r.reports)::bigint, sum(r.successful)::bigint, sum(r.failed)::bigint
+		SELECT r.policy_domain, r.day, least(sum(r.reports), 9223372036854775807)::bigint, least(sum(r.successful), 9223372036854775807)::bigint, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted AND r.day >= $1 AND r.day < $2
 		GROUP BY r.policy_domain, r.day ORDER BY r.policy_domain, r.day`, from, to)
@@ -110,7 +129,8 @@ func (d *DB) UnlistedDomains(ctx context.Context, from time.Time, limit int) ([]
 		SELECT u.domain, t.reports, t.sessions, u.last_day
 		FROM unlisted_domains u
 		CROSS JOIN LATERAL (
-			SELECT coalesce(sum(r.reports), 0)::bigint AS reports, coalesce(sum(r.successful + r.failed), 0)::bigint AS sessions
+			SELECT least(coalesce(sum(r.reports), 0), 9223372036854775807)::bigint AS reports,
+				least(coalesce(sum(r.successful::numeric + r.failed), 0), 9223372036854775807)::bigint AS sessions
 			FROM daily_policy_rollups r WHERE r.policy_domain = u.domain AND r.day >= $1) t
 		WHERE u.last_day >= $1 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.name = u.domain)
 		ORDER BY u.last_day DESC, u.domain LIMIT $2`, from, limitRows(limit))
@@ -155,16 +175,16 @@ func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Tim
 	withSessions := false
 	switch by {
 	case ByResultType:
-		q = `SELECT result_type, 0::bigint, sum(failed)::bigint FROM daily_failure_rollups
+		q = `SELECT result_type, 0::bigint, least(sum(failed), 9223372036854775807)::bigint FROM daily_failure_rollups
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
 	case ByMX:
-		q = `SELECT receiving_mx, 0::bigint, sum(failed)::bigint FROM daily_failure_rollups
+		q = `SELECT receiving_mx, 0::bigint, least(sum(failed), 9223372036854775807)::bigint FROM daily_failure_rollups
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 			GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT $4`
 	case ByOrg:
 		withSessions = true
-		q = `SELECT organization_name, sum(successful + failed)::bigint, sum(failed)::bigint FROM daily_policy_rollups
+		q = `SELECT organization_name, least(sum(successful::numeric + failed), 9223372036854775807)::bigint, least(sum(failed), 9223372036854775807)::bigint FROM daily_policy_rollups
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 			GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1 LIMIT $4`
 	case BySendingIP:

@@ -69,7 +69,7 @@ func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 		return nil, fmt.Errorf("counting quarantine: %w", err)
 	}
 	rows, err = d.Pool.Query(ctx, `
-		SELECT r.policy_domain, r.policy_type, sum(r.successful)::bigint, sum(r.failed)::bigint
+		SELECT r.policy_domain, r.policy_type, least(sum(r.successful), 9223372036854775807)::bigint, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
 	if err != nil {
@@ -88,7 +88,7 @@ func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 		return nil, fmt.Errorf("summing sessions: %w", err)
 	}
 	rows, err = d.Pool.Query(ctx, `
-		SELECT r.policy_domain, r.result_type, sum(r.failed)::bigint
+		SELECT r.policy_domain, r.result_type, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_failure_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
 	if err != nil {

@@ -142,7 +142,7 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 	}
 	q := page + `
 		SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
-			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), sum(p.successful)::bigint, sum(p.failed)::bigint,
+			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), least(sum(p.successful), 9223372036854775807)::bigint, least(sum(p.failed), 9223372036854775807)::bigint,
 			r.source, r.dkim, r.trusted
 		FROM page JOIN reports r ON r.id = page.id AND r.day = page.day
 		JOIN report_policies p ON p.report_id = r.id AND p.day = r.day` + domainCond + `

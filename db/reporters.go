@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -156,12 +155,4 @@ const reporterOrName = `CASE WHEN reporter <> '' THEN reporter ELSE 'name: ' || 
 // make a page answer 500.
 func satSum(expr string) string {
 	return "least(sum(" + expr + "), 9223372036854775807)::bigint"
-}
-
-// satAdd adds two non-negative counts, saturating at the largest int64.
-func satAdd(a, b int64) int64 {
-	if b > math.MaxInt64-a {
-		return math.MaxInt64
-	}
-	return a + b
 }

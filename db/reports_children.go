@@ -286,7 +286,8 @@ func queuePolicyRollups(b *pgx.Batch, pols map[policyKey]*policyTotals) {
 	const q = `INSERT INTO daily_policy_rollups AS r (policy_domain, day, organization_name, policy_type, trusted, reports, successful, failed, reporter)
 		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
 		ON CONFLICT (policy_domain, day, organization_name, policy_type, trusted, reporter) DO UPDATE
-		SET reports = r.reports + EXCLUDED.reports, successful = r.successful + EXCLUDED.successful, failed = r.failed + EXCLUDED.failed`
+		SET reports = least(r.reports::numeric + EXCLUDED.reports, 9223372036854775807)::bigint, successful = least(r.successful::numeric + EXCLUDED.successful, 9223372036854775807)::bigint,
+			failed = least(r.failed::numeric + EXCLUDED.failed, 9223372036854775807)::bigint`
 	b.Queue(q, domains, days, orgs, types, trusted, nrep, succ, fail, reporters)
 }
 
@@ -327,7 +328,7 @@ func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
 	const q = `INSERT INTO daily_failure_rollups AS r (policy_domain, day, result_type, receiving_mx, trusted, failed)
 		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::boolean[], $6::bigint[])
 		ON CONFLICT (policy_domain, day, result_type, receiving_mx, trusted) DO UPDATE
-		SET failed = r.failed + EXCLUDED.failed`
+		SET failed = least(r.failed::numeric + EXCLUDED.failed, 9223372036854775807)::bigint`
 	b.Queue(q, domains, days, results, mxs, trusted, failed)
 }
 
@@ -394,7 +395,7 @@ func queueSenderRollups(b *pgx.Batch, senders map[senderKey]*senderTotals) {
 		GROUP BY 1, 2, 3, 4, 5, 6, 7
 		ORDER BY 1, 2, 3, 4, 5, 6, 7
 		ON CONFLICT (policy_domain, day, organization_name, sending_range, result_type, trusted, reporter) DO UPDATE
-		SET failed = s.failed + EXCLUDED.failed,
+		SET failed = least(s.failed::numeric + EXCLUDED.failed, 9223372036854775807)::bigint,
 			last_detail_id = greatest(s.last_detail_id, EXCLUDED.last_detail_id)`
 	b.Queue(q, domains, days, orgs, ips, results, trusted, failed, last, reporters)
 }
@@ -461,7 +462,7 @@ func queueIPRollups(b *pgx.Batch, ips map[ipKey]int64) {
 		GROUP BY 1, 2, 3, 4
 		ORDER BY 1, 2, 3, 4
 		ON CONFLICT (policy_domain, day, trusted, sending_ip) DO UPDATE
-		SET failed = o.failed + EXCLUDED.failed`
+		SET failed = least(o.failed::numeric + EXCLUDED.failed, 9223372036854775807)::bigint`
 	b.Queue(q, domains, days, addrs, texts, trusted, failed, MaxSendingIPsPerDay, OtherSendingIPs)
 }
 

@@ -215,8 +215,8 @@ func (d *DB) ListReports(ctx context.Context, f ReportFilter) ([]ReportSummary, 
 	q := fmt.Sprintf(`SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day, r.source, r.source_ref,
 		r.received_at, r.dkim, r.dkim_domain, r.trusted,
 		coalesce((SELECT array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), '{}'),
-		coalesce((SELECT sum(p.successful) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0)::bigint,
-		coalesce((SELECT sum(p.failed) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0)::bigint
+		least(coalesce((SELECT sum(p.successful) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0), 9223372036854775807)::bigint,
+		least(coalesce((SELECT sum(p.failed) FROM report_policies p WHERE p.report_id = r.id AND p.day = r.day), 0), 9223372036854775807)::bigint
 		FROM reports r WHERE %s ORDER BY r.start_time DESC, r.id DESC LIMIT $%d OFFSET $%d`, where, len(args)-1, len(args))
 	rows, err := d.Pool.Query(ctx, q, args...)
 	if err != nil {

@@ -209,7 +209,7 @@ func (d *DB) DomainsSeries(ctx context.Context, domains []string, from, to time.
 		names[i] = normDomain(n)
 	}
 	rows, err := d.Pool.Query(ctx, `
-		SELECT policy_domain, day, sum(reports)::bigint, sum(successful)::bigint, sum(failed)::bigint
+		SELECT policy_domain, day, least(sum(reports), 9223372036854775807)::bigint, least(sum(successful), 9223372036854775807)::bigint, least(sum(failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups
 		WHERE policy_domain = ANY($1) AND trusted AND day >= $2 AND day < $3
 		GROUP BY policy_domain, day ORDER BY policy_domain, day`, names, from, to)

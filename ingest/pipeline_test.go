@@ -172,3 +172,28 @@ func TestPipelineStoreDown(t *testing.T) {
 		t.Errorf("Report(broken) with the store down = %v, want ErrRetryLater (quarantine failed)", err)
 	}
 }
+
+// TestPipelineImplausibleReport: a report claiming more than the limits
+// allow is quarantined, the reason naming the field and the limit, both
+// posted bare and mailed; nothing of it is stored.
+func TestPipelineImplausibleReport(t *testing.T) {
+	p, d := newPipeline(t)
+	ctx := context.Background()
+	over := strings.Replace(reportJSON("google.com", "p-over"), `"total-successful-session-count":10`,
+		`"total-successful-session-count":999999999999999999`, 1)
+	const want = "policies[0].summary.total-successful-session-count 999999999999999999 over the limit of 1000000000000"
+	out, err := p.Report(ctx, []byte(over), reports.SourceHTTPS, "192.0.2.9")
+	if err != nil || !out.Quarantined || out.Refused != 1 || !strings.Contains(out.Reason, want) {
+		t.Fatalf("Report(over the limit) = %+v, %v; want quarantined naming %q", out, err, want)
+	}
+	out, err = p.Message(ctx, mail("noreply@example.net", testNow, gz(over)), reports.SourceIMAP, "INBOX/9")
+	if err != nil || !out.Quarantined || !strings.Contains(out.Reason, "r0.json.gz") || !strings.Contains(out.Reason, want) {
+		t.Fatalf("Message(over the limit) = %+v, %v; want quarantined naming the part and %q", out, err, want)
+	}
+	if n := count(t, d, `SELECT count(*) FROM quarantine WHERE reason LIKE '%over the limit of 1000000000000%'`); n != 2 {
+		t.Errorf("quarantine rows naming the limit = %d, want 2", n)
+	}
+	if n := count(t, d, `SELECT count(*) FROM reports`); n != 0 {
+		t.Errorf("reports rows = %d, want 0", n)
+	}
+}

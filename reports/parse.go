@@ -221,7 +221,7 @@ func decode(data []byte, lim Limits, policyDomain string) (*Report, error) {
 	if err := json.Unmarshal(data, &w, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true), json.MatchCaseInsensitiveNames(true)); err != nil {
 		return nil, fmt.Errorf("%w: decoding json: %v", ErrMalformed, err)
 	}
-	return w.toReport(policyDomain)
+	return w.toReport(policyDomain, lim)
 }
 
 // checkJSONDepth refuses JSON nested deeper than max, with one cheap pass

@@ -3,6 +3,8 @@ package reports
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,14 +134,20 @@ func (c *sessionCount) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 }
 
 // parseCount reads a JSON number that should be a non-negative integer;
-// otherwise it returns the literal, shortened, as bad.
+// otherwise it returns the literal, shortened, as bad. An integer of more
+// than 18 digits reads as math.MaxInt64: it is an integer, just over any
+// limit (Limits.MaxSessions refuses it, naming the limit).
 func parseCount(v []byte) (n int64, bad string) {
 	if len(v) == 0 {
 		return 0, "empty"
 	}
 	for i, b := range v {
-		if b < '0' || b > '9' || i > 17 { // 18 digits cannot overflow int64
+		if b < '0' || b > '9' {
 			return 0, abbrev(v)
+		}
+		if i > 17 { // 18 digits cannot overflow int64
+			n = math.MaxInt64
+			continue
 		}
 		n = n*10 + int64(b-'0')
 	}
@@ -199,8 +207,11 @@ func abbrev(b []byte) string {
 
 // toReport checks w and converts it into the normalised Report.
 // policyDomain, when not empty, is the policy domain of policies that name
-// none (see mailPolicyDomain); otherwise such a policy is refused.
-func (w *wireReport) toReport(policyDomain string) (*Report, error) {
+// none (see mailPolicyDomain); otherwise such a policy is refused. What
+// the report claims is bounded by lim (filled with the defaults): a claim
+// beyond a bound is refused with ErrTooLarge, naming the field and the
+// limit.
+func (w *wireReport) toReport(policyDomain string, lim Limits) (*Report, error) {
 	r := &Report{ContactInfo: string(w.ContactInfo)}
 	if w.OrganizationName == nil || strings.TrimSpace(*w.OrganizationName) == "" {
 		return nil, fmt.Errorf("%w: organization-name missing", ErrMalformed)
@@ -233,16 +244,45 @@ func (w *wireReport) toReport(policyDomain string) (*Report, error) {
 	if w.Policies == nil {
 		return nil, fmt.Errorf("%w: policies missing", ErrMalformed)
 	}
+	if n := len(*w.Policies); n > lim.MaxPolicies {
+		return nil, fmt.Errorf("%w: policies: %d entries, over the limit of %d", ErrTooLarge, n, lim.MaxPolicies)
+	}
 	r.Policies = make([]PolicyResult, len(*w.Policies))
+	details := 0
+	domains := map[string]struct{}{}
 	for i := range *w.Policies {
-		if err := (*w.Policies)[i].convert(&r.Policies[i], i, policyDomain); err != nil {
+		p := &r.Policies[i]
+		if err := (*w.Policies)[i].convert(p, i, policyDomain, lim); err != nil {
 			return nil, err
+		}
+		// Checked per policy by convert too; here across the report.
+		if details += len(p.FailureDetails); details > lim.MaxFailureDetails {
+			return nil, fmt.Errorf("%w: failure-details: over %d in all policies, the limit", ErrTooLarge, lim.MaxFailureDetails)
+		}
+		// Distinct as the store counts them: case and a final dot do
+		// not make another domain.
+		domains[strings.ToLower(strings.TrimSuffix(strings.TrimSpace(p.Policy.Domain), "."))] = struct{}{}
+		if len(domains) > lim.MaxPolicyDomains {
+			return nil, fmt.Errorf("%w: policies[].policy.policy-domain: over %d distinct domains, the limit", ErrTooLarge, lim.MaxPolicyDomains)
 		}
 	}
 	return r, nil
 }
 
-func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string) error {
+// overSessions is the error of a session count c over lim.MaxSessions at
+// field, or nil.
+func overSessions(field string, c int64, lim Limits) error {
+	if c <= lim.MaxSessions {
+		return nil
+	}
+	v := strconv.FormatInt(c, 10)
+	if c == math.MaxInt64 {
+		v = "of 19 or more digits" // parseCount's reading of any such count
+	}
+	return fmt.Errorf("%w: %s %s over the limit of %d", ErrTooLarge, field, v, lim.MaxSessions)
+}
+
+func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string, lim Limits) error {
 	// Field paths are formatted only on the error path: a large report has
 	// hundreds of thousands of details.
 	at := func(field string) string { return fmt.Sprintf("policies[%d].%s", i, field) }
@@ -257,6 +297,12 @@ func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string) 
 		domain = *w.Policy.Domain
 	} else if domain == "" {
 		return fmt.Errorf("%w: %s missing", ErrMalformed, at("policy.policy-domain"))
+	}
+	if n := len(w.Policy.Strings); n > lim.MaxPolicyStrings {
+		return fmt.Errorf("%w: %s: %d lines, over the limit of %d", ErrTooLarge, at("policy.policy-string"), n, lim.MaxPolicyStrings)
+	}
+	if n := len(w.Policy.MXHosts); n > lim.MaxMXHosts {
+		return fmt.Errorf("%w: %s: %d entries, over the limit of %d", ErrTooLarge, at("policy.mx-host"), n, lim.MaxMXHosts)
 	}
 	p.Policy = Policy{
 		Type:    *w.Policy.Type, // unknown types are kept as they are
@@ -274,8 +320,22 @@ func (w *wirePolicyResult) convert(p *PolicyResult, i int, policyDomain string) 
 	if p.Summary.TotalFailureSessionCount, err = count(w.Summary.Failed); err != nil {
 		return fmt.Errorf("%w: %s %v", ErrMalformed, at("summary.total-failure-session-count"), err)
 	}
+	if err := overSessions(at("summary.total-successful-session-count"), p.Summary.TotalSuccessfulSessionCount, lim); err != nil {
+		return err
+	}
+	if err := overSessions(at("summary.total-failure-session-count"), p.Summary.TotalFailureSessionCount, lim); err != nil {
+		return err
+	}
 	if w.FailureDetails.problem != "" {
 		return fmt.Errorf("%w: %s", ErrMalformed, at(w.FailureDetails.problem))
+	}
+	if n := len(w.FailureDetails.items); n > lim.MaxFailureDetails {
+		return fmt.Errorf("%w: %s: %d entries, over the limit of %d", ErrTooLarge, at("failure-details"), n, lim.MaxFailureDetails)
+	}
+	for j := range w.FailureDetails.items {
+		if c := w.FailureDetails.items[j].FailedSessionCount; c > lim.MaxSessions {
+			return overSessions(at(fmt.Sprintf("failure-details[%d].failed-session-count", j)), c, lim)
+		}
 	}
 	p.FailureDetails = w.FailureDetails.items
 	if p.FailureDetails == nil {

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"math"
 	"net/netip"
 	"time"
 )
@@ -118,8 +119,19 @@ type CheckFinding struct {
 	Message  string `json:"message"`
 }
 
-// Sessions is successes plus failures.
-func (d DayFacts) Sessions() int64 { return d.Successes + d.Failures }
+// Sessions is successes plus failures, at most math.MaxInt64.
+func (d DayFacts) Sessions() int64 { return satAdd(d.Successes, d.Failures) }
+
+// satAdd is a + b for session and report counts, saturating at
+// math.MaxInt64: stored totals are bounded per report, not in number, so
+// a window's sums can reach the top of int64 and must stay huge rather
+// than wrap negative (which would read as a clean domain).
+func satAdd(a, b int64) int64 {
+	if a > 0 && b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
 
 // ReporterDay is one reporting organisation's trusted sts totals on a day.
 type ReporterDay struct {

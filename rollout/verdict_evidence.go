@@ -224,10 +224,10 @@ func (e *evaluation) count() {
 			o = &ReporterEvidence{Organization: r.Organization}
 			perOrg[r.Organization] = o
 		}
-		o.Reports += r.Reports
+		o.Reports = satAdd(o.Reports, r.Reports)
 		o.Days++
-		o.Sessions += r.Successes + r.Failures
-		o.Failures += r.Failures
+		o.Sessions = satAdd(o.Sessions, satAdd(r.Successes, r.Failures))
+		o.Failures = satAdd(o.Failures, r.Failures)
 	}
 	for _, o := range perOrg {
 		ev.PerReporter = append(ev.PerReporter, *o)
@@ -250,12 +250,12 @@ func (e *evaluation) count() {
 		de.Rate = rate(de.Failures-x, de.Sessions-x)
 		ev.PerDay = append(ev.PerDay, de)
 		if w.Contains(d.Day) {
-			ev.Reports += d.Reports
-			ev.Sessions += d.Sessions()
-			ev.Failures += d.Failures
+			ev.Reports = satAdd(ev.Reports, d.Reports)
+			ev.Sessions = satAdd(ev.Sessions, d.Sessions())
+			ev.Failures = satAdd(ev.Failures, d.Failures)
 		}
 		if recent.Contains(d.Day) {
-			ev.SenderSideFailures += x
+			ev.SenderSideFailures = satAdd(ev.SenderSideFailures, x)
 		}
 	}
 	slices.SortFunc(ev.PerDay, func(a, b DayEvidence) int { return a.Day.Compare(b.Day) })
@@ -273,9 +273,9 @@ func (e *evaluation) count() {
 			rt = &ResultTypeTally{ResultType: c.ResultType}
 			types[c.ResultType] = rt
 		}
-		rt.Failures += c.Failures
+		rt.Failures = satAdd(rt.Failures, c.Failures)
 		if recent.Contains(c.Day) {
-			rt.RecentFailures += c.Failures
+			rt.RecentFailures = satAdd(rt.RecentFailures, c.Failures)
 		}
 		if c.MX == "" {
 			continue
@@ -286,9 +286,9 @@ func (e *evaluation) count() {
 			m = &MXTally{MX: c.MX, InPolicy: in}
 			mxs[c.MX] = m
 		}
-		m.Failures += c.Failures
+		m.Failures = satAdd(m.Failures, c.Failures)
 		if recent.Contains(c.Day) {
-			m.RecentFailures += c.Failures
+			m.RecentFailures = satAdd(m.RecentFailures, c.Failures)
 		}
 	}
 	for _, rt := range types {
@@ -306,7 +306,7 @@ func (e *evaluation) count() {
 	ev.Examples = e.f.Examples
 	for _, x := range e.f.Excluded {
 		ev.Excluded = append(ev.Excluded, x)
-		ev.ExcludedReports += x.Reports
+		ev.ExcludedReports = satAdd(ev.ExcludedReports, x.Reports)
 	}
 }
 
@@ -342,8 +342,8 @@ func (e *evaluation) totals(w Window) Totals {
 			continue
 		}
 		x := e.excludedOn(d.Day)
-		t.Sessions += d.Sessions() - x
-		t.Failures += d.Failures - x
+		t.Sessions = satAdd(t.Sessions, d.Sessions()-x)
+		t.Failures = satAdd(t.Failures, d.Failures-x)
 	}
 	t.Rate = rate(t.Failures, t.Sessions)
 	return t
@@ -353,7 +353,9 @@ func rate(failures, sessions int64) float64 {
 	if sessions <= 0 || failures <= 0 {
 		return 0
 	}
-	return float64(failures) / float64(sessions)
+	// Saturated sums can leave failures above sessions; a rate stays a
+	// rate.
+	return min(float64(failures)/float64(sessions), 1)
 }
 
 // tallies sums the failures of a window per result type and MX, only of
@@ -363,7 +365,8 @@ func (e *evaluation) tallies(w Window, types []string) []FailureTally {
 	sums := map[key]int64{}
 	for _, c := range e.f.Failures {
 		if w.Contains(c.Day) && (types == nil || slices.Contains(types, c.ResultType)) && c.Failures > 0 {
-			sums[key{c.ResultType, c.MX}] += c.Failures
+			k := key{c.ResultType, c.MX}
+			sums[k] = satAdd(sums[k], c.Failures)
 		}
 	}
 	out := make([]FailureTally, 0, len(sums))

@@ -127,7 +127,7 @@ func (e *evaluation) typedFailures(code string, types []string, what string) *Fi
 	var n int64
 	var mx []string
 	for _, c := range counts {
-		n += c.Failures
+		n = satAdd(n, c.Failures)
 		if c.MX != "" && !slices.Contains(mx, c.MX) {
 			mx = append(mx, c.MX)
 		}

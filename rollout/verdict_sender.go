@@ -41,7 +41,7 @@ func findSenderSide(f Facts, span Window) *senderSide {
 		} else if s.org != g.Organization || s.rng != g.Range {
 			return nil
 		}
-		s.perDay[g.Day] += g.Failures
+		s.perDay[g.Day] = satAdd(s.perDay[g.Day], g.Failures)
 	}
 	if s == nil {
 		return nil
@@ -53,7 +53,7 @@ func findSenderSide(f Facts, span Window) *senderSide {
 			continue
 		}
 		if r.Organization == s.org {
-			orgFailures[r.Day] += r.Failures
+			orgFailures[r.Day] = satAdd(orgFailures[r.Day], r.Failures)
 			continue
 		}
 		if r.Failures > 0 {
@@ -61,7 +61,7 @@ func findSenderSide(f Facts, span Window) *senderSide {
 		}
 		if r.Successes > 0 {
 			others[r.Organization] = true
-			s.otherSessions += r.Successes
+			s.otherSessions = satAdd(s.otherSessions, r.Successes)
 		}
 	}
 	s.others = len(others)
@@ -72,7 +72,7 @@ func findSenderSide(f Facts, span Window) *senderSide {
 	// more (Mail.ru) or less than them.
 	for d, n := range s.perDay {
 		s.perDay[d] = min(n, orgFailures[d])
-		s.total += s.perDay[d]
+		s.total = satAdd(s.total, s.perDay[d])
 	}
 	if s.total == 0 {
 		return nil

@@ -15,11 +15,16 @@ type Day struct {
 }
 
 // FailureRate is Failures/Sessions, 0 for a day without sessions.
-func (d Day) FailureRate() float64 {
-	if d.Sessions <= 0 {
+func (d Day) FailureRate() float64 { return fraction(d.Failures, d.Sessions) }
+
+// fraction is part/whole in [0, 1]: 0 without a whole, 1 when part is
+// larger (totals saturated at int64's maximum can leave it so), never NaN
+// or Inf, which would break the chart's coordinates.
+func fraction(part, whole int64) float64 {
+	if whole <= 0 || part <= 0 {
 		return 0
 	}
-	return float64(d.Failures) / float64(d.Sessions)
+	return min(float64(part)/float64(whole), 1)
 }
 
 // maxChartDays bounds the days a chart draws: the longest window the

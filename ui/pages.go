@@ -96,7 +96,7 @@ func rate(failures, sessions int64) string {
 	if sessions <= 0 {
 		return "–"
 	}
-	return Percent(float64(failures) / float64(sessions))
+	return Percent(fraction(failures, sessions))
 }
 
 // UnlistedRow is a domain that reports arrive for but nobody added.

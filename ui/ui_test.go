@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,27 @@ func TestNumPercent(t *testing.T) {
 	}{{0, "0%"}, {0.00001, "<0.01%"}, {0.0005, "0.05%"}, {0.25, "25.0%"}} {
 		if got := Percent(tc.r); got != tc.want {
 			t.Errorf("Percent(%v) = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestFractionBounded: a failure rate from saturated totals stays in
+// [0, 1], so the charts' coordinates and the printed percentages stay
+// finite.
+func TestFractionBounded(t *testing.T) {
+	const max = math.MaxInt64
+	for _, tc := range []struct {
+		part, whole int64
+		want        float64
+	}{{1, 4, 0.25}, {max, 1, 1}, {max, max, 1}, {1, 0, 0}, {0, 0, 0}, {-5, 10, 0}} {
+		if got := fraction(tc.part, tc.whole); got != tc.want {
+			t.Errorf("fraction(%d, %d) = %v, want %v", tc.part, tc.whole, got, tc.want)
+		}
+	}
+	c := NewDailyChart([]Day{{Sessions: max, Failures: max}, {Sessions: 1, Failures: max}}, 600, 200)
+	for _, b := range c.Bars {
+		if math.IsNaN(b.Y) || math.IsInf(b.Y, 0) || b.H < 0 {
+			t.Errorf("bar %+v not finite", b)
 		}
 	}
 }
