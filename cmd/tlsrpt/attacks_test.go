@@ -5,8 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/tlsrpt/tlsrpt/reports/reportgen"
-	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +21,8 @@ import (
 	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/reports/reportgen"
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 )
 
 // servedApp starts `tlsrpt serve` in this process, configured from env
