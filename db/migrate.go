@@ -118,6 +118,11 @@ func (d *DB) MigrateTo(ctx context.Context, version int) error {
 			return fmt.Errorf("db: applying migration %03d_%s: %w", m.Version, m.Name, err)
 		}
 	}
+	if version == 0 || version >= reportersMigration {
+		if err := reattributeLegacy(ctx, conn.Conn()); err != nil {
+			return fmt.Errorf("db: moving unverified HTTPS reports out of the evidence: %w", err)
+		}
+	}
 	return nil
 }
 

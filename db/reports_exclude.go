@@ -191,3 +191,62 @@ func adjustRollups(ctx context.Context, tx pgx.Tx, id int64, day time.Time, sign
 	queueIPRollups(b, ru.ips)
 	return tx.SendBatch(ctx, b).Close()
 }
+
+// reportersMigration is the migration that made a reporter a verified
+// domain (085_reporters.sql).
+const reportersMigration = 85
+
+// reattributeLegacy applies the reporter rules to the HTTPS reports
+// stored before migration 085, when every post counted: none of them had
+// its poster's reverse name checked, so each becomes unverified, its
+// totals moved from the trusted side of the rollups to the other, one
+// report per transaction. Once done, the query finds nothing (a partial
+// index of what is left).
+func reattributeLegacy(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		rows, err := conn.Query(ctx, `SELECT id, day FROM reports
+			WHERE source = 'https' AND trusted AND reporter_method = '' ORDER BY id LIMIT 500`)
+		if err != nil {
+			return err
+		}
+		type ref struct {
+			id  int64
+			day time.Time
+		}
+		var todo []ref
+		var r ref
+		if _, err := pgx.ForEachRow(rows, []any{&r.id, &r.day}, func() error {
+			todo = append(todo, ref{r.id, r.day.UTC()})
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		for _, r := range todo {
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				var excluded bool
+				if err := tx.QueryRow(ctx, `SELECT excluded_at IS NOT NULL FROM reports WHERE id = $1 AND day = $2 FOR UPDATE`,
+					r.id, r.day).Scan(&excluded); err != nil {
+					return err
+				}
+				if !excluded {
+					if err := adjustRollups(ctx, tx, r.id, r.day, -1); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.Exec(ctx, `UPDATE reports SET trusted = false WHERE id = $1 AND day = $2`, r.id, r.day); err != nil {
+					return err
+				}
+				if !excluded {
+					return adjustRollups(ctx, tx, r.id, r.day, 1)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("report %d: %w", r.id, err)
+			}
+		}
+	}
+}

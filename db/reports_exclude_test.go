@@ -8,6 +8,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 // nonZeroRollups is every daily rollup row with a non-zero count, as
@@ -85,5 +86,38 @@ func TestExcludeReport(t *testing.T) {
 	counts := tableCounts(t, d)
 	if counts["reports"] != 1 || counts["report_policies"] != 2 || counts["failure_details"] != 2 {
 		t.Errorf("rows after deleting one of two reports: %v", counts)
+	}
+}
+
+// TestMigrateReattributesLegacyHTTPS: an HTTPS report stored when every
+// post counted leaves the trusted evidence on the next Migrate, as if it
+// had been stored unverified.
+func TestMigrateReattributesLegacyHTTPS(t *testing.T) {
+	ctx := context.Background()
+	posted := sample("google.com", "posted", day1)
+	posted.Source = reports.SourceHTTPS
+	want := dbtest.New(t)
+	if _, _, err := want.StoreReport(ctx, posted); err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.New(t)
+	id, _, err := d.StoreReport(ctx, posted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.MakeLegacyTrusted(ctx, id, day1); err != nil {
+		t.Fatal(err)
+	}
+	if nonZeroRollups(t, d) == nonZeroRollups(t, want) {
+		t.Fatal("the legacy report counts as the unverified one: the test proves nothing")
+	}
+	if err := d.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate() = %v", err)
+	}
+	if got, w := nonZeroRollups(t, d), nonZeroRollups(t, want); got != w {
+		t.Errorf("rollups after Migrate:\n%s\nwant those of the report stored unverified:\n%s", got, w)
+	}
+	if r, err := d.Report(ctx, id); err != nil || r.Trusted {
+		t.Errorf("Report() after Migrate = trusted %v, %v; want unverified", r != nil && r.Trusted, err)
 	}
 }

@@ -1,0 +1,23 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// MakeLegacyTrusted turns stored report id into what a release before
+// migration 085 left: trusted without a verified reporter, its totals on
+// the trusted side of the rollups.
+func (d *DB) MakeLegacyTrusted(ctx context.Context, id int64, day time.Time) error {
+	return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		if err := adjustRollups(ctx, tx, id, day, -1); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reports SET trusted = true, reporter = '', reporter_method = '' WHERE id = $1 AND day = $2`, id, day); err != nil {
+			return err
+		}
+		return adjustRollups(ctx, tx, id, day, 1)
+	})
+}
