@@ -111,19 +111,19 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 	// e.day, but spelled out they let the planner prune the monthly
 	// partitions: without them it planned every month of the history
 	// (150 ms at 10 years, 120 partitions; docs/bench-scale.md).
-	b.Queue(`SELECT r.day, r.organization_name, r.report_id, d.result_type,
+	b.Queue(`SELECT r.day, r.organization_name, r.reporter, r.report_id, d.result_type,
 			coalesce(host(d.sending_mta_ip), d.sending_mta_ip_text), d.receiving_mx_hostname,
 			coalesce(host(d.receiving_ip), d.receiving_ip_text), d.failed_session_count,
 			d.additional_information, d.failure_reason_code
-		FROM (SELECT DISTINCT ON (result_type, organization_name) day, last_detail_id
+		FROM (SELECT DISTINCT ON (result_type, `+reporterOrName+`) day, last_detail_id
 			FROM daily_sender_rollups
 			WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3 AND failed > 0
-			ORDER BY result_type, organization_name, day DESC, last_detail_id DESC) e
+			ORDER BY result_type, `+reporterOrName+`, day DESC, last_detail_id DESC) e
 		JOIN failure_details d ON d.id = e.last_detail_id AND d.day = e.day AND d.day >= $2 AND d.day < $3
 		JOIN reports r ON r.id = d.report_id AND r.day = d.day AND r.day >= $2 AND r.day < $3 AND r.excluded_at IS NULL
 		ORDER BY r.day DESC, d.id DESC LIMIT $4`, domain, from, day, maxExamples).Query(func(rows pgx.Rows) error {
 		var x rollout.FailureExample
-		_, err := pgx.ForEachRow(rows, []any{&x.Day, &x.Organization, &x.ReportID, &x.ResultType,
+		_, err := pgx.ForEachRow(rows, []any{&x.Day, &x.Organization, &x.Reporter, &x.ReportID, &x.ResultType,
 			&x.SendingMTAIP, &x.ReceivingMXHostname, &x.ReceivingIP, &x.FailedSessionCount,
 			&x.AdditionalInformation, &x.FailureReasonCode}, func() error {
 			x.Day = x.Day.UTC()

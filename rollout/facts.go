@@ -164,16 +164,20 @@ type SenderFailures struct {
 
 // FailureExample is one failure detail as a person can look it up.
 type FailureExample struct {
-	Day                   time.Time `json:"day"`
-	Organization          string    `json:"organization"`
-	ReportID              string    `json:"report_id"`
-	ResultType            string    `json:"result_type"`
-	SendingMTAIP          string    `json:"sending_mta_ip,omitempty"`
-	ReceivingMXHostname   string    `json:"receiving_mx_hostname,omitempty"`
-	ReceivingIP           string    `json:"receiving_ip,omitempty"`
-	FailedSessionCount    int64     `json:"failed_session_count"`
-	AdditionalInformation string    `json:"additional_information,omitempty"`
-	FailureReasonCode     string    `json:"failure_reason_code,omitempty"`
+	Day          time.Time `json:"day"`
+	Organization string    `json:"organization"`
+	// Reporter is the verified domain of the report's reporter: the
+	// failure is marked with who reported it (DESIGN "Which reports
+	// count").
+	Reporter              string `json:"reporter,omitempty"`
+	ReportID              string `json:"report_id"`
+	ResultType            string `json:"result_type"`
+	SendingMTAIP          string `json:"sending_mta_ip,omitempty"`
+	ReceivingMXHostname   string `json:"receiving_mx_hostname,omitempty"`
+	ReceivingIP           string `json:"receiving_ip,omitempty"`
+	FailedSessionCount    int64  `json:"failed_session_count"`
+	AdditionalInformation string `json:"additional_information,omitempty"`
+	FailureReasonCode     string `json:"failure_reason_code,omitempty"`
 }
 
 // ExcludedCount counts the reports of one organisation that did not count,
