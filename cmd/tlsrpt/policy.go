@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/tlsrpt/tlsrpt/rollout"
@@ -45,8 +47,10 @@ func runPolicy(_ context.Context, env *Env, args []string) int {
 	preset := fs.String("preset", "", "add the mx patterns of a hoster: "+strings.Join(rollout.Presets(), ", "))
 	fs.Var(&rua, "rua", "also write the TLS-RPT record with this report URI (mailto: or https:); repeatable")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	check := fs.String("check", "", "check a policy file you have (a path, or - for standard input): every problem with its line; exit 1 when any is an error")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt policy --domain DOMAIN --mode none|testing|enforce --mx PATTERN [--mx ...] [--max-age SECONDS] [--id ID] [--preset NAME] [--rua URI] [--json]")
+		fmt.Fprintln(env.Stderr, "       tlsrpt policy --check FILE|- [--json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +63,9 @@ func runPolicy(_ context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt policy: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+	if *check != "" {
+		return checkPolicyFile(env, *check, *asJSON)
 	}
 	if *domain == "" || *mode == "" {
 		fmt.Fprintln(env.Stderr, "tlsrpt policy: --domain and --mode are required")
@@ -100,6 +107,60 @@ func runPolicy(_ context.Context, env *Env, args []string) int {
 	}
 	if _, err := fmt.Fprint(env.Stdout, b.String()); err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt policy: writing output: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// maxPolicyFile bounds what --check reads: senders read at most 64 KiB,
+// and LintPolicy names a larger file as such.
+const maxPolicyFile = 64<<10 + 1
+
+// checkPolicyFile is "tlsrpt policy --check": the problems of a policy
+// file as "NAME: line N: error|warning: message", or with asJSON one
+// object {file, ok, problems}; exit 1 when any is an error.
+func checkPolicyFile(env *Env, name string, asJSON bool) int {
+	var r io.Reader = env.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "tlsrpt policy: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		r = f
+	}
+	body, err := io.ReadAll(io.LimitReader(r, maxPolicyFile))
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt policy: reading %s: %v\n", name, err)
+		return 1
+	}
+	problems := rollout.LintPolicy(string(body))
+	ok := true
+	for _, p := range problems {
+		if p.Severity == rollout.SeverityError {
+			ok = false
+		}
+	}
+	if asJSON {
+		if problems == nil {
+			problems = []rollout.LintProblem{}
+		}
+		out, _ := json.Marshal(struct {
+			File     string                `json:"file"`
+			OK       bool                  `json:"ok"`
+			Problems []rollout.LintProblem `json:"problems"`
+		}{name, ok, problems})
+		fmt.Fprintln(env.Stdout, string(out))
+	} else {
+		for _, p := range problems {
+			fmt.Fprintf(env.Stdout, "%s: %s\n", name, p)
+		}
+		if len(problems) == 0 {
+			fmt.Fprintf(env.Stdout, "%s: ok\n", name)
+		}
+	}
+	if !ok {
 		return 1
 	}
 	return 0

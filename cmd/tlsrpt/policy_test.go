@@ -110,3 +110,43 @@ func TestPolicyCommandRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheck: "tlsrpt policy --check" names every problem of a policy
+// file with its line and exits 1 on an error, 0 on a clean file or only
+// warnings; the file it generated itself checks clean.
+func TestPolicyCheck(t *testing.T) {
+	// The file tlsrpt policy writes (--json gives it alone) checks clean.
+	generated, _, code := runCmd(t, "", "policy", "--domain", "example.com", "--mode", "enforce", "--mx", "mx1.example.com", "--id", "20260701T120000Z", "--json")
+	var g struct{ Policy string }
+	if err := json.Unmarshal([]byte(generated), &g); code != 0 || err != nil || g.Policy == "" {
+		t.Fatalf("policy --json = %d %q (%v)", code, generated, err)
+	}
+	good := filepath.Join(t.TempDir(), "good.txt")
+	if err := os.WriteFile(good, []byte(g.Policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCmd(t, "", "policy", "--check", good); code != 0 || out != good+": ok\n" {
+		t.Errorf("policy --check good = %d %q %q, want 0 and ok", code, out, errOut)
+	}
+	bad := "version: STSv1\nmode: enforced\nmx: *.*.example.com\nmax-age: 86400\n"
+	out, _, code := runCmd(t, bad, "policy", "--check", "-")
+	for _, want := range []string{`-: line 2: error: mode "enforced"`, "-: line 3: error:", `-: line 4: warning: unknown key "max-age"`, "-: error: no max_age line", "-: warning: lines end in LF"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy --check - output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("policy --check of a broken file = %d, want 1", code)
+	}
+	out, _, code = runCmd(t, "version: STSv1\nmode: testing\nmx: mx1.example.com\nmax_age: 86400\n", "policy", "--check", "-", "--json")
+	var res struct {
+		OK       bool `json:"ok"`
+		Problems []rollout.LintProblem
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.OK || len(res.Problems) != 1 || res.Problems[0].Severity != rollout.SeverityWarning {
+		t.Errorf("policy --check --json of an LF file = %d %s (%v), want 0, ok, one warning", code, out, err)
+	}
+	if _, errOut, code := runCmd(t, "", "policy", "--check", filepath.Join(t.TempDir(), "missing")); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("policy --check of a missing file = %d %q, want 1 naming it", code, errOut)
+	}
+}
