@@ -38,6 +38,9 @@ const (
 type File struct {
 	Path string
 	Size int64
+	// Skip, when set, says why a file found in a directory is not read:
+	// by its name it is not a report (README.md, SOURCES.md, LICENSE, code).
+	Skip string
 }
 
 // ScanPaths expands the arguments of "tlsrpt import" into files: a file is
@@ -89,6 +92,9 @@ func ScanPaths(paths []string) ([]File, error) {
 				return err
 			}
 			add(path, info.Size())
+			if why := notReportName(name); why != "" {
+				out[len(out)-1].Skip = why
+			}
 			return nil
 		})
 		if err != nil {
@@ -175,6 +181,10 @@ type ImportStats struct {
 	Refused    int // refused reports or parts
 	// RefusedInputs lists each input with something refused, and why.
 	RefusedInputs []InputResult
+	// Skipped counts the files that are not reports by name or content
+	// (a README, a licence, code); SkippedInputs says which and why.
+	Skipped       int
+	SkippedInputs []InputResult
 }
 
 // Import reads the files and stores their reports. The error is for a
@@ -271,6 +281,13 @@ func (im *Importer) Import(ctx context.Context, files []File) (ImportStats, erro
 		if ctx.Err() != nil {
 			continue // drain so that the readers finish
 		}
+		if pr.skip != "" {
+			stMu.Lock()
+			st.Skipped++
+			st.SkippedInputs = append(st.SkippedInputs, InputResult{Ref: pr.ref, Outcome: Outcome{Reason: pr.skip}})
+			stMu.Unlock()
+			continue
+		}
 		pending = append(pending, pr)
 		nReports += len(pr.received)
 		nBytes += len(pr.raw)
@@ -287,6 +304,7 @@ func (im *Importer) Import(ctx context.Context, files []File) (ImportStats, erro
 		firstErr = ctx.Err()
 	}
 	sort.Slice(st.RefusedInputs, func(i, j int) bool { return refLess(st.RefusedInputs[i].Ref, st.RefusedInputs[j].Ref) })
+	sort.Slice(st.SkippedInputs, func(i, j int) bool { return refLess(st.SkippedInputs[i].Ref, st.SkippedInputs[j].Ref) })
 	return st, firstErr
 }
 
@@ -350,6 +368,9 @@ func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) er
 	refuse := func(ref, reason string) error {
 		return send(&parsed{raw: nil, src: reports.SourceFile, ref: ref, broken: []string{reason}, whole: reason})
 	}
+	if f.Skip != "" {
+		return send(&parsed{src: reports.SourceFile, ref: f.Path, skip: f.Skip})
+	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
 		return refuse(f.Path, fmt.Sprintf("opening: %v", err))
@@ -399,11 +420,50 @@ func (im *Importer) readFile(ctx context.Context, f File, out chan<- *parsed) er
 		}
 		return send(pr)
 	}
+	if !looksLikeMessage(raw) {
+		return send(&parsed{src: reports.SourceFile, ref: f.Path, skip: "neither a report (JSON, gzip, zip) nor a mail message (no header on the first line)"})
+	}
 	pr, err := p.parseMessage(ctx, raw, reports.SourceFile, f.Path)
 	if err != nil {
 		return err
 	}
 	return send(pr)
+}
+
+// notReportName says why a file found in a directory is not a report by
+// its name ("" when it may be one): documentation, licences and code that
+// sit beside report collections (a corpus's SOURCES.md).
+func notReportName(name string) string {
+	lower := strings.ToLower(name)
+	base := strings.TrimSuffix(lower, filepath.Ext(lower))
+	switch base {
+	case "readme", "license", "licence", "copying", "notice", "sources", "authors", "changelog":
+		return "not a report by its name"
+	}
+	switch filepath.Ext(lower) {
+	case ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".png", ".jpg", ".svg",
+		".go", ".py", ".rs", ".js", ".ts", ".sh", ".c", ".h", ".java", ".rb",
+		".yml", ".yaml", ".toml", ".ini", ".cfg", ".csv", ".license":
+		return "not a report by its name (" + filepath.Ext(lower) + ")"
+	}
+	return ""
+}
+
+// looksLikeMessage says whether raw starts like an RFC 5322 message: a
+// header field name (printable ASCII but the colon) and a colon on the
+// first line.
+func looksLikeMessage(raw []byte) bool {
+	line, _, _ := bytes.Cut(raw, []byte("\n"))
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }
 
 // smallFile is the size below which an input file is read whole at once.

@@ -204,3 +204,54 @@ func TestImportOversized(t *testing.T) {
 		t.Errorf("quarantine rows = %d, %v; want 0 (nothing was read)", n, err)
 	}
 }
+
+// TestImportSkipsNonReports: a directory of reports with documentation
+// and code beside them: those are skipped and counted as skipped, by name
+// (SOURCES.md, LICENSE, main.go) or by content (notes.txt), never refused
+// or quarantined; a file named explicitly is judged by its content.
+func TestImportSkipsNonReports(t *testing.T) {
+	_, d := newPipeline(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	report, err := os.ReadFile(filepath.Join("..", "testdata", "corpus", "mta-sts-exporter", "examples", "microsoft-2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"report.json": string(report),
+		"SOURCES.md":  "# Sources\n\nreports from ...\n",
+		"LICENSE":     "MIT License\n",
+		"main.go":     "package main\n",
+		"notes.txt":   "just some notes\nabout reports\n",
+		"mail.eml":    "From: a@example.com\r\nSubject: not a report\r\n\r\nhello\r\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := ingest.ScanPaths([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := newImporter(d, 10).Import(ctx, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []string
+	for _, s := range st.SkippedInputs {
+		skipped = append(skipped, filepath.Base(s.Ref))
+		if s.Outcome.Reason == "" {
+			t.Errorf("%s skipped without a reason", s.Ref)
+		}
+	}
+	// The mail without a report is an input (a message), refused with its
+	// reason and quarantined as before.
+	if st.Reports != 1 || st.Skipped != 4 || strings.Join(skipped, ",") != "LICENSE,SOURCES.md,main.go,notes.txt" ||
+		st.Refused != 1 || len(st.RefusedInputs) != 1 || filepath.Base(st.RefusedInputs[0].Ref) != "mail.eml" {
+		t.Errorf("Import() = %+v; want 1 report, 4 skipped (LICENSE, SOURCES.md, main.go, notes.txt), mail.eml refused", st)
+	}
+	var quarantined int
+	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&quarantined); err != nil || quarantined != 1 {
+		t.Errorf("%d quarantine entries (%v), want 1 (the mail)", quarantined, err)
+	}
+}

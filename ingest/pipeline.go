@@ -121,6 +121,10 @@ type parsed struct {
 	// whole is why the input as a whole is refused (no valid report in
 	// it); "" when it has at least one.
 	whole string
+	// skip, for an imported file, says why it is not an input at all
+	// (neither a report nor a mail by name or content): counted as
+	// skipped, not refused, and not quarantined.
+	skip string
 }
 
 // parseMessage reads a mail. Its error is only ErrRetryLater for a

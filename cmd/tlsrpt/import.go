@@ -92,9 +92,16 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 	for _, r := range st.RefusedInputs {
 		fmt.Fprintf(env.Stderr, "%s: refused: %s\n", r.Ref, strings.Join(strings.Fields(r.Outcome.Reason), " "))
 	}
+	for _, r := range st.SkippedInputs {
+		fmt.Fprintf(env.Stderr, "%s: skipped: %s\n", r.Ref, r.Outcome.Reason)
+	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(env.Stdout, "%d inputs, %d reports: %d new, %d duplicate, %d refused (%s, %.0f reports/s)\n",
-		st.Inputs, st.Reports, st.New, st.Duplicates, st.Refused, elapsed.Round(time.Millisecond), float64(st.Reports)/max(elapsed.Seconds(), 1e-3))
+	skipped := ""
+	if st.Skipped > 0 {
+		skipped = fmt.Sprintf(", %d skipped (not reports)", st.Skipped)
+	}
+	fmt.Fprintf(env.Stdout, "%d inputs, %d reports: %d new, %d duplicate, %d refused%s (%s, %.0f reports/s)\n",
+		st.Inputs, st.Reports, st.New, st.Duplicates, st.Refused, skipped, elapsed.Round(time.Millisecond), float64(st.Reports)/max(elapsed.Seconds(), 1e-3))
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt import: stopped: %v (run it again to complete: nothing is stored twice)\n", err)
 		return 1
