@@ -28,6 +28,10 @@ const (
 	// WarningRegression: for a domain in enforce, failures rose against
 	// the days before; the proposal is the rollback.
 	WarningRegression = "regression"
+	// WarningNoRecentReports: no trusted report in the recent window, so
+	// the verdict has nothing recent to judge: never a clean bill (for a
+	// domain in enforce, "no regression" would be a guess).
+	WarningNoRecentReports = "no-recent-reports"
 )
 
 // UnsafeCheckCodes are the problem codes of the live check (tlsrpt check)
@@ -66,8 +70,9 @@ type Verdict struct {
 	// Mode is the current mode (CurrentPolicy.Mode), empty when unknown.
 	Mode Mode `json:"mode"`
 	// Ready is true only for a domain in testing with no blocker. A domain
-	// in enforce is watched instead: Ready is false, Blockers empty, and a
-	// regression is a warning.
+	// in enforce is watched instead: Ready is false, its one blocker is
+	// not-in-testing (there is nothing to promote), and a regression is a
+	// warning.
 	Ready    bool      `json:"ready"`
 	Blockers []Finding `json:"blockers"`
 	Warnings []Finding `json:"warnings"`
@@ -170,7 +175,11 @@ func Evaluate(f Facts, t Thresholds) Verdict {
 		Warnings: []Finding{},
 	}
 	v.Warnings = append(v.Warnings, e.senderWarning()...)
+	if w := e.noRecentReports(); w != nil {
+		v.Warnings = append(v.Warnings, *w)
+	}
 	if f.Policy.Mode == ModeEnforce {
+		v.Blockers = append(v.Blockers, e.mode()...)
 		v.Warnings = append(v.Warnings, e.checkFindings(false)...)
 		if r := e.regression(); r != nil {
 			v.Warnings = append(v.Warnings, *r)

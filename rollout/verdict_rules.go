@@ -13,6 +13,9 @@ func (e *evaluation) mode() []Finding {
 	switch {
 	case p.Mode == ModeTesting:
 		return nil
+	case p.Mode == ModeEnforce:
+		return []Finding{{Code: BlockerNotInTesting, Source: e.policySource(),
+			Message: "the policy is in mode enforce already: nothing to promote; the watch compares the days since"}}
 	case p.Source == PolicySourceNone || p.Mode == "":
 		return []Finding{{Code: BlockerNotInTesting, Source: e.policySource(),
 			Message: "no MTA-STS policy found (neither the live check nor the reports show one): publish one in mode testing first"}}
@@ -20,6 +23,26 @@ func (e *evaluation) mode() []Finding {
 		return []Finding{{Code: BlockerNotInTesting, Source: e.policySource(),
 			Message: fmt.Sprintf("the policy is in mode %s: publish it in mode testing and observe first", p.Mode)}}
 	}
+}
+
+// noRecentReports is the warning that no trusted report arrived in the
+// recent window, with the day of the newest one in the span, if any.
+func (e *evaluation) noRecentReports() *Finding {
+	recent := e.ev.Windows.Recent
+	var newest time.Time
+	for _, d := range e.f.Days {
+		if d.Reports > 0 && recent.Contains(d.Day) {
+			return nil
+		}
+		if d.Reports > 0 && d.Day.After(newest) {
+			newest = d.Day
+		}
+	}
+	msg := fmt.Sprintf("no trusted report in the recent window (%s): nothing recent to judge; check that reports still arrive (the rua mailbox, the _smtp._tls record)", recent)
+	if !newest.IsZero() {
+		msg += "; the newest is of " + newest.Format(time.DateOnly)
+	}
+	return &Finding{Code: WarningNoRecentReports, Source: SourceReports, Message: msg}
 }
 
 func (e *evaluation) policySource() string {

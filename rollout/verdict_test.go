@@ -327,8 +327,10 @@ func TestEvaluateWatch(t *testing.T) {
 	}
 	f := enforced()
 	v := Evaluate(f, DefaultThresholds())
-	if v.Ready || len(v.Blockers) != 0 || len(v.Warnings) != 0 || v.Proposal != nil {
-		t.Errorf("quiet enforce: ready %v blockers %v warnings %v proposal %v; want nothing", v.Ready, codes(v.Blockers), codes(v.Warnings), v.Proposal)
+	// Nothing to promote (not-in-testing, the rollout contract), nothing
+	// to warn of.
+	if v.Ready || strings.Join(codes(v.Blockers), ",") != BlockerNotInTesting || len(v.Warnings) != 0 || v.Proposal != nil {
+		t.Errorf("quiet enforce: ready %v blockers %v warnings %v proposal %v; want only not-in-testing", v.Ready, codes(v.Blockers), codes(v.Warnings), v.Proposal)
 	}
 	f = enforced()
 	for i := 4; i <= 17; i++ {
@@ -498,5 +500,30 @@ func TestSenderRange(t *testing.T) {
 	}
 	if SenderRange(netip.Addr{}).IsValid() {
 		t.Errorf("SenderRange(invalid) is valid")
+	}
+}
+
+// TestEvaluateNoRecentReports: a domain whose reports stopped is never
+// given a clean bill: in enforce "no regression" would be a guess, in
+// testing the blockers say little about why.
+func TestEvaluateNoRecentReports(t *testing.T) {
+	for _, mode := range []Mode{ModeEnforce, ModeTesting} {
+		f := cleanFacts(21, twoOrgs, 1000)
+		f.Policy.Mode = mode
+		// The reports stopped 10 days ago.
+		f.At = f.At.AddDate(0, 0, 10)
+		v := Evaluate(f, DefaultThresholds())
+		w := finding(v.Warnings, WarningNoRecentReports)
+		if w == nil || !strings.Contains(w.Message, "the newest is of ") {
+			t.Errorf("%s, reports stopped 10 days ago: warnings %v, want %s naming the newest day", mode, codes(v.Warnings), WarningNoRecentReports)
+		}
+		if v.Ready {
+			t.Errorf("%s, reports stopped: ready", mode)
+		}
+		f = cleanFacts(21, twoOrgs, 1000)
+		f.Policy.Mode = mode
+		if w := finding(Evaluate(f, DefaultThresholds()).Warnings, WarningNoRecentReports); w != nil {
+			t.Errorf("%s with recent reports: warning %+v", mode, w)
+		}
 	}
 }

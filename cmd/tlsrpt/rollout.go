@@ -18,7 +18,7 @@ func init() {
 // Exit codes of "tlsrpt rollout" (docs/verdict.md).
 const (
 	rolloutReady   = 0 // ready; or in enforce without regression
-	rolloutBlocked = 1 // blocked; or in enforce with a regression
+	rolloutBlocked = 1 // blocked; or in enforce with a regression or no recent reports
 	rolloutUsage   = 2 // bad flags or arguments
 	rolloutFailed  = 3 // the verdict could not be computed (database, files)
 )
@@ -55,7 +55,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	fs.Int64Var(&th.EnforceMaxAge, "enforce-max-age", th.EnforceMaxAge, "max_age of the proposed enforce policy, in seconds")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt rollout DOMAIN [--json] [--at RFC3339-TIME] [--offline] [--db URL] [--resolver HOST:PORT] [--ca-file FILE] [--allow-private] [threshold flags]")
-		fmt.Fprintln(env.Stderr, "exit code: 0 ready (enforce: no regression), 1 blocked (enforce: regression), 2 usage error, 3 failure")
+		fmt.Fprintln(env.Stderr, "exit code: 0 ready (enforce: no regression), 1 blocked (enforce: regression, or no recent reports), 2 usage error, 3 failure")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the domain.
@@ -150,7 +150,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	} else {
 		printVerdict(env.Stdout, v, notes)
 	}
-	if v.Ready || v.Mode == rollout.ModeEnforce && !hasCode(v.Warnings, rollout.WarningRegression) {
+	if v.Ready || v.Mode == rollout.ModeEnforce && !hasCode(v.Warnings, rollout.WarningRegression) && !hasCode(v.Warnings, rollout.WarningNoRecentReports) {
 		return rolloutReady
 	}
 	return rolloutBlocked

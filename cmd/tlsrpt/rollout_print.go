@@ -13,7 +13,8 @@ import (
 
 // printVerdict writes the human form: the first line is "ready",
 // "blocked: CODE: reason", or for a domain in enforce "enforce: no
-// regression" / "enforce: regression: reason"; then the findings with
+// regression" / "enforce: regression: reason" / "enforce:
+// no-recent-reports" (nothing recent to judge); then the findings with
 // their evidence, the evidence itself and the proposal.
 func printVerdict(w io.Writer, v rollout.Verdict, notes []string) {
 	ev := v.Evidence
@@ -24,6 +25,8 @@ func printVerdict(w io.Writer, v rollout.Verdict, notes []string) {
 				fmt.Fprintf(w, "enforce: regression: %s\n", f.Message)
 			}
 		}
+	case v.Mode == rollout.ModeEnforce && hasCode(v.Warnings, rollout.WarningNoRecentReports):
+		fmt.Fprintf(w, "enforce: %s\n", rollout.WarningNoRecentReports)
 	case v.Mode == rollout.ModeEnforce:
 		fmt.Fprintln(w, "enforce: no regression")
 	case v.Ready:

@@ -144,6 +144,16 @@ func TestRolloutCommandEnforce(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "enforce: no regression") {
 		t.Errorf("quiet enforce run = %d\n%s", code, out)
 	}
+	// A year on, the same reports are old: nothing recent to judge is
+	// not "no regression".
+	code, out, _ = runRolloutCmd(t, url, "example.com", "--offline", "--at", "2027-11-30T00:00:00Z", "--json")
+	if code != 1 || !strings.Contains(out, `"code": "no-recent-reports"`) || !strings.Contains(out, `"code": "not-in-testing"`) {
+		t.Errorf("enforce run a year after the last report = %d\n%s; want 1 with no-recent-reports and not-in-testing", code, out)
+	}
+	code, out, _ = runRolloutCmd(t, url, "example.com", "--offline", "--at", "2027-11-30T00:00:00Z")
+	if code != 1 || !strings.HasPrefix(out, "enforce: no-recent-reports") {
+		t.Errorf("enforce run a year after the last report = %d\n%s", code, out)
+	}
 }
 
 func TestRolloutCommandUsage(t *testing.T) {
