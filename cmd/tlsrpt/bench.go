@@ -33,7 +33,10 @@ var benchSubcommands = map[string]func(ctx context.Context, env *Env, args []str
 
 func runBench(ctx context.Context, env *Env, args []string) int {
 	if len(args) == 0 || benchSubcommands[args[0]] == nil {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt bench seed|web|post [flags] (run \"tlsrpt bench seed -h\" for the flags)")
+		fmt.Fprintf(env.Stderr, "usage: tlsrpt bench seed|web|post [flags]\n\n%s\n\nrun \"tlsrpt bench seed -h\" for the flags of one\n", commands["bench"].summary)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return 0
+		}
 		return 2
 	}
 	return benchSubcommands[args[0]](ctx, env, args[1:])

@@ -58,8 +58,9 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	fs.IntVar(&intake.Workers, "workers", 0, "intake: transactions in flight (0: the server's default)")
 	fs.IntVar(&intake.MaxReports, "max-batch", 0, "intake: reports per transaction at most (0: the server's default)")
 	fs.DurationVar(&intake.MaxDelay, "max-delay", 0, "intake: longest a batch waits for more reports (0: the server's default)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsage(fs, env, "bench post", "[flags]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *count < 1 || *count > maxPostCount || *conc < 1 || *conc > maxPostConcurrency ||
 		*maxTime <= 0 || *maxTime > maxPostDuration || *domains < 1 || *domains > maxSeedDomains || *details < 0 || *details > maxPostDetails ||

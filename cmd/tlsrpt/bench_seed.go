@@ -39,8 +39,9 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 	batch := fs.Int("batch", 1000, "reports per StoreReports call")
 	workers := fs.Int("workers", 2, "concurrent StoreReports calls")
 	endFlag := fs.String("end", "", "last day seeded, YYYY-MM-DD (default yesterday UTC)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsage(fs, env, "bench seed", "[flags]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	days := int(*years * 365)
 	end := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)

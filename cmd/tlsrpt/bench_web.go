@@ -46,8 +46,9 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed requests to this file")
 	listedFlag := fs.Int("listed", -1, "first make the allow-list exactly the first N seeded domains (-1: leave it)")
 	spread := fs.Int("spread", 1, "the domain page and the verdict of request i are those of seeded domain i mod N (1: always --domain), so that most are not in PostgreSQL's cache")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsage(fs, env, "bench web", "[flags]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *requests < 1 || *requests > maxWebRequests || *warmup < 0 || *warmup > maxWebRequests || *spread < 1 || *spread > maxSeedDomains {
 		fmt.Fprintf(env.Stderr, "tlsrpt bench web: --requests and --warmup are 1..%d, --spread 1..%d\n", maxWebRequests, maxSeedDomains)

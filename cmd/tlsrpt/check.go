@@ -37,7 +37,7 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query and of the policy fetch")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt check [--resolver HOST:PORT] [--ca-file FILE] [--allow-private] [--json] [--db URL] DOMAIN")
-		fs.PrintDefaults()
+		printFlags(env, fs, "check")
 	}
 	// Flags may come before and after the domain.
 	if err := fs.Parse(args); err != nil {

@@ -38,11 +38,12 @@ const demoMailboxUser = "tlsrpt@example.com"
 func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	setUsage(fs, env, "demo", "[--listen ADDR] [--keep] [--db URL-of-an-empty-database]")
 	parse := parseServeFlags(fs, env)
 	fs.Lookup("db").Usage = "an empty PostgreSQL database to fill with the demo, refused when it has any table (default: a private cluster; DATABASE_URL is ignored)"
 	keep := fs.Bool("keep", false, "keep the demo database in "+demoDataDir+" (default: a fresh one each run, removed at exit)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := parse()
 	if err != nil {

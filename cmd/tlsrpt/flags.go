@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 )
 
 // parseInterspersed parses args with fs, letting flags stand before,
@@ -35,6 +36,11 @@ func verbCommand(env *Env, name string, usageLines []string, args []string) (ver
 		for _, l := range usageLines {
 			fmt.Fprintln(env.Stderr, l)
 		}
+		if c, ok := commands[name]; ok {
+			fmt.Fprintf(env.Stderr, "\n%s\n", c.summary)
+		}
+		fmt.Fprintf(env.Stderr, "\nflags of every verb:\n  -db URL\n    \tPostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)\n")
+		fmt.Fprintf(env.Stderr, "run \"tlsrpt %s VERB -h\" for the flags of one verb\n", name)
 	}
 	if len(args) == 0 {
 		usage()
@@ -48,8 +54,47 @@ func verbCommand(env *Env, name string, usageLines []string, args []string) (ver
 	fs.SetOutput(env.Stderr)
 	dbURL = fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	fs.Usage = func() {
-		usage()
+		for _, l := range usageLines {
+			fmt.Fprintln(env.Stderr, l)
+		}
+		fmt.Fprintln(env.Stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
 	return args[0], fs, dbURL, usage, 0, true
+}
+
+// setUsage gives fs the usage every command prints for -h or a bad flag:
+// the synopsis, what the command does (its summary in the command list)
+// and its flags.
+func setUsage(fs *flag.FlagSet, env *Env, name, synopsis string) {
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: tlsrpt %s %s\n\n", name, synopsis)
+		if c, ok := commands[strings.Fields(name)[0]]; ok {
+			fmt.Fprintf(env.Stderr, "%s\n\n", c.summary)
+		}
+		fmt.Fprintln(env.Stderr, "flags:")
+		fs.PrintDefaults()
+	}
+}
+
+// parseFlags parses args; ok is false when the command ends here, with
+// code 0 for -h and 2 for a bad flag (fs has printed why and the usage).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// printFlags ends a command's own usage text the way setUsage does: what
+// the command does, then its flags.
+func printFlags(env *Env, fs *flag.FlagSet, name string) {
+	if c, ok := commands[name]; ok {
+		fmt.Fprintf(env.Stderr, "\n%s\n", c.summary)
+	}
+	fmt.Fprintln(env.Stderr, "\nflags:")
+	fs.PrintDefaults()
 }

@@ -25,8 +25,9 @@ func runHealthcheck(ctx context.Context, env *Env, args []string) int {
 	}
 	addr := fs.String("addr", listen, "the server's listen address ($TLSRPT_LISTEN)")
 	insecureTLS := fs.Bool("https", env.Getenv("TLSRPT_TLS_CERT") != "", "the server speaks HTTPS (set when TLSRPT_TLS_CERT is)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsage(fs, env, "healthcheck", "[--addr HOST:PORT] [--https]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {

@@ -34,7 +34,7 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt import [--db URL] PATH...")
 		fmt.Fprintln(env.Stderr, "PATH is a report (.json, .json.gz), a mail message, an mbox file, a Maildir or a directory (walked).")
-		fs.PrintDefaults()
+		printFlags(env, fs, "import")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -32,7 +32,7 @@ func runIngest(ctx context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt ingest [--once] [--db URL] [--imap URL]")
 		fmt.Fprintln(env.Stderr, "The IMAP settings are TLSRPT_IMAP_* variables; see docs/imap.md.")
-		fs.PrintDefaults()
+		printFlags(env, fs, "ingest")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -21,7 +21,7 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt migrate [--db URL]")
-		fs.PrintDefaults()
+		printFlags(env, fs, "migrate")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -29,7 +29,7 @@ func runParse(ctx context.Context, env *Env, args []string) int {
 	fs.Int64Var(&lim.MaxReportBytes, "max-report-bytes", lim.MaxReportBytes, "largest report JSON after decompression")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt parse [flags] FILE... (- reads standard input)")
-		fs.PrintDefaults()
+		printFlags(env, fs, "parse")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -51,7 +51,7 @@ func runPolicy(_ context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt policy --domain DOMAIN --mode none|testing|enforce --mx PATTERN [--mx ...] [--max-age SECONDS] [--id ID] [--preset NAME] [--rua URI] [--json]")
 		fmt.Fprintln(env.Stderr, "       tlsrpt policy --check FILE|- [--json]")
-		fs.PrintDefaults()
+		printFlags(env, fs, "policy")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -59,7 +59,7 @@ func runPromote(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "Makes a policy version in mode enforce (new id, max_age as the verdict proposes) and publishes it:")
 		fmt.Fprintln(env.Stderr, "the policy file first (hosted by tlsrpt serve with --host-policy, else printed to serve yourself),")
 		fmt.Fprintln(env.Stderr, "then the _mta-sts TXT record (RFC 2136 or a DNS provider API, else printed), then verifies.")
-		fs.PrintDefaults()
+		printFlags(env, fs, "promote")
 		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (blocked verdict, no confirmation)")
 	}
 	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {

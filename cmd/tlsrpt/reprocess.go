@@ -32,7 +32,7 @@ func runReprocess(ctx context.Context, env *Env, args []string) int {
 	dkim := fs.Bool("dkim", true, "verify DKIM signatures with the system resolver")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt reprocess [--db URL] ID... | --all")
-		fs.PrintDefaults()
+		printFlags(env, fs, "reprocess")
 	}
 	// Flags may come before or after the ids.
 	pos, code, ok := parseInterspersed(fs, args)

@@ -80,8 +80,9 @@ func runRetention(ctx context.Context, env *Env, args []string) int {
 	keep := fs.Int("keep-days", 0, fmt.Sprintf("keep the reports of this many days (TLSRPT_RETENTION_DAYS; at least %d)", db.MinRetentionDays))
 	whole := fs.Bool("whole-months", false, "drop whole months only, keeping up to a month more, so that nothing is deleted row by row (TLSRPT_RETENTION_WHOLE_MONTHS)")
 	dryRun := fs.Bool("dry-run", false, "only count what would be deleted")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsage(fs, env, "retention", "--keep-days N [--whole-months] [--dry-run] [--db URL]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	rc, err := retentionFromEnv(env)
 	if err != nil {

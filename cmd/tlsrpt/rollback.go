@@ -21,7 +21,7 @@ func runRollback(ctx context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt rollback [flags] DOMAIN")
 		fmt.Fprintln(env.Stderr, "Makes a policy version in mode testing (or none) with a new id and publishes it like promote.")
-		fs.PrintDefaults()
+		printFlags(env, fs, "rollback")
 		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (nothing to change)")
 	}
 	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {

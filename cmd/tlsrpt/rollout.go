@@ -56,7 +56,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt rollout DOMAIN [--json] [--at RFC3339-TIME] [--offline] [--db URL] [--resolver HOST:PORT] [--ca-file FILE] [--allow-private] [threshold flags]")
 		fmt.Fprintln(env.Stderr, "exit code: 0 ready (enforce: no regression), 1 blocked (enforce: regression, or no recent reports), 2 usage error, 3 failure")
-		fs.PrintDefaults()
+		printFlags(env, fs, "rollout")
 	}
 	// Flags may come before or after the domain.
 	names, code, ok := parseInterspersed(fs, args)

@@ -132,9 +132,10 @@ func newLogger(env *Env, c *serveConfig) *slog.Logger {
 func runServe(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	setUsage(fs, env, "serve", "[flags]")
 	parse := parseServeFlags(fs, env)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := parse()
 	if err != nil {
