@@ -50,6 +50,9 @@ func (s *Server) excludeReport(c echo.Context, id int64, reason string) error {
 		}
 		return err
 	}
+	// The rollups changed: the stored verdict badges of its domains are
+	// stale (a trigger says so); recompute them now rather than later.
+	s.kickRefresher()
 	return s.audit(c, "report.exclude", "", reportAudit(r, reason))
 }
 
@@ -66,6 +69,8 @@ func (s *Server) includeReport(c echo.Context, id int64) error {
 		}
 		return err
 	}
+	// As in excludeReport.
+	s.kickRefresher()
 	return s.audit(c, "report.include", "", reportAudit(r, r.ExcludedReason))
 }
 
@@ -80,6 +85,8 @@ func (s *Server) deleteReport(c echo.Context, id int64, reason string) error {
 	if err := s.cfg.DB.DeleteReport(ctx, id); err != nil {
 		return err
 	}
+	// As in excludeReport.
+	s.kickRefresher()
 	return s.audit(c, "report.delete", "", reportAudit(r, reason))
 }
 
