@@ -111,7 +111,7 @@ func (s *Server) reportsPage(c echo.Context) error {
 			ID: r.ID, Org: r.OrganizationName, ReportID: r.ReportID, Day: r.Day.Format(time.DateOnly),
 			Domains: strings.Join(r.Domains, ", "), Sessions: satAdd(r.Successful, r.Failed), Failures: r.Failed,
 			Source: r.Source, DKIM: r.DKIM, Unverified: !r.Trusted, Excluded: r.ExcludedAt != nil,
-			Reporter: reporterView(r.Reporter, reports.ReporterMethod(r.ReporterMethod), r.NameMismatch),
+			Reporter: reporterView(r.Reporter, reports.ReporterMethod(r.ReporterMethod), r.NameMismatch, r.Trusted),
 		})
 	}
 	return s.render(c, http.StatusOK, "reports", page)
@@ -153,7 +153,7 @@ func (s *Server) reportPage(c echo.Context) error {
 		ReceivedAt: r.ReceivedAt.UTC().Format(time.RFC3339), Source: string(r.Source), SourceRef: r.SourceRef,
 		Submitter: r.Submitter, From: r.From, DKIM: string(r.DKIM), DKIMDomain: r.DKIMDomain,
 		Unverified: !r.Trusted, RawJSON: pretty.String(), RawJSONLink: "/reports/" + strconv.FormatInt(id, 10) + "/raw",
-		Reporter:   reporterView(r.Reporter, r.ReporterMethod, r.NameMismatch),
+		Reporter:   reporterView(r.Reporter, r.ReporterMethod, r.NameMismatch, r.Trusted),
 		RemoteName: r.RemoteName, MaxReason: maxReason,
 	}
 	if r.RemoteAddr.IsValid() {
@@ -174,8 +174,9 @@ func (s *Server) reportPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "report", page)
 }
 
-// reporterView is a report's verified reporter as the pages show it.
-func reporterView(reporter string, m reports.ReporterMethod, mismatch string) ui.ReporterView {
+// reporterView is a report's verified reporter as the pages show it;
+// trusted says whether the report counts.
+func reporterView(reporter string, m reports.ReporterMethod, mismatch string, trusted bool) ui.ReporterView {
 	v := ui.ReporterView{Domain: reporter, Mismatch: mismatch}
 	switch m {
 	case reports.ReporterDKIM:
@@ -189,8 +190,9 @@ func reporterView(reporter string, m reports.ReporterMethod, mismatch string) ui
 	case reports.ReporterFileName:
 		v.Method = "imported file, by organisation name"
 	default:
-		// A row stored before reporters were recorded, or unverified.
-		v.Domain, v.Method = "", "unverified"
+		// Unverified, or a counted row stored before reporters were
+		// recorded.
+		v.Domain, v.Method, v.Unrecorded = "", "unverified", trusted
 	}
 	return v
 }

@@ -312,4 +312,13 @@ func TestReportShowsReporter(t *testing.T) {
 			t.Errorf("GET /api/v1%s has %q for a counted mailed report", path, k)
 		}
 	}
+
+	// A counted report stored before reporters were recorded (migration
+	// 085 left posted ones so) is "not recorded", not "unverified".
+	if _, err := e.d.Pool.Exec(ctx, `UPDATE reports SET reporter = '', reporter_method = '', name_mismatch = '' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if body := e.do(v, request{method: "GET", path: path}).Body.String(); !strings.Contains(body, ">not recorded</span>") || strings.Contains(body, "badge-unverified") {
+		t.Errorf("the page of a counted report without a recorded reporter does not say \"not recorded\", or says unverified")
+	}
 }

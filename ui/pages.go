@@ -234,6 +234,9 @@ type ReporterView struct {
 	Domain   string
 	Method   string
 	Mismatch string
+	// Unrecorded: a counted report stored before reporters were
+	// verified (migration 085): not "unverified", just not known.
+	Unrecorded bool
 }
 
 // ReportPage is one report.
