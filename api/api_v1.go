@@ -327,7 +327,17 @@ type reportJSON struct {
 	Submitter  string             `json:"submitter,omitempty"`
 	DKIM       reports.DKIMResult `json:"dkim"`
 	DKIMDomain string             `json:"dkim_domain,omitempty"`
-	Report     *reports.Report    `json:"report"`
+	// Who sent it as far as proven (DESIGN "Which reports count"), and
+	// whether an operator took it back.
+	Reporter       string                 `json:"reporter,omitempty"`
+	ReporterMethod reports.ReporterMethod `json:"reporter_method,omitempty"`
+	NameMismatch   string                 `json:"name_mismatch,omitempty"`
+	RemoteAddr     string                 `json:"remote_addr,omitempty"`
+	RemoteName     string                 `json:"remote_name,omitempty"`
+	ExcludedAt     *time.Time             `json:"excluded_at,omitempty"`
+	ExcludedBy     string                 `json:"excluded_by,omitempty"`
+	ExcludedReason string                 `json:"excluded_reason,omitempty"`
+	Report         *reports.Report        `json:"report"`
 }
 
 // apiReport is one report.
@@ -340,9 +350,18 @@ func (s *Server) apiReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, reportJSON{ID: r.ID, Day: r.Day, Trusted: r.Trusted, Source: r.Source, SourceRef: r.SourceRef,
+	out := reportJSON{ID: r.ID, Day: r.Day, Trusted: r.Trusted, Source: r.Source, SourceRef: r.SourceRef,
 		ReceivedAt: r.ReceivedAt.UTC(), MessageID: r.MessageID, From: r.From, Submitter: r.Submitter, DKIM: r.DKIM,
-		DKIMDomain: r.DKIMDomain, Report: r.Report})
+		DKIMDomain: r.DKIMDomain, Reporter: r.Reporter, ReporterMethod: r.ReporterMethod, NameMismatch: r.NameMismatch,
+		RemoteName: r.RemoteName, ExcludedBy: r.ExcludedBy, ExcludedReason: r.ExcludedReason, Report: r.Report}
+	if r.RemoteAddr.IsValid() {
+		out.RemoteAddr = r.RemoteAddr.String()
+	}
+	if r.ExcludedAt != nil {
+		at := r.ExcludedAt.UTC()
+		out.ExcludedAt = &at
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // quarantineJSON is one quarantine entry.

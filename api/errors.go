@@ -68,6 +68,12 @@ func classify(err error) (int, string, bool) {
 		return he.Code, msg, he.Code >= 500
 	case errors.Is(err, db.ErrNotFound):
 		return http.StatusNotFound, "there is nothing with this id or name", false
+	case errors.Is(err, db.ErrExcluded):
+		return http.StatusConflict, "the report is already in that state", false
+	case errors.Is(err, db.ErrBadRule):
+		// The message says what is wrong with the rule; it names no
+		// stored data.
+		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), "db: "), false
 	case errors.Is(err, db.ErrNoCredential):
 		return http.StatusUnauthorized, "log in or send a valid API token", false
 	case errors.Is(err, context.Canceled):

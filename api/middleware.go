@@ -148,4 +148,11 @@ var flashes = map[string]string{
 	"saved":       "Settings saved.",
 	"reprocessed": "Message reprocessed.",
 	"deleted":     "Message deleted.",
+	// The report page and list (report_exclude.go).
+	"excluded":       "Report excluded: its sessions no longer count.",
+	"included":       "Report included again: its sessions count.",
+	"report-deleted": "Report deleted.",
+	// Settings, trusted reporters (reporter_rules.go).
+	"rule-added":   "Reporter rule added; it applies to reports stored from now on.",
+	"rule-deleted": "Reporter rule deleted.",
 }

@@ -110,7 +110,8 @@ func (s *Server) reportsPage(c echo.Context) error {
 		page.Rows = append(page.Rows, ui.ReportRow{
 			ID: r.ID, Org: r.OrganizationName, ReportID: r.ReportID, Day: r.Day.Format(time.DateOnly),
 			Domains: strings.Join(r.Domains, ", "), Sessions: satAdd(r.Successful, r.Failed), Failures: r.Failed,
-			Source: r.Source, DKIM: r.DKIM, Unverified: !r.Trusted,
+			Source: r.Source, DKIM: r.DKIM, Unverified: !r.Trusted, Excluded: r.ExcludedAt != nil,
+			Reporter: reporterView(r.Reporter, reports.ReporterMethod(r.ReporterMethod), r.NameMismatch, r.Trusted),
 		})
 	}
 	return s.render(c, http.StatusOK, "reports", page)
@@ -152,6 +153,15 @@ func (s *Server) reportPage(c echo.Context) error {
 		ReceivedAt: r.ReceivedAt.UTC().Format(time.RFC3339), Source: string(r.Source), SourceRef: r.SourceRef,
 		Submitter: r.Submitter, From: r.From, DKIM: string(r.DKIM), DKIMDomain: r.DKIMDomain,
 		Unverified: !r.Trusted, RawJSON: pretty.String(), RawJSONLink: "/reports/" + strconv.FormatInt(id, 10) + "/raw",
+		Reporter:   reporterView(r.Reporter, r.ReporterMethod, r.NameMismatch, r.Trusted),
+		RemoteName: r.RemoteName, MaxReason: maxReason,
+	}
+	if r.RemoteAddr.IsValid() {
+		page.RemoteAddr = r.RemoteAddr.String()
+	}
+	if r.ExcludedAt != nil {
+		page.Excluded, page.ExcludedAt = true, r.ExcludedAt.UTC().Format(time.RFC3339)
+		page.ExcludedBy, page.ExcludedReason = r.ExcludedBy, r.ExcludedReason
 	}
 	for _, p := range rp.Policies {
 		pv := ui.PolicyView{Type: p.Policy.Type, Domain: p.Policy.Domain, Strings: p.Policy.Strings, MXHosts: p.Policy.MXHosts,
@@ -162,6 +172,29 @@ func (s *Server) reportPage(c echo.Context) error {
 		page.Policies = append(page.Policies, pv)
 	}
 	return s.render(c, http.StatusOK, "report", page)
+}
+
+// reporterView is a report's verified reporter as the pages show it;
+// trusted says whether the report counts.
+func reporterView(reporter string, m reports.ReporterMethod, mismatch string, trusted bool) ui.ReporterView {
+	v := ui.ReporterView{Domain: reporter, Mismatch: mismatch}
+	switch m {
+	case reports.ReporterDKIM:
+		v.Method = "DKIM signer"
+	case reports.ReporterReverseDNS:
+		v.Method = "reverse DNS of the posting address"
+	case reports.ReporterNetwork:
+		v.Method = "posted from an operator's network"
+	case reports.ReporterFile:
+		v.Method = "imported file"
+	case reports.ReporterFileName:
+		v.Method = "imported file, by organisation name"
+	default:
+		// Unverified, or a counted row stored before reporters were
+		// recorded.
+		v.Domain, v.Method, v.Unrecorded = "", "unverified", trusted
+	}
+	return v
 }
 
 func failureView(f reports.FailureDetail) ui.FailureView {

@@ -238,6 +238,9 @@ func (s *Server) settingsPage(c echo.Context) error {
 		}
 		page.Domains = append(page.Domains, ds)
 	}
+	if page.Shipped, page.Rules, err = s.reporterRuleViews(c); err != nil {
+		return err
+	}
 	return s.render(c, http.StatusOK, "settings", page)
 }
 

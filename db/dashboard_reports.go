@@ -61,6 +61,13 @@ type ReportListRow struct {
 	Source           string    `json:"source"`
 	DKIM             string    `json:"dkim"`
 	Trusted          bool      `json:"trusted"`
+	// Reporter is the verified reporter domain ("" when unverified),
+	// ReporterMethod how it was verified, NameMismatch why the
+	// organisation name does not belong to it (StoredReport).
+	Reporter       string     `json:"reporter,omitempty"`
+	ReporterMethod string     `json:"reporter_method,omitempty"`
+	NameMismatch   string     `json:"name_mismatch,omitempty"`
+	ExcludedAt     *time.Time `json:"excluded_at,omitempty"`
 }
 
 // DashboardReports lists reports matching f, newest first, at most
@@ -143,7 +150,7 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 	q := page + `
 		SELECT r.id, r.organization_name, r.report_id, r.start_time, r.end_time, r.day,
 			array_agg(DISTINCT p.policy_domain ORDER BY p.policy_domain), least(sum(p.successful), 9223372036854775807)::bigint, least(sum(p.failed), 9223372036854775807)::bigint,
-			r.source, r.dkim, r.trusted
+			r.source, r.dkim, r.trusted, r.reporter, r.reporter_method, r.name_mismatch, r.excluded_at
 		FROM page JOIN reports r ON r.id = page.id AND r.day = page.day
 		JOIN report_policies p ON p.report_id = r.id AND p.day = r.day` + domainCond + `
 		GROUP BY r.id, r.day ORDER BY r.start_time DESC, r.id DESC`
@@ -154,8 +161,12 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReportListRow, error) {
 		var x ReportListRow
 		err := r.Scan(&x.ID, &x.OrganizationName, &x.ReportID, &x.Start, &x.End, &x.Day, &x.Domains,
-			&x.Successful, &x.Failed, &x.Source, &x.DKIM, &x.Trusted)
+			&x.Successful, &x.Failed, &x.Source, &x.DKIM, &x.Trusted, &x.Reporter, &x.ReporterMethod, &x.NameMismatch, &x.ExcludedAt)
 		x.Start, x.End, x.Day = x.Start.UTC(), x.End.UTC(), x.Day.UTC()
+		if x.ExcludedAt != nil {
+			t := x.ExcludedAt.UTC()
+			x.ExcludedAt = &t
+		}
 		return x, err
 	})
 	if err != nil {

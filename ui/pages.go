@@ -223,24 +223,49 @@ type ReportRow struct {
 	Source     string
 	DKIM       string
 	Unverified bool
+	Reporter   ReporterView
+	Excluded   bool
+}
+
+// ReporterView is who sent a report as far as proven: the verified
+// reporter domain ("" when unverified), how it was verified in words, and
+// why the organisation name does not belong to it ("" when it may).
+type ReporterView struct {
+	Domain   string
+	Method   string
+	Mismatch string
+	// Unrecorded: a counted report stored before reporters were
+	// verified (migration 085): not "unverified", just not known.
+	Unrecorded bool
 }
 
 // ReportPage is one report.
 type ReportPage struct {
 	Layout
-	ID          int64
-	Org         string
-	ReportID    string
-	Contact     string
-	Start, End  string
-	ReceivedAt  string
-	Source      string
-	SourceRef   string
-	Submitter   string
-	From        string
-	DKIM        string
-	DKIMDomain  string
-	Unverified  bool
+	ID         int64
+	Org        string
+	ReportID   string
+	Contact    string
+	Start, End string
+	ReceivedAt string
+	Source     string
+	SourceRef  string
+	Submitter  string
+	From       string
+	DKIM       string
+	DKIMDomain string
+	Unverified bool
+	Reporter   ReporterView
+	// RemoteAddr and RemoteName are the posting address of an HTTPS
+	// report and its verified reverse name.
+	RemoteAddr, RemoteName string
+	// Excluded is set when an operator took the report back from every
+	// count: ExcludedAt (RFC 3339), ExcludedBy and ExcludedReason say
+	// when, who and why.
+	Excluded                               bool
+	ExcludedAt, ExcludedBy, ExcludedReason string
+	// MaxReason bounds the reason field of the exclude form.
+	MaxReason   int
 	Policies    []PolicyView
 	RawJSON     string
 	RawJSONLink string
@@ -289,6 +314,23 @@ type QuarantineRow struct {
 type SettingsPage struct {
 	Layout
 	Domains []DomainSettings
+	// Shipped are the reporter host rules tlsrpt ships, with why;
+	// Rules are the operator's (section "Trusted reporters").
+	Shipped []ReporterRuleView
+	Rules   []ReporterRuleView
+}
+
+// ReporterRuleView is one rule that verifies posted reports: reports of
+// Reporter may come from hosts named under HostDomain, or from Network.
+type ReporterRuleView struct {
+	ID         int64
+	Kind       string
+	Reporter   string
+	HostDomain string
+	Network    string
+	Note       string
+	CreatedBy  string
+	CreatedAt  string
 }
 
 // DomainSettings is the threshold form of one domain.
