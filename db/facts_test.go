@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,7 +269,8 @@ func TestFactsEnforceRegression(t *testing.T) {
 	s.report("google.com", 2, 0, detail("certificate-expired", "mx1.example.com", "209.85.220.41", 70))
 	s.report("microsoft.com", 1, 0, detail("certificate-expired", "mx1.example.com", "40.107.1.2", 70))
 	f, v := s.verdict()
-	if f.Policy.Mode != rollout.ModeEnforce || v.Ready || len(v.Blockers) != 0 {
+	// In enforce the one blocker is not-in-testing: nothing to promote.
+	if f.Policy.Mode != rollout.ModeEnforce || v.Ready || strings.Join(blockerCodes(v), ",") != rollout.BlockerNotInTesting {
 		t.Fatalf("enforce domain: mode %s ready %v blockers %v", f.Policy.Mode, v.Ready, blockerCodes(v))
 	}
 	r := findFinding(v.Warnings, rollout.WarningRegression)
