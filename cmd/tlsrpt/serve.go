@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -205,6 +206,12 @@ func (a *app) run(ctx context.Context) error {
 			return err
 		}
 		defer closeDB()
+		if embedded {
+			// Two shells in two directories would use two databases
+			// without a word: say which one this is.
+			dir, _ := filepath.Abs(dataDir(a.env))
+			a.log.Info("Embedded PostgreSQL", "data_dir", dir, "setting", "TLSRPT_DATA_DIR")
+		}
 		if embedded || a.cfg.migrate {
 			err = d.Migrate(ctx)
 		} else if err = d.CheckSchema(ctx); errors.Is(err, db.ErrSchemaOutdated) {
