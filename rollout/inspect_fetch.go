@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -105,6 +106,26 @@ func (in *Inspector) guard(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// fetchStep is how far a policy fetch got: where a failure happened, so
+// that the problem names the step and its fix, not a guess.
+type fetchStep int32
+
+const (
+	stepDNS     fetchStep = iota // looking up mta-sts.<domain>
+	stepConnect                  // connecting to its address on port 443
+	stepTLS                      // the TLS handshake
+	stepHTTP                     // the request and the answer
+)
+
+type stepKey struct{}
+
+// reached records in ctx's step tracker (if any) that the fetch got to s.
+func reached(ctx context.Context, s fetchStep) {
+	if p, ok := ctx.Value(stepKey{}).(*atomic.Int32); ok {
+		p.Store(int32(s))
+	}
+}
+
 // dialContext resolves the host through the configured resolver and
 // connects to its addresses in turn, each connection passing guard.
 func (in *Inspector) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -116,16 +137,19 @@ func (in *Inspector) dialContext(ctx context.Context, network, addr string) (net
 		port = in.httpsPort
 	}
 	var ips []netip.Addr
+	reached(ctx, stepDNS)
 	if ip, perr := netip.ParseAddr(host); perr == nil {
 		ips = []netip.Addr{ip}
 	} else if ips, err = in.lookupAddrs(ctx, host); err != nil {
 		return nil, err
 	}
+	reached(ctx, stepConnect)
 	d := &net.Dialer{Timeout: in.timeout(), Control: in.guard}
 	var errs []error
 	for _, ip := range ips {
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), port))
 		if err == nil {
+			reached(ctx, stepTLS)
 			return conn, nil
 		}
 		errs = append(errs, err)
@@ -142,6 +166,15 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	host := "mta-sts." + res.Domain
 	ctx, cancel := context.WithTimeout(ctx, in.timeout())
 	defer cancel()
+	step := &atomic.Int32{}
+	ctx = context.WithValue(ctx, stepKey{}, step)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			if err == nil {
+				reached(ctx, stepHTTP)
+			}
+		},
+	})
 
 	// The transport dials in a goroutine of its own, which may finish
 	// after Do returned on a timeout.
@@ -182,7 +215,7 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	}
 	if err != nil {
 		pc.Error = err.Error()
-		in.fetchFailed(res, host, err)
+		in.fetchFailed(res, host, fetchStep(step.Load()), err)
 		return "", false
 	}
 	defer resp.Body.Close()
@@ -225,8 +258,9 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	return pc.Body, true
 }
 
-// fetchFailed turns a failed fetch into the problem that names its cause.
-func (in *Inspector) fetchFailed(res *CheckResult, host string, err error) {
+// fetchFailed turns a failed fetch into the problem that names its cause:
+// the step that failed (step, as far as the fetch got) and its fix.
+func (in *Inspector) fetchFailed(res *CheckResult, host string, step fetchStep, err error) {
 	var cv *tls.CertificateVerificationError
 	var refused *refusedAddrError
 	switch {
@@ -236,10 +270,23 @@ func (in *Inspector) fetchFailed(res *CheckResult, host string, err error) {
 		res.add(CodePolicyUnreachable, SeverityError, host+" resolves to "+refused.addr+", which is not public: the fetch was refused", "point "+host+" at a public address (or pass --allow-private for a test setup)")
 	case errors.Is(err, errNoAddress):
 		res.add(CodePolicyUnreachable, SeverityError, host+" has no A or AAAA record", "create "+host+" in DNS and serve the policy at "+res.Policy.URL)
-	case isTimeout(err):
-		res.add(CodePolicyUnreachable, SeverityError, "fetching "+res.Policy.URL+" timed out after "+in.timeout().String(), "check that "+host+" answers HTTPS on port 443")
 	default:
-		res.add(CodePolicyUnreachable, SeverityError, "fetching "+res.Policy.URL+" failed: "+shortErr(err), "check that "+host+" answers HTTPS on port 443")
+		what := "failed: " + shortErr(err)
+		if isTimeout(err) {
+			what = "timed out after " + in.timeout().String()
+		}
+		var at, fix string
+		switch step {
+		case stepDNS:
+			at, fix = "looking up "+host, "check that the name servers of "+res.Domain+" answer for "+host+" (and, with --resolver, that the resolver answers)"
+		case stepConnect:
+			at, fix = "connecting to "+host+" on port 443", "check that "+host+" accepts connections on port 443 (a listening web server, no firewall in the way)"
+		case stepTLS:
+			at, fix = "the TLS handshake with "+host, "check that "+host+" speaks TLS on port 443 with a certificate for "+host
+		default:
+			at, fix = "the HTTP request to "+host, "check that the web server of "+host+" serves the policy file at "+res.Policy.URL
+		}
+		res.add(CodePolicyUnreachable, SeverityError, "fetching "+res.Policy.URL+": "+at+" "+what, fix)
 	}
 }
 

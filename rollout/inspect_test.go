@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"strconv"
 	"net/netip"
 	"sort"
 	"strings"
@@ -387,5 +389,73 @@ func TestGuardOnConnect(t *testing.T) {
 	in.AllowPrivate = true
 	if err := in.guard("tcp", "10.0.0.1:443", nil); err != nil {
 		t.Errorf("guard with AllowPrivate = %v", err)
+	}
+}
+
+// TestCheckFetchSteps: a failed policy fetch names the step that failed
+// (DNS, connect, TLS, HTTP) and that step's fix, not one guess for all.
+func TestCheckFetchSteps(t *testing.T) {
+	e := newInspectEnv(t)
+	e.site(t, "good.example", nil)
+	e.site(t, "slow.example", func(s *policySite) { s.hang = true })
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks TLS
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := strconv.Itoa(closed.Addr().(*net.TCPAddr).Port)
+	closed.Close()
+	mute, err := net.ListenPacket("udp", "127.0.0.1:0") // a resolver that never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+
+	for _, tt := range []struct {
+		name, domain string
+		edit         func(in *Inspector)
+		message, fix string
+	}{
+		{"http", "slow.example", nil, "the HTTP request to mta-sts.slow.example timed out", "serves the policy file at"},
+		{"tls", "good.example", func(in *Inspector) { in.httpsPort = strconv.Itoa(silent.Addr().(*net.TCPAddr).Port) }, "the TLS handshake with mta-sts.good.example timed out", "speaks TLS on port 443"},
+		{"connect", "good.example", func(in *Inspector) { in.httpsPort = closedPort }, "connecting to mta-sts.good.example on port 443 failed", "accepts connections on port 443"},
+	} {
+		in := *e.in
+		in.Timeout = 500 * time.Millisecond
+		if tt.edit != nil {
+			tt.edit(&in)
+		}
+		r := in.Check(context.Background(), tt.domain)
+		found := false
+		for _, p := range r.Problems {
+			if p.Code == CodePolicyUnreachable && strings.Contains(p.Message, tt.message) && strings.Contains(p.Fix, tt.fix) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: problems %+v; want policy-unreachable with %q, fix %q", tt.name, r.Problems, tt.message, tt.fix)
+		}
+	}
+	// The DNS step, on its own: the lookup of the policy host times out.
+	in := *e.in
+	in.Timeout = 300 * time.Millisecond
+	in.Resolver = mute.LocalAddr().String()
+	res := &CheckResult{Domain: "good.example", Policy: PolicyCheck{URL: "https://mta-sts.good.example/.well-known/mta-sts.txt"}}
+	in.checkPolicy(context.Background(), res)
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "looking up mta-sts.good.example") || !strings.Contains(res.Problems[0].Fix, "name servers of good.example") {
+		t.Errorf("fetch with a resolver that never answers: %+v; want the DNS step named", res.Problems)
 	}
 }
