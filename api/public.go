@@ -46,6 +46,19 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
+	// The body and what it may decompress to are charged to the parse
+	// budget before it is read (all of the body limit when its length is
+	// not given), and only its own cost is kept once it is read: a flood
+	// of bombs is refused with 503 instead of holding gigabytes.
+	expect := req.ContentLength
+	if expect < 0 {
+		expect = s.cfg.MaxReportBytes
+	}
+	res, err := s.intake.Reserve(ingest.ParseCost(expect, s.cfg.Pipeline.Limits))
+	if err != nil {
+		return s.postNotTaken(c, err)
+	}
+	defer res.Release()
 	body, err := io.ReadAll(io.LimitReader(req.Body, s.cfg.MaxReportBytes+1))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "reading the request body failed")
@@ -54,28 +67,12 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
+	res.Shrink(ingest.ParseCost(int64(len(body)), s.cfg.Pipeline.Limits))
 	// Stored together with the reports of concurrent requests (one
 	// transaction for many: intake.go); the answer is this report's own.
 	out, err := s.intake.Report(req.Context(), body, reports.SourceHTTPS, c.RealIP())
 	if err != nil {
-		var re *ingest.RetryError
-		switch {
-		case errors.As(err, &re):
-			// The queue is full or the store down: refused at once, so the
-			// sender retries instead of hanging. Nothing was acknowledged.
-			s.metrics.https.WithLabelValues("unavailable").Inc()
-			// Logged at Debug: the batcher logs the store's failure once per
-			// batch, and an overloaded server must not also flood its log.
-			s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
-			c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
-			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later"}
-		case errors.Is(err, ingest.ErrRetryLater):
-			// The quarantine of a broken body failed: the store is down.
-			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", c.RealIP(), "error", err)
-			c.Response().Header().Set("Retry-After", strconv.Itoa(60))
-			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
-		}
-		return err
+		return s.postNotTaken(c, err)
 	}
 	switch {
 	case out.New > 0:
@@ -91,6 +88,31 @@ func (s *Server) postReport(c echo.Context) error {
 		msg += ": " + out.Reason
 	}
 	return errorf(http.StatusBadRequest, "%s", msg)
+}
+
+// postNotTaken answers a posted report that was not taken (the parse
+// budget or the queue is full, the store is down): 503 with Retry-After,
+// nothing acknowledged.
+func (s *Server) postNotTaken(c echo.Context, err error) error {
+	req := c.Request()
+	var re *ingest.RetryError
+	switch {
+	case errors.As(err, &re):
+		// The parse budget or the queue is full, or the store down:
+		// refused at once, so the sender retries instead of hanging.
+		s.metrics.https.WithLabelValues("unavailable").Inc()
+		// Logged at Debug: the batcher logs the store's failure once per
+		// batch, and an overloaded server must not also flood its log.
+		s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", c.RealIP(), "error", err)
+		c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
+		return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be taken now (" + re.Reason + "); try again later"}
+	case errors.Is(err, ingest.ErrRetryLater):
+		// The quarantine of a broken body failed: the store is down.
+		s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", c.RealIP(), "error", err)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(60))
+		return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
+	}
+	return err
 }
 
 // reprocess runs a quarantined input through the pipeline again: a mail

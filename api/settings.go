@@ -26,6 +26,7 @@ type Settings struct {
 	PublicRate     Rate           // TLSRPT_RATE_PUBLIC, e.g. "60/m,30"
 	LoginRate      Rate           // TLSRPT_RATE_LOGIN, e.g. "5/m,5"
 	MaxReportBytes int64          // TLSRPT_MAX_REPORT_BYTES
+	ParseBytes     int64          // TLSRPT_PARSE_BUDGET_BYTES (0: ingest.DefaultParseBytes)
 	TrustedProxies []netip.Prefix // TLSRPT_TRUSTED_PROXIES, comma-separated CIDRs
 	SessionTTL     time.Duration  // TLSRPT_SESSION_TTL, e.g. "168h"
 	// SecureCookies is set when TLS is on, or forced by
@@ -41,6 +42,7 @@ func (s Settings) ApplyTo(cfg *Config) {
 	cfg.PublicRate = s.PublicRate
 	cfg.LoginRate = s.LoginRate
 	cfg.MaxReportBytes = s.MaxReportBytes
+	cfg.Intake.ParseBytes = s.ParseBytes
 	cfg.TrustedProxies = s.TrustedProxies
 	cfg.SessionTTL = s.SessionTTL
 	cfg.SecureCookies = s.SecureCookies
@@ -86,6 +88,13 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if v := getenv("TLSRPT_MAX_REPORT_BYTES"); v != "" {
 		if s.MaxReportBytes, err = strconv.ParseInt(v, 10, 64); err != nil || s.MaxReportBytes < 1024 || s.MaxReportBytes > 1<<30 {
 			return s, fmt.Errorf("TLSRPT_MAX_REPORT_BYTES: %q is not a size from 1024 to 1073741824 bytes", v)
+		}
+	}
+	if v := getenv("TLSRPT_PARSE_BUDGET_BYTES"); v != "" {
+		// At least one body of the largest size with its decompressed
+		// report (64 MiB), so that any valid report can get through.
+		if s.ParseBytes, err = strconv.ParseInt(v, 10, 64); err != nil || s.ParseBytes < 80<<20 || s.ParseBytes > 1<<40 {
+			return s, fmt.Errorf("TLSRPT_PARSE_BUDGET_BYTES: %q is not a size from 83886080 to 1099511627776 bytes", v)
 		}
 	}
 	if v := getenv("TLSRPT_TRUSTED_PROXIES"); v != "" {
