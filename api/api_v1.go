@@ -322,6 +322,8 @@ type quarantineJSON struct {
 	SourceRef     string         `json:"source_ref"`
 	Reason        string         `json:"reason"`
 	Size          int            `json:"size"`
+	Kept          int            `json:"kept"`
+	Truncated     string         `json:"truncated,omitempty"`
 	ReprocessedAt *time.Time     `json:"reprocessed_at,omitempty"`
 }
 
@@ -334,7 +336,7 @@ func (s *Server) apiQuarantine(c echo.Context) error {
 	out := []quarantineJSON{}
 	for _, e := range es {
 		out = append(out, quarantineJSON{ID: e.ID, CreatedAt: e.CreatedAt.UTC(), Source: e.Source, SourceRef: e.SourceRef,
-			Reason: e.Reason, Size: e.Size, ReprocessedAt: e.ReprocessedAt})
+			Reason: e.Reason, Size: e.Size, Kept: e.Kept, Truncated: e.Truncated, ReprocessedAt: e.ReprocessedAt})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entries": out})
 }

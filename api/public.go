@@ -127,6 +127,11 @@ func (s *Server) reprocess(c echo.Context, id int64) (ingest.Outcome, error) {
 	if err != nil {
 		return ingest.Outcome{}, err
 	}
+	if e.Truncated != "" {
+		// Parsing a prefix would only fail again, or worse, read a cut
+		// report as a whole one.
+		return ingest.Outcome{}, errorf(http.StatusConflict, "quarantine entry %d cannot be reprocessed: %s (of %d bytes)", id, e.Truncated, e.Size)
+	}
 	var out ingest.Outcome
 	if e.Source != reports.SourceIMAP && reports.IsReportData(e.Raw) {
 		out, err = s.cfg.Pipeline.Report(ctx, e.Raw, e.Source, e.SourceRef)

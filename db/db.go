@@ -17,6 +17,9 @@ var ErrNotFound = errors.New("db: not found")
 // DB is the store. Sibling query files of this package use Pool directly.
 type DB struct {
 	Pool *pgxpool.Pool
+	// QuarantineMaxBytes caps the bytes the quarantine keeps (0:
+	// DefaultQuarantineMaxBytes); Quarantine documents what happens past it.
+	QuarantineMaxBytes int64
 	// parts caches the monthly partitions known to exist and the
 	// retention cutoff (partitions.go).
 	parts partitionCache

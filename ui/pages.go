@@ -282,7 +282,11 @@ type QuarantineRow struct {
 	Source     string
 	SourceRef  string
 	Reason     string
-	Size       int64
+	Size       int64 // of the whole input
+	Kept       int64 // bytes of it kept
+	// Truncated says why not all of it was kept ("" when it was): such
+	// an entry cannot be reprocessed.
+	Truncated string
 }
 
 // SettingsPage edits the allow-list and the verdict thresholds per domain.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 // TestRetentionCommand seeds 18 old days and 18 recent ones, counts, then
@@ -76,5 +77,43 @@ func TestStorageMaintenance(t *testing.T) {
 	parts, err = d.Partitions(ctx)
 	if err != nil || len(parts) != 2 {
 		t.Errorf("Partitions() after retention = %+v, %v; want 2025-01 dropped", parts, err)
+	}
+}
+
+// TestStorageMaintenanceQuarantine: serve's daily run deletes quarantine
+// entries older than TLSRPT_QUARANTINE_DAYS (default 90), and keeps them
+// when it is 0.
+func TestStorageMaintenanceQuarantine(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := time.Date(2026, 12, 15, 10, 0, 0, 0, time.UTC) // the one clock of this test
+	for i, age := range []int{100, 10} {
+		id, err := d.Quarantine(ctx, []byte{byte(i)}, "no report", reports.SourceHTTPS, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Pool.Exec(ctx, `UPDATE quarantine SET created_at = $1 WHERE id = $2`, now.AddDate(0, 0, -age), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		var n int
+		if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	maintainStorage(ctx, d, retentionConfig{}, now, log)
+	if n := count(); n != 2 {
+		t.Fatalf("quarantine entries with TLSRPT_QUARANTINE_DAYS=0 = %d, want 2", n)
+	}
+	rc, err := retentionFromEnv(&Env{Getenv: func(string) string { return "" }})
+	if err != nil || rc.quarantineDays != 90 {
+		t.Fatalf("retentionFromEnv() = %+v, %v; want 90 quarantine days by default", rc, err)
+	}
+	maintainStorage(ctx, d, rc, now, log)
+	if n := count(); n != 1 {
+		t.Errorf("quarantine entries after the daily run = %d, want the 10-day-old one only", n)
 	}
 }
