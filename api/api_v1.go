@@ -67,6 +67,10 @@ func (s *Server) apiDomains(c echo.Context) error {
 		Page     int                 `json:"page"`
 		PerPage  int                 `json:"per_page"`
 		Unlisted []db.UnlistedDomain `json:"unlisted"`
+		// UnlistedCount counts the unlisted domains up to
+		// db.MaxUnlistedCount; UnlistedMore says there are more.
+		UnlistedCount int  `json:"unlisted_count"`
+		UnlistedMore  bool `json:"unlisted_more,omitempty"`
 	}{Domains: []domainJSON{}, Total: total, Page: q.Page, PerPage: q.PerPage}
 	for _, r := range rows {
 		j := domainJSON{Domain: r.Domain, AddedAt: &r.AddedAt, Mode: rowMode(r.OverviewRow)}
@@ -83,6 +87,12 @@ func (s *Server) apiDomains(c echo.Context) error {
 	}
 	if out.Unlisted == nil {
 		out.Unlisted = []db.UnlistedDomain{}
+	}
+	out.UnlistedCount = len(out.Unlisted)
+	if len(out.Unlisted) == 100 {
+		if out.UnlistedCount, out.UnlistedMore, err = s.cfg.DB.UnlistedCount(ctx, from); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -64,6 +64,10 @@ type OverviewPage struct {
 	PrevURL  string
 	NextURL  string
 	Unlisted []UnlistedRow
+	// UnlistedCount is how many unlisted domains reported in the window,
+	// counted up to a bound; UnlistedMore says there are more than that.
+	UnlistedCount int64
+	UnlistedMore  bool
 }
 
 // OverviewFilter is the overview's filter and sort form.
