@@ -117,3 +117,21 @@ func TestStorageMaintenanceQuarantine(t *testing.T) {
 		t.Errorf("quarantine entries after the daily run = %d, want the 10-day-old one only", n)
 	}
 }
+
+// TestQuarantineSettings: the quarantine's retention and cap are read
+// from the environment, and a wrong value names its variable.
+func TestQuarantineSettings(t *testing.T) {
+	env := func(kv map[string]string) *Env { return &Env{Getenv: func(k string) string { return kv[k] }} }
+	rc, err := retentionFromEnv(env(map[string]string{"TLSRPT_QUARANTINE_DAYS": "0", "TLSRPT_QUARANTINE_MAX_BYTES": "1048576"}))
+	if err != nil || rc.quarantineDays != 0 || rc.quarantineMaxBytes != 1<<20 {
+		t.Errorf("retentionFromEnv(0 days, 1 MiB) = %+v, %v", rc, err)
+	}
+	if rc, err := retentionFromEnv(env(nil)); err != nil || rc.quarantineMaxBytes != db.DefaultQuarantineMaxBytes {
+		t.Errorf("retentionFromEnv(defaults) = %+v, %v", rc, err)
+	}
+	for name, v := range map[string]string{"TLSRPT_QUARANTINE_DAYS": "-1", "TLSRPT_QUARANTINE_MAX_BYTES": "1000"} {
+		if _, err := retentionFromEnv(env(map[string]string{name: v})); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("retentionFromEnv(%s=%s) = %v, want an error naming it", name, v, err)
+		}
+	}
+}
