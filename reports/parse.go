@@ -81,7 +81,7 @@ func IsReportData(data []byte) bool {
 // the limit is inflated again into a buffer of the size counted: refusing
 // a bomb then costs this much memory, not the limit, whatever the stream
 // claims.
-const gunzipInMemory = 256 << 10
+const gunzipInMemory = 128 << 10
 
 // gunzip decompresses z, stopping with ErrTooLarge as soon as more than
 // max bytes come out. Only the bytes actually produced count: the gzip
