@@ -68,6 +68,10 @@ func (s *Server) apiDomains(c echo.Context) error {
 		Page     int                 `json:"page"`
 		PerPage  int                 `json:"per_page"`
 		Unlisted []db.UnlistedDomain `json:"unlisted"`
+		// UnlistedCount counts the unlisted domains up to
+		// db.MaxUnlistedCount; UnlistedMore says there are more.
+		UnlistedCount int  `json:"unlisted_count"`
+		UnlistedMore  bool `json:"unlisted_more,omitempty"`
 	}{Domains: []domainJSON{}, Total: total, Page: q.Page, PerPage: q.PerPage}
 	for _, r := range rows {
 		j := domainJSON{Domain: r.Domain, AddedAt: &r.AddedAt, Mode: rowMode(r.OverviewRow)}
@@ -84,6 +88,12 @@ func (s *Server) apiDomains(c echo.Context) error {
 	}
 	if out.Unlisted == nil {
 		out.Unlisted = []db.UnlistedDomain{}
+	}
+	out.UnlistedCount = len(out.Unlisted)
+	if len(out.Unlisted) == 100 {
+		if out.UnlistedCount, out.UnlistedMore, err = s.cfg.DB.UnlistedCount(ctx, from); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -372,6 +382,8 @@ type quarantineJSON struct {
 	SourceRef     string         `json:"source_ref"`
 	Reason        string         `json:"reason"`
 	Size          int            `json:"size"`
+	Kept          int            `json:"kept"`
+	Truncated     string         `json:"truncated,omitempty"`
 	ReprocessedAt *time.Time     `json:"reprocessed_at,omitempty"`
 }
 
@@ -384,7 +396,7 @@ func (s *Server) apiQuarantine(c echo.Context) error {
 	out := []quarantineJSON{}
 	for _, e := range es {
 		out = append(out, quarantineJSON{ID: e.ID, CreatedAt: e.CreatedAt.UTC(), Source: e.Source, SourceRef: e.SourceRef,
-			Reason: e.Reason, Size: e.Size, ReprocessedAt: e.ReprocessedAt})
+			Reason: e.Reason, Size: e.Size, Kept: e.Kept, Truncated: e.Truncated, ReprocessedAt: e.ReprocessedAt})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entries": out})
 }

@@ -467,3 +467,32 @@ func TestRateLimitOff(t *testing.T) {
 		}
 	}
 }
+
+// TestQuarantineTruncated: an entry kept as a prefix is shown as truncated
+// with the reason, has no reprocess button, and reprocessing it is refused
+// with the reason instead of parsing a cut input.
+func TestQuarantineTruncated(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	big := append(reportJSONBody(t, "late.example", "q-big"), bytes.Repeat([]byte(" "), 200<<10)...)
+	id, err := e.d.Quarantine(ctx, big, "refused by an older parser", reports.SourceHTTPS, "192.0.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := e.login(db.RoleAdmin)
+	rec := e.do(admin, request{method: "GET", path: "/quarantine"})
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, "Truncated:") || !strings.Contains(body, "not reprocessable") ||
+		strings.Contains(body, fmt.Sprintf("/quarantine/%d/reprocess", id)) {
+		t.Errorf("quarantine page = %d, want the entry shown truncated without a reprocess button:\n%s", rec.Code, body)
+	}
+	token := e.token(db.RoleAdmin)
+	rec = e.do(token, request{method: "POST", path: fmt.Sprintf("/api/v1/quarantine/%d/reprocess", id)})
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "only the first 65536 of") {
+		t.Errorf("reprocess of a truncated entry = %d %s, want 409 with the reason", rec.Code, rec.Body)
+	}
+	rec = e.do(token, request{method: "GET", path: "/api/v1/quarantine"})
+	if !strings.Contains(rec.Body.String(), `"truncated":"only the first 65536 of`) || !strings.Contains(rec.Body.String(), fmt.Sprintf(`"size":%d`, len(big))) {
+		t.Errorf("GET /api/v1/quarantine = %s, want the truncation and the whole size", rec.Body)
+	}
+}

@@ -350,3 +350,35 @@ func TestServeShutdownDrains(t *testing.T) {
 		t.Errorf("stored %d, %v; want %d", stored, err, n)
 	}
 }
+
+// TestPostParseBudget: while the parse budget is spent, a post is refused
+// with 503 and Retry-After before its body is read, and nothing of it is
+// stored; once the budget is free the same report is taken.
+func TestPostParseBudget(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.Intake = ingest.BatcherOptions{ParseBytes: 8 << 20} })
+	srv := httptest.NewServer(e.s.Handler())
+	defer srv.Close()
+	body := reportJSONBody(t, "sender.example", "budget-1")
+	held, err := e.s.intake.Reserve(8 << 20)
+	if err != nil {
+		t.Fatalf("Reserve(all) = %v", err)
+	}
+	got := postHTTP(t, srv.Client(), srv.URL, body)
+	if got.status != http.StatusServiceUnavailable || got.retryAfter == "" {
+		t.Fatalf("POST with the budget spent = %+v, want 503 with Retry-After", got)
+	}
+	var n int
+	if err := e.d.Pool.QueryRow(context.Background(), `SELECT count(*) FROM reports`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("reports after a refused post = %d (%v), want 0", n, err)
+	}
+	held.Release()
+	if got := postHTTP(t, srv.Client(), srv.URL, body); got.status != http.StatusOK {
+		t.Fatalf("POST with the budget free = %+v, want 200", got)
+	}
+	// Every reservation was given back: the whole budget is free again.
+	all, err := e.s.intake.Reserve(8 << 20)
+	if err != nil {
+		t.Fatalf("Reserve(all) after the posts = %v, want the budget free", err)
+	}
+	all.Release()
+}

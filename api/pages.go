@@ -107,24 +107,31 @@ func (s *Server) overviewPage(c echo.Context) error {
 	if q.Page*q.PerPage < total {
 		page.NextURL = q.url(q.Page + 1)
 	}
-	page.Unlisted, err = s.unlisted(ctx)
-	if err != nil {
+	if err := s.unlisted(ctx, &page); err != nil {
 		return err
 	}
 	return s.render(c, http.StatusOK, "overview", page)
 }
 
-func (s *Server) unlisted(ctx context.Context) ([]ui.UnlistedRow, error) {
+// unlisted fills the overview's list of unlisted domains: the 100 seen
+// most recently and a count bounded by db.MaxUnlistedCount, both read
+// from indexes whatever a flood of reports added.
+func (s *Server) unlisted(ctx context.Context, page *ui.OverviewPage) error {
 	from, _ := s.dayRange(30)
 	us, err := s.cfg.DB.UnlistedDomains(ctx, from, 100)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []ui.UnlistedRow
 	for _, u := range us {
-		out = append(out, ui.UnlistedRow{Name: u.Domain, Reports: u.Reports, Sessions: u.Sessions, LastDay: u.LastDay.Format(time.DateOnly)})
+		page.Unlisted = append(page.Unlisted, ui.UnlistedRow{Name: u.Domain, Reports: u.Reports, Sessions: u.Sessions, LastDay: u.LastDay.Format(time.DateOnly)})
 	}
-	return out, nil
+	if len(us) < 100 {
+		page.UnlistedCount = int64(len(us))
+		return nil
+	}
+	n, more, err := s.cfg.DB.UnlistedCount(ctx, from)
+	page.UnlistedCount, page.UnlistedMore = int64(n), more
+	return err
 }
 
 // mode is the domain's mode: the verdict's (live or reports) when known,

@@ -227,7 +227,7 @@ func (s *Server) quarantinePage(c echo.Context) error {
 	page := ui.QuarantinePage{Layout: s.layout(c, "Quarantine", "quarantine")}
 	for _, e := range es {
 		page.Rows = append(page.Rows, ui.QuarantineRow{ID: e.ID, ReceivedAt: e.CreatedAt.UTC().Format(time.RFC3339),
-			Source: string(e.Source), SourceRef: e.SourceRef, Reason: e.Reason, Size: int64(e.Size)})
+			Source: string(e.Source), SourceRef: e.SourceRef, Reason: e.Reason, Size: int64(e.Size), Kept: int64(e.Kept), Truncated: e.Truncated})
 	}
 	return s.render(c, http.StatusOK, "quarantine", page)
 }

@@ -47,6 +47,19 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
+	// The body and what it may decompress to are charged to the parse
+	// budget before it is read (all of the body limit when its length is
+	// not given), and only its own cost is kept once it is read: a flood
+	// of bombs is refused with 503 instead of holding gigabytes.
+	expect := req.ContentLength
+	if expect < 0 {
+		expect = s.cfg.MaxReportBytes
+	}
+	res, err := s.intake.Reserve(ingest.ParseCost(expect, s.cfg.Pipeline.Limits))
+	if err != nil {
+		return s.postNotTaken(c, err)
+	}
+	defer res.Release()
 	body, err := io.ReadAll(io.LimitReader(req.Body, s.cfg.MaxReportBytes+1))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "reading the request body failed")
@@ -55,6 +68,7 @@ func (s *Server) postReport(c echo.Context) error {
 		s.metrics.https.WithLabelValues("refused").Inc()
 		return errorf(http.StatusRequestEntityTooLarge, "the report is larger than %d bytes", s.cfg.MaxReportBytes)
 	}
+	res.Shrink(ingest.ParseCost(int64(len(body)), s.cfg.Pipeline.Limits))
 	// Who posted it: the reporter of a posted report is proven only by the
 	// forward-confirmed reverse name of the address (DESIGN "Which reports
 	// count"); without one it is stored unverified. A DNS failure is not
@@ -65,7 +79,7 @@ func (s *Server) postReport(c echo.Context) error {
 		remote.Addr = a.Unmap()
 		if remote.Name, err = ingest.ConfirmedName(ctx, s.cfg.Resolver, remote.Addr); err != nil {
 			s.metrics.https.WithLabelValues("unavailable").Inc()
-			s.log.WarnContext(ctx, "Checking a poster's reverse DNS failed", "remote_addr", c.RealIP(), "error", err)
+			s.log.WarnContext(ctx, "Checking a poster's reverse DNS failed", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
 			c.Response().Header().Set("Retry-After", strconv.Itoa(300))
 			return &Error{Status: http.StatusServiceUnavailable, Message: "the reverse DNS of your address could not be checked now; try again later"}
 		}
@@ -74,24 +88,7 @@ func (s *Server) postReport(c echo.Context) error {
 	// transaction for many: intake.go); the answer is this report's own.
 	out, err := s.intake.Report(ingest.WithRemote(ctx, remote), body, reports.SourceHTTPS, c.RealIP())
 	if err != nil {
-		var re *ingest.RetryError
-		switch {
-		case errors.As(err, &re):
-			// The queue is full or the store down: refused at once, so the
-			// sender retries instead of hanging. Nothing was acknowledged.
-			s.metrics.https.WithLabelValues("unavailable").Inc()
-			// Logged at Debug: the batcher logs the store's failure once per
-			// batch, and an overloaded server must not also flood its log.
-			s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
-			c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
-			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later"}
-		case errors.Is(err, ingest.ErrRetryLater):
-			// The quarantine of a broken body failed: the store is down.
-			s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
-			c.Response().Header().Set("Retry-After", strconv.Itoa(60))
-			return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
-		}
-		return err
+		return s.postNotTaken(c, err)
 	}
 	switch {
 	case out.New > 0:
@@ -109,6 +106,31 @@ func (s *Server) postReport(c echo.Context) error {
 	return errorf(http.StatusBadRequest, "%s", msg)
 }
 
+// postNotTaken answers a posted report that was not taken (the parse
+// budget or the queue is full, the store is down): 503 with Retry-After,
+// nothing acknowledged.
+func (s *Server) postNotTaken(c echo.Context, err error) error {
+	req := c.Request()
+	var re *ingest.RetryError
+	switch {
+	case errors.As(err, &re):
+		// The parse budget or the queue is full, or the store down:
+		// refused at once, so the sender retries instead of hanging.
+		s.metrics.https.WithLabelValues("unavailable").Inc()
+		// Logged at Debug: the batcher logs the store's failure once per
+		// batch, and an overloaded server must not also flood its log.
+		s.log.DebugContext(req.Context(), "Posted report not taken", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
+		c.Response().Header().Set("Retry-After", re.RetryAfterSeconds())
+		return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be taken now (" + re.Reason + "); try again later"}
+	case errors.Is(err, ingest.ErrRetryLater):
+		// The quarantine of a broken body failed: the store is down.
+		s.log.ErrorContext(req.Context(), "Storing a posted report failed", "remote_addr", clip(c.RealIP()), "error", clipErr(err))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(60))
+		return &Error{Status: http.StatusServiceUnavailable, Message: "the report could not be stored now; try again later", Err: err}
+	}
+	return err
+}
+
 // reprocess runs a quarantined input through the pipeline again: a mail
 // as a message, anything else sniffed as a report or a message. When it
 // now yields reports, the entry is marked reprocessed.
@@ -120,6 +142,11 @@ func (s *Server) reprocess(c echo.Context, id int64) (ingest.Outcome, error) {
 	e, err := s.cfg.DB.QuarantineGet(ctx, id)
 	if err != nil {
 		return ingest.Outcome{}, err
+	}
+	if e.Truncated != "" {
+		// Parsing a prefix would only fail again, or worse, read a cut
+		// report as a whole one.
+		return ingest.Outcome{}, errorf(http.StatusConflict, "quarantine entry %d cannot be reprocessed: %s (of %d bytes)", id, e.Truncated, e.Size)
 	}
 	var out ingest.Outcome
 	if e.Source != reports.SourceIMAP && reports.IsReportData(e.Raw) {

@@ -27,6 +27,7 @@ type Settings struct {
 	LoginRate      Rate           // TLSRPT_RATE_LOGIN, e.g. "5/m,5"
 	CheckRate      Rate           // TLSRPT_RATE_CHECK, e.g. "10/m,5", per user
 	MaxReportBytes int64          // TLSRPT_MAX_REPORT_BYTES
+	ParseBytes     int64          // TLSRPT_PARSE_BUDGET_BYTES (0: ingest.DefaultParseBytes)
 	TrustedProxies []netip.Prefix // TLSRPT_TRUSTED_PROXIES, comma-separated CIDRs
 	SessionTTL     time.Duration  // TLSRPT_SESSION_TTL, e.g. "168h"
 	MetricsToken   string         // TLSRPT_METRICS_TOKEN or the file TLSRPT_METRICS_TOKEN_FILE
@@ -44,6 +45,7 @@ func (s Settings) ApplyTo(cfg *Config) {
 	cfg.LoginRate = s.LoginRate
 	cfg.CheckRate = s.CheckRate
 	cfg.MaxReportBytes = s.MaxReportBytes
+	cfg.Intake.ParseBytes = s.ParseBytes
 	cfg.TrustedProxies = s.TrustedProxies
 	cfg.SessionTTL = s.SessionTTL
 	cfg.MetricsToken = s.MetricsToken
@@ -90,6 +92,13 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	if v := getenv("TLSRPT_MAX_REPORT_BYTES"); v != "" {
 		if s.MaxReportBytes, err = strconv.ParseInt(v, 10, 64); err != nil || s.MaxReportBytes < 1024 || s.MaxReportBytes > 1<<30 {
 			return s, fmt.Errorf("TLSRPT_MAX_REPORT_BYTES: %q is not a size from 1024 to 1073741824 bytes", v)
+		}
+	}
+	if v := getenv("TLSRPT_PARSE_BUDGET_BYTES"); v != "" {
+		// At least one body of the largest size with its decompressed
+		// report (64 MiB), so that any valid report can get through.
+		if s.ParseBytes, err = strconv.ParseInt(v, 10, 64); err != nil || s.ParseBytes < 80<<20 || s.ParseBytes > 1<<40 {
+			return s, fmt.Errorf("TLSRPT_PARSE_BUDGET_BYTES: %q is not a size from 83886080 to 1099511627776 bytes", v)
 		}
 	}
 	if v := getenv("TLSRPT_TRUSTED_PROXIES"); v != "" {

@@ -23,17 +23,18 @@ func TestLoadSettings(t *testing.T) {
 		"TLSRPT_LISTEN": "[::1]:8443", "TLSRPT_TLS_CERT": "c.pem", "TLSRPT_TLS_KEY": "k.pem",
 		"TLSRPT_ADMIN_PASSWORD_FILE": pwFile, "TLSRPT_RATE_PUBLIC": "10/s,20", "TLSRPT_RATE_LOGIN": "3/h",
 		"TLSRPT_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8", "TLSRPT_SESSION_TTL": "12h", "TLSRPT_MAX_REPORT_BYTES": "2048",
+		"TLSRPT_PARSE_BUDGET_BYTES": "104857600",
 	}))
 	if err != nil {
 		t.Fatalf("LoadSettings(full) = %v", err)
 	}
 	if s.AdminPassword != "from-file" || !s.SecureCookies || s.PublicRate != (Rate{Per: 10, Every: time.Second, Burst: 20}) ||
-		s.LoginRate != (Rate{Per: 3, Every: time.Hour, Burst: 3}) || len(s.TrustedProxies) != 2 || s.SessionTTL != 12*time.Hour || s.MaxReportBytes != 2048 {
+		s.LoginRate != (Rate{Per: 3, Every: time.Hour, Burst: 3}) || len(s.TrustedProxies) != 2 || s.SessionTTL != 12*time.Hour || s.MaxReportBytes != 2048 || s.ParseBytes != 100<<20 {
 		t.Errorf("LoadSettings(full) = %+v", s)
 	}
 	var cfg Config
 	s.ApplyTo(&cfg)
-	if cfg.AdminPassword != "from-file" || cfg.PublicRate != s.PublicRate || !cfg.SecureCookies {
+	if cfg.AdminPassword != "from-file" || cfg.PublicRate != s.PublicRate || !cfg.SecureCookies || cfg.Intake.ParseBytes != 100<<20 {
 		t.Errorf("ApplyTo = %+v", cfg)
 	}
 	for _, tc := range []struct {
@@ -49,6 +50,7 @@ func TestLoadSettings(t *testing.T) {
 		{map[string]string{"TLSRPT_TRUSTED_PROXIES": "10.0.0.1"}, "TLSRPT_TRUSTED_PROXIES"},
 		{map[string]string{"TLSRPT_SESSION_TTL": "5s"}, "TLSRPT_SESSION_TTL"},
 		{map[string]string{"TLSRPT_MAX_REPORT_BYTES": "12"}, "TLSRPT_MAX_REPORT_BYTES"},
+		{map[string]string{"TLSRPT_PARSE_BUDGET_BYTES": "1048576"}, "TLSRPT_PARSE_BUDGET_BYTES"},
 		{map[string]string{"TLSRPT_PUBLIC_URL": "ftp://x"}, "TLSRPT_PUBLIC_URL"},
 		{map[string]string{"TLSRPT_SECURE_COOKIES": "maybe"}, "TLSRPT_SECURE_COOKIES"},
 	} {

@@ -22,6 +22,9 @@ type DB struct {
 	// (partitions.go); nil means time.Now. A test that stores reports
 	// dated by its own clock sets it to that clock.
 	Now func() time.Time
+	// QuarantineMaxBytes caps the bytes the quarantine keeps (0:
+	// DefaultQuarantineMaxBytes); Quarantine documents what happens past it.
+	QuarantineMaxBytes int64
 	// parts caches the monthly partitions known to exist and the
 	// retention cutoff (partitions.go).
 	parts partitionCache

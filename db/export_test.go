@@ -21,3 +21,10 @@ func (d *DB) MakeLegacyTrusted(ctx context.Context, id int64, day time.Time) err
 		return adjustRollups(ctx, tx, id, day, 1)
 	})
 }
+
+// The SQL of the overview's queries, for TestOverviewQueriesBounded.
+var (
+	UnlistedDomainsSQL = unlistedDomainsSQL
+	UnlistedCountSQL   = unlistedCountSQL
+	DomainsSeriesSQL   = domainsSeriesSQL
+)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
@@ -32,6 +34,7 @@ type Batcher struct {
 	o     BatcherOptions
 
 	queue   chan *intakeJob
+	budget  parseBudget  // bytes being read and parsed (Reserve)
 	parsing atomic.Int64 // requests between entry and enqueue
 	// downUntil (unix nanoseconds) is when the store may be tried again
 	// after a failed batch; Report refuses at once until then.
@@ -65,6 +68,12 @@ type BatcherOptions struct {
 	// large reports is refused before it holds the memory. A report
 	// larger than the bound alone is still taken when nothing waits.
 	QueueBytes int64
+	// ParseBytes bounds the bytes being read and parsed at once, each
+	// request charged with its ParseCost before its body is read (default
+	// 256 MiB; Reserve): 25 gzip bombs at once cost 25 times the
+	// decompressed limit without it. A request over the budget is
+	// refused with a *RetryError, before anything is acknowledged.
+	ParseBytes int64
 	// Workers is how many transactions may be in flight (default 2); the
 	// second only when a full batch waits for the first (enqueue).
 	Workers int
@@ -101,6 +110,9 @@ func (o BatcherOptions) withDefaults() BatcherOptions {
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 256 << 20
 	}
+	if o.ParseBytes <= 0 {
+		o.ParseBytes = DefaultParseBytes
+	}
 	def(&o.MaxDelay, 5*time.Millisecond)
 	def(&o.StoreTimeout, 10*time.Second)
 	def(&o.MaxWait, o.StoreTimeout+5*time.Second)
@@ -108,6 +120,11 @@ func (o BatcherOptions) withDefaults() BatcherOptions {
 	def(&o.Full, 2*time.Second)
 	return o
 }
+
+// DefaultParseBytes is BatcherOptions.ParseBytes unless set: four
+// unknown-length bodies of the default limits (10 MiB read, 64 MiB
+// decompressed) at once, or hundreds of real reports.
+const DefaultParseBytes = 256 << 20
 
 // idleExit is how long a worker waits for work before it stops.
 const idleExit = 2 * time.Second
@@ -169,7 +186,8 @@ type intakeAnswer struct {
 // time with batch (nil stores one at a time, still in one worker).
 func NewBatcher(p *Pipeline, batch BatchStore, o BatcherOptions) *Batcher {
 	o = o.withDefaults()
-	return &Batcher{p: p, batch: batch, o: o, queue: make(chan *intakeJob, o.Queue), quit: make(chan struct{})}
+	return &Batcher{p: p, batch: batch, o: o, queue: make(chan *intakeJob, o.Queue), quit: make(chan struct{}),
+		budget: parseBudget{sem: semaphore.NewWeighted(o.ParseBytes), size: o.ParseBytes}}
 }
 
 // BatcherStats count what a Batcher stored.

@@ -82,6 +82,8 @@ func FuzzParse(f *testing.F) {
 	for _, s := range claimSeeds() {
 		f.Add([]byte(s))
 	}
+	// A bomb whose gzip trailer claims 100 bytes (fuzzLimits: 1 MiB).
+	f.Add(lyingBomb(f, 2<<20))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, js, err := ParseLimited(bytes.NewReader(data), fuzzLimits)
 		if err != nil {

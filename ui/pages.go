@@ -64,6 +64,10 @@ type OverviewPage struct {
 	PrevURL  string
 	NextURL  string
 	Unlisted []UnlistedRow
+	// UnlistedCount is how many unlisted domains reported in the window,
+	// counted up to a bound; UnlistedMore says there are more than that.
+	UnlistedCount int64
+	UnlistedMore  bool
 }
 
 // OverviewFilter is the overview's filter and sort form.
@@ -307,7 +311,11 @@ type QuarantineRow struct {
 	Source     string
 	SourceRef  string
 	Reason     string
-	Size       int64
+	Size       int64 // of the whole input
+	Kept       int64 // bytes of it kept
+	// Truncated says why not all of it was kept ("" when it was): such
+	// an entry cannot be reprocessed.
+	Truncated string
 }
 
 // SettingsPage edits the allow-list and the verdict thresholds per domain.

@@ -80,6 +80,11 @@ func runReprocess(ctx context.Context, env *Env, args []string) int {
 			failed++
 			continue
 		}
+		if e.Truncated != "" {
+			fmt.Fprintf(env.Stdout, "%d: not reprocessable: %s (of %d bytes)\n", id, e.Truncated, e.Size)
+			still++
+			continue
+		}
 		out, err := pipe.Reprocess(ctx, e.Raw, e.Source, e.SourceRef)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "%d: %v\n", id, err)

@@ -23,18 +23,42 @@ const maxRetentionDays = 36_600
 // partitions and applies the retention.
 const maintenanceEvery = 24 * time.Hour
 
+// defaultQuarantineDays is how long serve keeps quarantine entries unless
+// TLSRPT_QUARANTINE_DAYS says otherwise: long enough for an operator to
+// notice a parser problem and reprocess after the fix, short enough that
+// a flood of junk does not stay.
+const defaultQuarantineDays = 90
+
 // retentionConfig is the retention setting: keep the raw reports of
 // keepDays days (0: keep everything), with whole months only when
-// wholeMonths is set.
+// wholeMonths is set; keep quarantine entries quarantineDays days (0:
+// keep them) and at most quarantineMaxBytes of their bytes.
 type retentionConfig struct {
-	keepDays    int
-	wholeMonths bool
+	keepDays           int
+	wholeMonths        bool
+	quarantineDays     int
+	quarantineMaxBytes int64
 }
 
-// retentionFromEnv reads TLSRPT_RETENTION_DAYS and
-// TLSRPT_RETENTION_WHOLE_MONTHS.
+// retentionFromEnv reads TLSRPT_RETENTION_DAYS,
+// TLSRPT_RETENTION_WHOLE_MONTHS, TLSRPT_QUARANTINE_DAYS and
+// TLSRPT_QUARANTINE_MAX_BYTES.
 func retentionFromEnv(env *Env) (retentionConfig, error) {
-	var rc retentionConfig
+	rc := retentionConfig{quarantineDays: defaultQuarantineDays, quarantineMaxBytes: db.DefaultQuarantineMaxBytes}
+	if v := env.Getenv("TLSRPT_QUARANTINE_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxRetentionDays {
+			return rc, fmt.Errorf("TLSRPT_QUARANTINE_DAYS: %q is not a number of days from 0 (keep) to %d", v, maxRetentionDays)
+		}
+		rc.quarantineDays = n
+	}
+	if v := env.Getenv("TLSRPT_QUARANTINE_MAX_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < db.QuarantineKeepBytes || n > 1<<40 {
+			return rc, fmt.Errorf("TLSRPT_QUARANTINE_MAX_BYTES: %q is not a size from %d to 1099511627776 bytes", v, db.QuarantineKeepBytes)
+		}
+		rc.quarantineMaxBytes = n
+	}
 	if v := env.Getenv("TLSRPT_RETENTION_DAYS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -160,6 +184,15 @@ func maintainStorage(ctx context.Context, store *db.DB, rc retentionConfig, now 
 	}
 	if err := store.AnalyzePartitioned(ctx); err != nil && ctx.Err() == nil {
 		log.Error("Refreshing the planner statistics failed", "error", err)
+	}
+	if rc.quarantineDays > 0 {
+		n, err := store.QuarantineBefore(ctx, now.AddDate(0, 0, -rc.quarantineDays))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("Quarantine retention failed", "error", err)
+		case err == nil && n > 0:
+			log.Info("Quarantine retention applied", "keep_days", rc.quarantineDays, "entries_removed", n)
+		}
 	}
 	if rc.keepDays == 0 {
 		return

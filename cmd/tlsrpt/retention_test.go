@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 // TestRetentionCommand seeds 18 old days and 18 recent ones, counts, then
@@ -76,5 +77,61 @@ func TestStorageMaintenance(t *testing.T) {
 	parts, err = d.Partitions(ctx)
 	if err != nil || len(parts) != 2 {
 		t.Errorf("Partitions() after retention = %+v, %v; want 2025-01 dropped", parts, err)
+	}
+}
+
+// TestStorageMaintenanceQuarantine: serve's daily run deletes quarantine
+// entries older than TLSRPT_QUARANTINE_DAYS (default 90), and keeps them
+// when it is 0.
+func TestStorageMaintenanceQuarantine(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := time.Date(2026, 12, 15, 10, 0, 0, 0, time.UTC) // the one clock of this test
+	for i, age := range []int{100, 10} {
+		id, err := d.Quarantine(ctx, []byte{byte(i)}, "no report", reports.SourceHTTPS, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Pool.Exec(ctx, `UPDATE quarantine SET created_at = $1 WHERE id = $2`, now.AddDate(0, 0, -age), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		var n int
+		if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	maintainStorage(ctx, d, retentionConfig{}, now, log)
+	if n := count(); n != 2 {
+		t.Fatalf("quarantine entries with TLSRPT_QUARANTINE_DAYS=0 = %d, want 2", n)
+	}
+	rc, err := retentionFromEnv(&Env{Getenv: func(string) string { return "" }})
+	if err != nil || rc.quarantineDays != 90 {
+		t.Fatalf("retentionFromEnv() = %+v, %v; want 90 quarantine days by default", rc, err)
+	}
+	maintainStorage(ctx, d, rc, now, log)
+	if n := count(); n != 1 {
+		t.Errorf("quarantine entries after the daily run = %d, want the 10-day-old one only", n)
+	}
+}
+
+// TestQuarantineSettings: the quarantine's retention and cap are read
+// from the environment, and a wrong value names its variable.
+func TestQuarantineSettings(t *testing.T) {
+	env := func(kv map[string]string) *Env { return &Env{Getenv: func(k string) string { return kv[k] }} }
+	rc, err := retentionFromEnv(env(map[string]string{"TLSRPT_QUARANTINE_DAYS": "0", "TLSRPT_QUARANTINE_MAX_BYTES": "1048576"}))
+	if err != nil || rc.quarantineDays != 0 || rc.quarantineMaxBytes != 1<<20 {
+		t.Errorf("retentionFromEnv(0 days, 1 MiB) = %+v, %v", rc, err)
+	}
+	if rc, err := retentionFromEnv(env(nil)); err != nil || rc.quarantineMaxBytes != db.DefaultQuarantineMaxBytes {
+		t.Errorf("retentionFromEnv(defaults) = %+v, %v", rc, err)
+	}
+	for name, v := range map[string]string{"TLSRPT_QUARANTINE_DAYS": "-1", "TLSRPT_QUARANTINE_MAX_BYTES": "1000"} {
+		if _, err := retentionFromEnv(env(map[string]string{name: v})); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("retentionFromEnv(%s=%s) = %v, want an error naming it", name, v, err)
+		}
 	}
 }

@@ -222,6 +222,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 		store = d
 	}
+	store.QuarantineMaxBytes = rc.quarantineMaxBytes
 
 	pipe := &ingest.Pipeline{Store: store, Limits: reports.DefaultLimits(), Log: a.log,
 		VerifyDKIM: ingest.NewDKIMVerifier(a.lookupTXT)}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/reports"
 )
 
 // runStoreCmd runs a command with DATABASE_URL unset and the URL as --db.
@@ -146,5 +147,28 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dataDir, "postgres", "data", "postmaster.pid")); err == nil {
 		t.Errorf("postmaster.pid left after the command: %q", b)
+	}
+}
+
+// TestReprocessTruncated: `tlsrpt reprocess` does not parse a quarantine
+// entry that keeps only a prefix of its input; it says why and leaves it.
+func TestReprocessTruncated(t *testing.T) {
+	url := dbtest.NewURL(t, true)
+	d, err := db.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	big := goodReport + strings.Repeat(" ", db.QuarantineKeepBytes)
+	id, err := d.Quarantine(context.Background(), []byte(big), "refused by an older parser", reports.SourceFile, "big.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runStoreCmd(t, "reprocess", "--db", url, "--dkim=false", strconv.FormatInt(id, 10))
+	if code != 0 || !strings.Contains(out, "not reprocessable: only the first 65536 of") || !strings.Contains(out, "0 resolved, 1 still refused") {
+		t.Errorf("reprocess of a truncated entry = %d, %q, %q; want it left with the reason", code, out, errOut)
+	}
+	if e, err := d.QuarantineGet(context.Background(), id); err != nil || e.ReprocessedAt != nil {
+		t.Errorf("truncated entry after reprocess = %+v, %v; want it unresolved", e, err)
 	}
 }
