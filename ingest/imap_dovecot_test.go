@@ -82,6 +82,7 @@ func TestDovecotIngest(t *testing.T) {
 	}
 	if n := countRows(t, d, "quarantine"); n != mb.quarantined {
 		t.Errorf("quarantine rows = %d, want %d", n, mb.quarantined)
+		logQuarantine(t, d)
 	}
 	got := dovecotFolders(t, srv)
 	if got["INBOX"] != 0 || got[DefaultProcessedFolder] != mb.goodMsgs || got[DefaultQuarantineFolder] != mb.quarantined {
@@ -213,6 +214,7 @@ func TestDovecotKill9(t *testing.T) {
 	}
 	if n := countRows(t, d, "quarantine"); n != mb.quarantined {
 		t.Errorf("quarantine rows = %d, want %d", n, mb.quarantined)
+		logQuarantine(t, d)
 	}
 	got := dovecotFolders(t, srv)
 	if got["INBOX"] != 0 || got[DefaultProcessedFolder] != mb.goodMsgs || got[DefaultQuarantineFolder] != mb.quarantined {
@@ -278,5 +280,24 @@ func TestReprocessCommand(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "reprocess", "--db", url, "999999").CombinedOutput(); err == nil {
 		t.Errorf("tlsrpt reprocess of a missing id succeeded:\n%s", out)
+	}
+}
+
+// logQuarantine logs what the quarantine holds, to tell a flaky count
+// from a wrong one.
+func logQuarantine(t *testing.T, d *db.DB) {
+	t.Helper()
+	rows, err := d.Pool.Query(context.Background(), `SELECT id, source_ref, size, left(reason, 300) FROM quarantine ORDER BY id LIMIT 40`)
+	if err != nil {
+		t.Logf("reading the quarantine: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, size int64
+		var ref, reason string
+		if err := rows.Scan(&id, &ref, &size, &reason); err == nil {
+			t.Logf("quarantine %d: %s (%d bytes): %s", id, ref, size, reason)
+		}
 	}
 }
