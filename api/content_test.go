@@ -428,6 +428,9 @@ func TestLiveCheckOnRequest(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) {
 		c.Inspector = &rollout.Inspector{Resolver: "127.0.0.1:9", Timeout: 300 * time.Millisecond}
 	})
+	if _, _, err := e.d.AddDomain(context.Background(), "example.com"); err != nil {
+		t.Fatal(err)
+	}
 	v := e.login(db.RoleViewer)
 	rec := e.do(v, request{method: "GET", path: "/domains/example.com"})
 	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "Checked at") || !strings.Contains(rec.Body.String(), "Run the live check") {
@@ -494,5 +497,31 @@ func TestQuarantineTruncated(t *testing.T) {
 	rec = e.do(token, request{method: "GET", path: "/api/v1/quarantine"})
 	if !strings.Contains(rec.Body.String(), `"truncated":"only the first 65536 of`) || !strings.Contains(rec.Body.String(), fmt.Sprintf(`"size":%d`, len(big))) {
 		t.Errorf("GET /api/v1/quarantine = %s, want the truncation and the whole size", rec.Body)
+	}
+}
+
+// TestUnknownDomainPage: a name nobody listed and no report names is a
+// 404 with a way to add it (for admins), not a page of zeros; a listed
+// domain without reports, or an unlisted one with reports, has its page.
+func TestUnknownDomainPage(t *testing.T) {
+	e := newTestEnv(t, nil)
+	admin, viewer := e.login(db.RoleAdmin), e.login(db.RoleViewer)
+	rec := e.do(admin, request{method: "GET", path: "/domains/nonexistent.example"})
+	body := rec.Body.String()
+	if rec.Code != http.StatusNotFound || !strings.Contains(body, "nonexistent.example is not on the list") ||
+		!strings.Contains(body, `name="domain" value="nonexistent.example"`) || strings.Contains(body, "nothing to propose") {
+		t.Errorf("GET /domains/nonexistent.example as admin = %d, want 404 with an Add form:\n%.600s", rec.Code, body)
+	}
+	if rec := e.do(viewer, request{method: "GET", path: "/domains/nonexistent.example"}); rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), `action="/domains"`) {
+		t.Errorf("GET /domains/nonexistent.example as viewer = %d, want 404 without a form", rec.Code)
+	}
+	if _, _, err := e.d.AddDomain(context.Background(), "listed.example"); err != nil {
+		t.Fatal(err)
+	}
+	seedReports(t, e.d, testNow, seedOptions{domain: "stranger.example", days: 2})
+	for _, p := range []string{"/domains/listed.example", "/domains/stranger.example"} {
+		if rec := e.do(viewer, request{method: "GET", path: p}); rec.Code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", p, rec.Code)
+		}
 	}
 }

@@ -243,6 +243,9 @@ func TestLiveCheckLimitedPerUser(t *testing.T) {
 		c.Inspector = &rollout.Inspector{Resolver: "127.0.0.1:9", Timeout: 300 * time.Millisecond}
 		c.CheckRate = Rate{Per: 1, Every: time.Minute, Burst: 2}
 	})
+	if _, _, err := e.d.AddDomain(context.Background(), "example.com"); err != nil {
+		t.Fatal(err)
+	}
 	tok, other := e.token(db.RoleViewer), e.login(db.RoleViewer)
 	get := func(w who, path string, want int) {
 		t.Helper()

@@ -188,6 +188,17 @@ func (s *Server) domainPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	known, err := s.cfg.DB.DomainKnown(ctx, domain)
+	if err != nil {
+		return err
+	}
+	if !known {
+		// Nothing to show: not a page of zeros and "nothing to propose",
+		// but the one action that helps.
+		page := ui.ErrorPage{Layout: s.layout(c, http.StatusText(http.StatusNotFound), ""), Status: http.StatusNotFound,
+			Message: domain + " is not on the list and no stored report names it.", AddDomain: domain}
+		return s.render(c, http.StatusNotFound, "error", page)
+	}
 	from, to := s.dayRange(window)
 	series, err := s.cfg.DB.DomainSeries(ctx, domain, from, to)
 	if err != nil {

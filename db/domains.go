@@ -106,3 +106,19 @@ func (d *DB) HasDomain(ctx context.Context, name string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// DomainKnown reports whether name is on the allow-list or named by any
+// stored report (a rollup row of any day): a page for a name that is
+// neither has nothing to show.
+func (d *DB) DomainKnown(ctx context.Context, name string) (bool, error) {
+	n, err := NormalizeDomain(name)
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	if err := d.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)
+		OR EXISTS (SELECT 1 FROM daily_policy_rollups WHERE policy_domain = $1)`, n).Scan(&ok); err != nil {
+		return false, fmt.Errorf("looking up domain %s: %w", n, err)
+	}
+	return ok, nil
+}

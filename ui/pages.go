@@ -47,6 +47,9 @@ type ErrorPage struct {
 	Layout
 	Status  int
 	Message string
+	// AddDomain, when set, offers admins to add that domain (a page of
+	// a domain nobody listed and no report names).
+	AddDomain string
 }
 
 // OverviewPage lists every allow-listed domain and, apart, the domains
