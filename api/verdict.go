@@ -68,9 +68,10 @@ func verdictView(v *rollout.Verdict) *ui.VerdictView {
 		{Key: "Evaluation window", Value: e.Windows.Evaluation.String()},
 		{Key: "Recent window", Value: e.Windows.Recent.String()},
 		{Key: "Policy", Value: fmt.Sprintf("mode %s, mx %s (from %s)", e.Policy.Mode, strings.Join(e.Policy.MX, ", "), e.Policy.Source)},
-		{Key: "Observed in testing", Value: strconv.Itoa(e.ObservedDays) + " days, reports on " + strconv.Itoa(e.ReportDays)},
-		{Key: "Reporters", Value: strconv.Itoa(e.Reporters)},
-		{Key: "Sessions", Value: ui.Num(e.Sessions) + ", " + ui.Num(e.Failures) + " failed"},
+		{Key: "Observed in testing", Value: fmt.Sprintf("%d days; trusted reports on %d of the %d days of the evaluation window (%s)",
+			e.ObservedDays, e.ReportDays, e.Windows.Evaluation.Days, e.Windows.Evaluation)},
+		{Key: "Reporters", Value: strconv.Itoa(e.Reporters) + " verified reporter domains in the evaluation window"},
+		{Key: "Sessions", Value: ui.Num(e.Sessions) + " sts sessions in the evaluation window, " + ui.Num(e.Failures) + " failed"},
 		{Key: "Recent failure rate", Value: ui.Percent(e.Recent.Rate) + " of " + ui.Num(e.Recent.Sessions) + " sessions"},
 	}
 	if e.TestingSince != nil {
