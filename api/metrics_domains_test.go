@@ -191,3 +191,24 @@ func TestMetricsDomainHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsDomainHealthStoreError: when the per-domain read fails, the
+// scrape with the token says so in tlsrpt_metrics_store_error (the
+// TLSRPTStoreError alert) instead of serving a partial picture; the
+// process-wide scrape, which does not read it, is unaffected.
+func TestMetricsDomainHealthStoreError(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MetricsToken = metricsToken })
+	seedMonitoring(t, e)
+	// The test's own database: the version table goes, the counts stay.
+	if _, err := e.d.Pool.Exec(context.Background(), `DROP TABLE policy_versions CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	got, body := e.scrapeValues()
+	if v, ok := got["tlsrpt_metrics_store_error"]; !ok || v != 1 || strings.Contains(body, "tlsrpt_domain_failure_rate{") {
+		t.Errorf("scrape with the token after a failed read: tlsrpt_metrics_store_error %v (served %v), domain series %v; want 1 and none",
+			v, ok, strings.Contains(body, "tlsrpt_domain_failure_rate{"))
+	}
+	if anon := e.do(anonymous, request{method: "GET", path: "/metrics"}).Body.String(); !strings.Contains(anon, "tlsrpt_metrics_store_error 0") {
+		t.Errorf("scrape without the token after a failed per-domain read lacks tlsrpt_metrics_store_error 0")
+	}
+}
