@@ -14,7 +14,7 @@ import (
 // reaches after a year.
 func benchEnv(b *testing.B) (*testEnv, who, who) {
 	b.Helper()
-	e := newTestEnv(b, nil)
+	e := newTestEnv(b, func(c *Config) { c.MetricsToken = metricsToken })
 	ctx := context.Background()
 	for i := range 5 {
 		d := fmt.Sprintf("bench%d.example", i)
@@ -51,4 +51,7 @@ func BenchmarkDashboard(b *testing.B) {
 		benchGet(b, e, tok, "/api/v1/domains/bench0.example/breakdown/ip?days=365")
 	})
 	b.Run("metrics", func(b *testing.B) { benchGet(b, e, anonymous, "/metrics") })
+	// With the token: the per-domain series, the recent window's failure
+	// rate and the newest policy version of every listed domain too.
+	b.Run("metrics-token", func(b *testing.B) { benchGet(b, e, who{bearer: metricsToken}, "/metrics") })
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/reports"
+	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
 // metrics holds the server's own counters and what the collectors that
@@ -31,7 +33,17 @@ type metrics struct {
 	imapUp      *prometheus.Desc
 	imapLast    *prometheus.Desc
 	scrapeErr   *prometheus.Desc
+
+	failureRate    *prometheus.Desc
+	maxFailureRate *prometheus.Desc
+	verified       *prometheus.Desc
+	drift          *prometheus.Desc
+	checked        *prometheus.Desc
 }
+
+// httpsOutcomes are the outcomes of POST /tlsrpt; each series exists from
+// the start, so that rate() sees the first refusal.
+var httpsOutcomes = []string{"stored", "duplicate", "refused", "unavailable"}
 
 // metricsTimeout bounds the store queries of one scrape.
 const metricsTimeout = 10 * time.Second
@@ -51,11 +63,11 @@ var knownResultTypes = map[string]bool{
 var knownPolicyTypes = map[string]bool{reports.PolicySTS: true, reports.PolicyTLSA: true, reports.PolicyNoPolicyFound: true}
 
 func newMetrics(s *Server) *metrics {
-	return &metrics{
+	m := &metrics{
 		s: s,
 		https: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsrpt_https_reports_total",
-			Help: "Reports POSTed to /tlsrpt since start, by outcome (stored, duplicate, refused).",
+			Help: "Reports POSTed to /tlsrpt since start, by outcome (stored, duplicate, refused, unavailable: answered 503 because the store was down or busy, or the poster's reverse DNS could not be checked).",
 		}, []string{"outcome"}),
 		reports: prometheus.NewDesc("tlsrpt_reports_stored",
 			"Reports in the store by source (imap, https, file) and whether they count (trusted).", []string{"source", "trusted"}, nil),
@@ -71,7 +83,21 @@ func newMetrics(s *Server) *metrics {
 			"Unix time of the IMAP poller's last successful poll.", nil, nil),
 		scrapeErr: prometheus.NewDesc("tlsrpt_metrics_store_error",
 			"1 when this scrape could not read the store.", nil, nil),
+		failureRate: prometheus.NewDesc("tlsrpt_domain_failure_rate",
+			"Failure rate (0..1) of a listed domain's trusted sts sessions over the verdict's recent window (its recent_days complete UTC days before today), before the verdict leaves out sender-side failures; 0 without sessions.", []string{"domain"}, nil),
+		maxFailureRate: prometheus.NewDesc("tlsrpt_domain_max_failure_rate",
+			"A listed domain's max_failure_rate threshold: the verdict blocks enforce at this failure rate or above.", []string{"domain"}, nil),
+		verified: prometheus.NewDesc("tlsrpt_policy_verified",
+			"1 when the last verification of a listed domain's newest policy version found it fully live; 0 while it is pending, when publishing its record failed or when it drifted.", []string{"domain"}, nil),
+		drift: prometheus.NewDesc("tlsrpt_policy_drift",
+			"1 when the last verification found the live policy file or _mta-sts record of a listed domain differing from its newest policy version after it was live.", []string{"domain"}, nil),
+		checked: prometheus.NewDesc("tlsrpt_policy_checked_timestamp_seconds",
+			"Unix time of the last verification of a listed domain's newest policy version.", []string{"domain"}, nil),
 	}
+	for _, o := range httpsOutcomes {
+		m.https.WithLabelValues(o)
+	}
+	return m
 }
 
 // register adds the server's series to r: the process-wide ones, and the
@@ -86,9 +112,9 @@ func (m *metrics) register(r *prometheus.Registry, domains bool) error {
 }
 
 // storeMetrics is the collector reading the store at scrape time; domains
-// says whether it exports the per-domain series (tlsrpt_sessions_total,
-// tlsrpt_failed_sessions_total), which list every domain and its traffic
-// and so are served only with the metrics token.
+// says whether it exports the per-domain series (those with a domain
+// label), which list every domain, its traffic and its policy state and
+// so are served only with the metrics token.
 type storeMetrics struct {
 	m       *metrics
 	domains bool
@@ -101,8 +127,9 @@ func (c storeMetrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	if c.domains {
-		ch <- m.sessions
-		ch <- m.failures
+		for _, d := range []*prometheus.Desc{m.sessions, m.failures, m.failureRate, m.maxFailureRate, m.verified, m.drift, m.checked} {
+			ch <- d
+		}
 	}
 }
 
@@ -123,6 +150,10 @@ func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
 	n, err := m.s.cfg.DB.MetricsCounts(ctx)
+	var health []db.DomainHealth
+	if err == nil && c.domains {
+		health, err = m.s.cfg.DB.MetricsDomains(ctx, m.s.now().UTC())
+	}
 	if err != nil {
 		m.s.log.Error("Reading metrics from the store failed", "error", err)
 		ch <- prometheus.MustNewConstMetric(m.scrapeErr, prometheus.GaugeValue, 1)
@@ -167,6 +198,34 @@ func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range fails {
 		ch <- prometheus.MustNewConstMetric(m.failures, prometheus.CounterValue, float64(v), k.domain, k.typ)
+	}
+	for _, h := range health {
+		m.collectHealth(ch, h)
+	}
+}
+
+// collectHealth sends the verdict and policy series of one listed domain.
+func (m *metrics) collectHealth(ch chan<- prometheus.Metric, h db.DomainHealth) {
+	// ratio keeps a rate in [0, 1] when saturated sums leave failures
+	// above sessions, as the verdict does.
+	ch <- prometheus.MustNewConstMetric(m.failureRate, prometheus.GaugeValue, ratio(h.Failed, h.Sessions), h.Domain)
+	ch <- prometheus.MustNewConstMetric(m.maxFailureRate, prometheus.GaugeValue, h.MaxFailureRate, h.Domain)
+	if !h.HasVersion {
+		return
+	}
+	verified, drift := 0.0, 0.0
+	if rollout.StepsDone(h.Steps) && h.RecordError == "" {
+		verified = 1
+	}
+	for _, st := range h.Steps {
+		if st.State == rollout.StateDrifted {
+			drift = 1
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(m.verified, prometheus.GaugeValue, verified, h.Domain)
+	ch <- prometheus.MustNewConstMetric(m.drift, prometheus.GaugeValue, drift, h.Domain)
+	if h.CheckedAt != nil {
+		ch <- prometheus.MustNewConstMetric(m.checked, prometheus.GaugeValue, float64(h.CheckedAt.Unix()), h.Domain)
 	}
 }
 

@@ -2,7 +2,11 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
 // MetricsCounts is what /metrics exports from the store.
@@ -106,4 +110,77 @@ func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 		return nil, fmt.Errorf("summing failures: %w", err)
 	}
 	return m, nil
+}
+
+// DomainHealth is what /metrics exports per listed domain about its
+// verdict's failure rate and its newest policy version.
+type DomainHealth struct {
+	Domain string
+	// MaxFailureRate and RecentDays are the domain's thresholds (stored
+	// or default).
+	MaxFailureRate float64
+	RecentDays     int
+	// Sessions and Failed are the trusted sts sessions of the recent
+	// window [today-RecentDays, today), as the verdict's failure rate
+	// counts them before it leaves out sender-side failures.
+	Sessions int64
+	Failed   int64
+	// HasVersion says tlsrpt published a policy version for the domain;
+	// the fields below describe the newest one.
+	HasVersion  bool
+	Steps       []rollout.Step
+	RecordError string
+	CheckedAt   *time.Time
+}
+
+// MetricsDomains reads, for every listed domain (at most 2000, in name
+// order), the recent window's sts sessions ending before the UTC day of
+// today and the state of its newest policy version: one index range of
+// the rollups and one version row per domain.
+func (d *DB) MetricsDomains(ctx context.Context, today time.Time) ([]DomainHealth, error) {
+	def := rollout.DefaultThresholds()
+	day := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)
+	rows, err := d.Pool.Query(ctx, `
+		SELECT d.name, coalesce(s.max_failure_rate, $2), coalesce(s.recent_days, $3),
+			r.sessions, r.failed,
+			v.seq IS NOT NULL, coalesce(v.last_steps, '[]'), coalesce(v.record_error, ''), v.last_checked_at
+		FROM domains d
+		LEFT JOIN domain_settings s ON s.domain = d.name
+		CROSS JOIN LATERAL (
+			-- least() skips a NULL: the sum of no rows must be 0 first,
+			-- or a domain without reports would read as saturated.
+			SELECT least(coalesce(sum(successful::numeric + failed), 0), 9223372036854775807)::bigint AS sessions,
+				least(coalesce(sum(failed), 0), 9223372036854775807)::bigint AS failed
+			FROM daily_policy_rollups
+			WHERE policy_domain = d.name AND policy_type = 'sts' AND trusted
+				AND day >= $1::date - coalesce(s.recent_days, $3) AND day < $1::date
+		) r
+		LEFT JOIN LATERAL (
+			SELECT seq, last_steps, record_error, last_checked_at FROM policy_versions
+			WHERE domain = d.name ORDER BY seq DESC LIMIT 1
+		) v ON true
+		ORDER BY d.name LIMIT $4`, day, def.MaxFailureRate, def.RecentDays, maxMetricsSeries)
+	if err != nil {
+		return nil, fmt.Errorf("reading domain health: %w", err)
+	}
+	defer rows.Close()
+	var out []DomainHealth
+	for rows.Next() {
+		var (
+			h     DomainHealth
+			steps []byte
+		)
+		if err := rows.Scan(&h.Domain, &h.MaxFailureRate, &h.RecentDays, &h.Sessions, &h.Failed,
+			&h.HasVersion, &steps, &h.RecordError, &h.CheckedAt); err != nil {
+			return nil, fmt.Errorf("reading domain health: %w", err)
+		}
+		if err := json.Unmarshal(steps, &h.Steps); err != nil {
+			return nil, fmt.Errorf("decoding the steps of %s: %w", h.Domain, err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading domain health: %w", err)
+	}
+	return out, nil
 }

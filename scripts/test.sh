@@ -2,7 +2,10 @@
 # Runs every check and test of tlsrpt. On a fresh Debian machine it first
 # installs what is missing, and nothing else: the Debian packages
 # postgresql, dovecot-imapd and chromium (apt-get, only those absent) and
-# staticcheck (go install, into $(go env GOPATH)/bin). It stops, starts,
+# staticcheck (go install, into $(go env GOPATH)/bin). promtool is fetched,
+# not installed: the prometheus package is downloaded and unpacked in
+# ${XDG_CACHE_HOME:-~/.cache}/tlsrpt-test (installing it would start a
+# Prometheus service), and only promtool is put on PATH. It stops, starts,
 # reconfigures or deletes nothing it did not create: every server a test
 # needs is a private one on its own port and in a temporary directory,
 # removed when the test ends.
@@ -21,6 +24,26 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# promtool checks docs/prometheus/tlsrpt.rules.yml (api TestMonitoringFiles).
+if ! command -v promtool >/dev/null; then
+	cache="${XDG_CACHE_HOME:-$HOME/.cache}/tlsrpt-test/prometheus"
+	if [ ! -x "$cache/bin/promtool" ]; then
+		echo "== fetching promtool (apt-get download prometheus, unpacked in $cache; not installed)"
+		mkdir -p "$cache"
+		rm -rf "$cache/deb" "$cache/root" "$cache/bin"
+		mkdir "$cache/deb"
+		if ! (cd "$cache/deb" && apt-get download prometheus); then
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+			(cd "$cache/deb" && apt-get download prometheus)
+		fi
+		dpkg-deb -x "$cache"/deb/prometheus_*.deb "$cache/root"
+		mkdir "$cache/bin"
+		ln -s ../root/usr/bin/promtool "$cache/bin/promtool"
+		rm -rf "$cache/deb"
+	fi
+	export PATH="$PATH:$cache/bin"
+fi
+
 export PATH="$(go env GOPATH)/bin:$PATH"
 if ! command -v staticcheck >/dev/null; then
 	echo "== installing staticcheck"
@@ -36,7 +59,7 @@ echo "== staticcheck"
 staticcheck ./...
 
 # Integration tests fail instead of skipping when their servers are absent.
-export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium
+export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium,promtool
 echo "== go test"
 go test -race -shuffle=on -timeout 15m "$@" ./...
 

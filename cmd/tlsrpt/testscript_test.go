@@ -27,12 +27,25 @@ func TestTestScriptTouchesNothingItDidNotCreate(t *testing.T) {
 			t.Errorf("%s: %q touches what the tests did not create", name, strings.TrimSpace(m))
 		}
 	}
+	// promtool comes from Debian's prometheus package, which would start
+	// a Prometheus service if installed: the script only downloads and
+	// unpacks it.
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "test.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^[^#\n]*(missing\+=\(prometheus|apt-get[^\n]*install[^\n]*prometheus)`).FindString(string(script)); m != "" {
+		t.Errorf("scripts/test.sh installs prometheus: %q", strings.TrimSpace(m))
+	}
+	if !strings.Contains(string(script), "apt-get download prometheus") || !strings.Contains(string(script), "dpkg-deb -x") {
+		t.Errorf("scripts/test.sh does not fetch promtool with apt-get download and dpkg-deb -x")
+	}
 	// What the script installs, the README names.
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pkg := range []string{"`postgresql`", "`dovecot-imapd`", "`chromium`", "staticcheck"} {
+	for _, pkg := range []string{"`postgresql`", "`dovecot-imapd`", "`chromium`", "staticcheck", "`promtool`", "apt-get download prometheus"} {
 		if !strings.Contains(string(readme), pkg) {
 			t.Errorf("README does not say the test command installs %s", pkg)
 		}
