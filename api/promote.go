@@ -27,7 +27,8 @@ var (
 	ErrUnchanged = errors.New("api: nothing to change")
 )
 
-// PromoteConfig is how the server publishes policy versions (issue 6).
+// PromoteConfig is how the server publishes policy versions
+// (docs/publishing.md).
 type PromoteConfig struct {
 	// HostPolicy: tlsrpt serves /.well-known/mta-sts.txt for
 	// mta-sts.<domain> itself, so a version's policy file is live the

@@ -64,7 +64,7 @@ type Config struct {
 	SessionTTL time.Duration
 	// Notices are shown on every page (e.g. "DKIM verification is off").
 	Notices []string
-	// Promote is how policy versions are published (issue 6): policy
+	// Promote is how policy versions are published (docs/publishing.md): policy
 	// hosting, the record publisher, notifications.
 	Promote PromoteConfig
 	// Now is the clock; nil means time.Now.
@@ -243,7 +243,7 @@ func (s *Server) routes() {
 	s.add(http.MethodGet, "/login", accessPublic, s.loginPage)
 	s.add(http.MethodPost, "/login", accessPublic, s.loginSubmit)
 	s.add(http.MethodGet, "/api/v1/openapi.json", accessPublic, s.openAPI)
-	// The MTA-STS policy file for Host: mta-sts.<domain> (issue 6).
+	// The MTA-STS policy file for Host: mta-sts.<domain> (docs/publishing.md).
 	s.add(http.MethodGet, "/.well-known/mta-sts.txt", accessPublic, s.hostedPolicy)
 
 	// Pages.

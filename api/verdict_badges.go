@@ -17,7 +17,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
-// Stored verdict badges (issue 8): the overview and GET /api/v1/domains
+// Stored verdict badges (migration 070): the overview and GET /api/v1/domains
 // read db.OverviewDomains, one row per listed domain of the page; the
 // refresher recomputes the stale ones in the background (several
 // instances may run it against one database: db.RefreshVerdict takes a

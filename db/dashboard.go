@@ -11,11 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Dashboard queries (issue 5). They read the daily rollups, so their cost
-// follows the window asked for, not the history; only the sending-IP
-// breakdown and the report list read the detail tables, bounded by a
-// limit. Only trusted reports count (DESIGN "Which reports count"), except
-// in the list of unlisted domains, which shows everything that arrives.
+// Dashboard queries (docs/dashboard.md). They read the daily rollups, so
+// their cost follows the window asked for, not the history; only the
+// sending-IP breakdown and the report list read the detail tables, bounded
+// by a limit. Only trusted reports count (DESIGN "Which reports count"),
+// except in the list of unlisted domains, which shows everything that
+// arrives.
 //
 // Every sum saturates at int64's maximum, least(sum(x), 2^63-1)::bigint:
 // sum(bigint) is numeric in PostgreSQL, and the rollup rows of a domain's

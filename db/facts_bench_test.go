@@ -57,7 +57,7 @@ func seedHistory(b *testing.B, d *db.DB, n, days int) {
 // BenchmarkFactsEvaluate measures what "tlsrpt rollout --offline" and the
 // dashboard pay for a verdict: Facts (one read-only snapshot, one batch
 // of rollup queries) plus Evaluate, on a store holding the history of many
-// domains. Issue 8 target 4: under 50 ms at the 95th percentile with 3
+// domains. Target 4 of BENCHMARKS.md: under 50 ms at the 95th percentile with 3
 // years of 1,000 domains, and ten times the history costing less than
 // 1.5 times as much. It reports the p50 and p95 of the iterations.
 func BenchmarkFactsEvaluate(b *testing.B) {

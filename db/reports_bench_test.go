@@ -17,9 +17,10 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// BenchmarkStoreReports measures the store's bulk insert (issue 8: 10,000
-// reports/s): batches of 500 reports, each with two policies and two
-// failure details, as a typical Google or Microsoft daily report.
+// BenchmarkStoreReports measures the store's bulk insert (target 3 of
+// BENCHMARKS.md: 10,000 reports/s): batches of 500 reports, each with two
+// policies and two failure details, as a typical Google or Microsoft daily
+// report.
 //
 //	go test -run '^$' -bench StoreReports -benchtime 20x ./db/
 func BenchmarkStoreReports(b *testing.B) {

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Stored verdict badges (issue 8, migration 070): the overview reads one
+// Stored verdict badges (migration 070): the overview reads one
 // row per listed domain instead of computing a verdict per domain per
 // request. A badge is stale when a row in verdict_invalidations names its
 // domain (new reports, a policy version, changed thresholds: triggers

@@ -10,8 +10,8 @@ import (
 	"github.com/tlsrpt/tlsrpt/ingest"
 )
 
-// BenchmarkImportFiles measures "tlsrpt import" end to end (issue 8 target
-// 3, 10,000 reports/s): gzip report files on disk, sniffed, parsed, and
+// BenchmarkImportFiles measures "tlsrpt import" end to end (BENCHMARKS.md
+// target 3, 10,000 reports/s): gzip report files on disk, sniffed, parsed, and
 // stored in batches of 500 into PostgreSQL.
 //
 //	go test -run '^$' -bench ImportFiles -benchtime 3x ./ingest/

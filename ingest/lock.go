@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// MailboxLocker keeps one poller per mailbox when several tlsrpt
-// instances share one database (issue 8). *db.DB satisfies it with a
-// PostgreSQL session-level advisory lock; a StateStore that does not
-// implement it gets no locking (a single instance).
+// MailboxLocker keeps one poller per mailbox when several tlsrpt instances
+// share one database (docs/imap.md, "Several instances"). *db.DB satisfies
+// it with a PostgreSQL session-level advisory lock; a StateStore that does
+// not implement it gets no locking (a single instance).
 type MailboxLocker interface {
 	// TryLockMailbox takes the lock of mailbox if it is free; held says
 	// whether it did. alive reports an error once the lock is lost;

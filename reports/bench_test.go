@@ -87,7 +87,7 @@ func BenchmarkParse(b *testing.B) {
 }
 
 // Plain structs for the floor: RFC 8460 decoded with no checks and no
-// tolerance (issue 8 target 1).
+// tolerance (BENCHMARKS.md target 1).
 type floorReport struct {
 	OrganizationName string `json:"organization-name"`
 	DateRange        struct {
@@ -149,8 +149,8 @@ func floorParseFast(zipped []byte) error {
 	return jsonv2.Unmarshal(data, &r)
 }
 
-// mixCorpus is the issue 8 corpus: every sender shape at sizes from 1 KiB
-// to 20 MiB, gzipped as mailed.
+// mixCorpus is the corpus of BENCHMARKS.md target 1: every sender shape at
+// sizes from 1 KiB to 20 MiB, gzipped as mailed.
 func mixCorpus(b *testing.B) (zipped [][]byte, jsonBytes int64) {
 	rng := rand.New(rand.NewPCG(8, 1))
 	for _, s := range synth.Senders {
@@ -218,8 +218,8 @@ func BenchmarkGzipBomb(b *testing.B) {
 	}
 }
 
-// BenchmarkGunzip compares the gzip readers tried for issue 8 on a 4 MiB
-// report (MB/s of decompressed output).
+// BenchmarkGunzip compares the gzip readers tried for the parse target on a
+// 4 MiB report (MB/s of decompressed output).
 func BenchmarkGunzip(b *testing.B) {
 	js := synth.Report(rand.New(rand.NewPCG(3, 4)), synth.Google, 4<<20)
 	zipped := gzipBytes(b, js)

@@ -260,9 +260,10 @@ func reportLike(ctype, name string) bool {
 // report: the TLS-Report-Domain header, else the second field of an RFC
 // 8460 §5.1 file name (sender!policy-domain!begin!end[!id].ext); "" when
 // neither is a domain name. Some senders leave policy-domain out of the
-// report itself (Postfix with tlsrpt-reporter 0.5.0, sys4/tlsrpt-reporter
-// issue 51); their reports are attributed to this domain instead of being
-// refused. A report that names its policy domain keeps it.
+// report itself (Postfix with tlsrpt-reporter 0.5.0,
+// https://github.com/sys4/tlsrpt-reporter/issues/51); their reports are
+// attributed to this domain instead of being refused. A report that names
+// its policy domain keeps it.
 func mailPolicyDomain(header, filename string) string {
 	if d := domainName(header); d != "" {
 		return d

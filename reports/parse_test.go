@@ -88,8 +88,8 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
-// TestParseRefused has one case per refusal of issue 2 §1: each must wrap
-// the right sentinel and name what is wrong.
+// TestParseRefused has one case per refusal of docs/parse.md ("Refused"):
+// each must wrap the right sentinel and name what is wrong.
 func TestParseRefused(t *testing.T) {
 	truncated := gz(t, validReport)
 	truncated = truncated[:len(truncated)/2]

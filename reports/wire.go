@@ -48,8 +48,10 @@ type wireSummary struct {
 }
 
 // nullableString is contact-info: optional in RFC 8460, and sent as JSON
-// null by Stalwart mail server (dmarc-report-viewer issue #71, parsedmarc
-// issue #575). Absent and null both read as "".
+// null by Stalwart mail server
+// (https://github.com/cry-inc/dmarc-report-viewer/issues/71,
+// https://github.com/domainaware/parsedmarc/issues/575). Absent and null
+// both read as "".
 type nullableString string
 
 func (s *nullableString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {

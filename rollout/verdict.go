@@ -4,7 +4,7 @@ import (
 	"time"
 )
 
-// Blocker codes of the verdict (issue 4, a contract). The live check's
+// Blocker codes of the verdict (a contract: docs/verdict.md). The live check's
 // problem codes that make enforce unsafe (UnsafeCheckCodes) are blockers
 // under their own code.
 const (

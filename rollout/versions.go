@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// The policy versions tlsrpt publishes (issue 6; DESIGN "Promote to
-// enforce"). A version is a policy with its id; publishing it is two steps
-// in a fixed order, the policy file first and then the _mta-sts TXT record
-// (a record pointing at a file that is not served yet is a
+// The policy versions tlsrpt publishes (docs/publishing.md, "What a
+// promotion does"). A version is a policy with its id; publishing it is two
+// steps in a fixed order, the policy file first and then the _mta-sts TXT
+// record (a record pointing at a file that is not served yet is a
 // misconfiguration), and verification compares what DNS and HTTPS serve
 // with the version until both steps are done.
 

@@ -132,8 +132,8 @@ type DomainPage struct {
 	VerdictError string
 	Check        *CheckView
 	CheckError   string
-	// Promote is the place of the promote panel (issue 6); nil until that
-	// lands.
+	// Promote is the place of the promote panel (docs/publishing.md); nil
+	// until that lands.
 	Promote *PromoteView
 }
 

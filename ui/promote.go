@@ -1,6 +1,6 @@
 package ui
 
-// PromoteView is the promote panel of the domain page (issue 6): the
+// PromoteView is the promote panel of the domain page (docs/publishing.md): the
 // verdict's outcome, the exact policy file, id and TXT value a promotion
 // would publish, the forms (disabled for viewers), the newest version's
 // publishing steps and the history.

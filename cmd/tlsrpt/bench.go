@@ -10,7 +10,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
 
-// The bench command measures tlsrpt at scale (issue 8, docs/bench-scale.md):
+// The bench command measures tlsrpt at scale (BENCHMARKS.md, docs/bench-scale.md):
 //
 //	tlsrpt bench seed  --domains 1000 --years 3   seed realistic history through the store
 //	tlsrpt bench web   --requests 200             p50/p95 of overview, domain page, verdict

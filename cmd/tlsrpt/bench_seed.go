@@ -13,7 +13,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// Bounds of "tlsrpt bench seed": enough for issue 8's 1,000 domains × 3
+// Bounds of "tlsrpt bench seed": enough for the benchmarks' 1,000 domains × 3
 // years ten times over, not enough to fill a disk by a typo.
 const (
 	maxSeedDomains = 100_000

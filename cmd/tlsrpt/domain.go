@@ -12,7 +12,7 @@ func init() {
 	register(command{name: "domain", summary: "add, list or remove the domains whose reports count", run: runDomain})
 }
 
-// runDomain is "tlsrpt domain add|list|remove [D] [--db URL]" (issue 3):
+// runDomain is "tlsrpt domain add|list|remove [D] [--db URL]" (docs/cli.md):
 // the allow-list of the operator's domains. Reports for other domains are
 // stored but kept out of the overview, metrics and alerts.
 func runDomain(ctx context.Context, env *Env, args []string) int {

@@ -21,7 +21,7 @@ func init() {
 	register(command{name: "import", summary: "load reports from files, directories, mbox files and Maildirs", run: runImport})
 }
 
-// runImport is "tlsrpt import [--db URL] PATH..." (issue 2 §4): every
+// runImport is "tlsrpt import [--db URL] PATH..." (docs/cli.md): every
 // report found is stored once; at the end the new, duplicate and refused
 // counts, each refused input with its reason, and exit 1 if anything was
 // refused. Running it again changes nothing.

@@ -17,7 +17,7 @@ func init() {
 	register(command{name: "ingest", summary: "read reports from the IMAP mailbox (--once: one pass)", run: runIngest})
 }
 
-// runIngest is "tlsrpt ingest [--once] [--db URL] [--imap URL]" (issue 3):
+// runIngest is "tlsrpt ingest [--once] [--db URL] [--imap URL]" (docs/cli.md):
 // with --once one full pass over the mailbox, printing what it did;
 // without, the poller in the foreground until interrupted.
 func runIngest(ctx context.Context, env *Env, args []string) int {

@@ -139,7 +139,7 @@ func instanceReports(first, n int) (mails [][]byte, jsons [][]byte) {
 }
 
 // TestTwoInstances runs two `tlsrpt serve` processes against one
-// PostgreSQL and one mailbox (issue 8, "Scale beyond one machine"): one
+// PostgreSQL and one mailbox (SCALING.md, "Several instances"): one
 // polls the mailbox while the other waits; both serve the web and take
 // POSTed reports (the same report posted to both is stored once); when
 // the poller is killed with SIGKILL, the other takes the mailbox over and

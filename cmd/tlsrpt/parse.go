@@ -18,7 +18,7 @@ func init() {
 	register(command{name: "parse", summary: "print the reports in files (messages, .json, .json.gz) as JSON lines", run: runParse})
 }
 
-// runParse is the "tlsrpt parse FILE..." contract of issue 2 §2: one line
+// runParse is the "tlsrpt parse FILE..." contract of docs/cli.md: one line
 // of normalised RFC 8460 JSON per report on stdout, one line per failed
 // file on stderr, exit 1 when any file failed. It never opens a database.
 func runParse(ctx context.Context, env *Env, args []string) int {

@@ -31,7 +31,7 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// runPolicy is the "tlsrpt policy" contract of issue 4 §1: the policy file
+// runPolicy is the "tlsrpt policy" contract of docs/cli.md: the policy file
 // (exact bytes, CRLF line ends) and the TXT records to publish, or with
 // --json one object {policy, id, record_name, record_value, policy_url}.
 // Refusals exit 1 naming the problem; warnings go to stderr.

@@ -17,8 +17,9 @@ import (
 	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
-// publishSettings are the settings of publishing policy versions (issue 6),
-// shared by serve, promote and rollback: flag first, then the environment.
+// publishSettings are the settings of publishing policy versions
+// (docs/publishing.md), shared by serve, promote and rollback: flag first,
+// then the environment.
 type publishSettings struct {
 	hostPolicy bool
 	// RFC 2136

@@ -20,7 +20,7 @@ func init() {
 // maxReprocess bounds one --all run; run it again for more.
 const maxReprocess = 100_000
 
-// runReprocess is "tlsrpt reprocess [ID...|--all] [--db URL]" (issue 3):
+// runReprocess is "tlsrpt reprocess [ID...|--all] [--db URL]" (docs/cli.md):
 // after a parser fix, quarantined inputs are parsed again; an entry whose
 // reports are now stored is marked reprocessed, one that still fails keeps
 // its row with the new reason.

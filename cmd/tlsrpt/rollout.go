@@ -25,8 +25,9 @@ const (
 
 // runRollout is "tlsrpt rollout DOMAIN [--json] [--at TIME] [--offline]
 // [--db URL] [--resolver HOST:PORT] [--ca-file FILE] [--allow-private]
-// [threshold flags]" (issue 4 §3, a contract): the verdict from the stored
-// reports as seen at --at, with the live check unless --offline.
+// [threshold flags]" (a contract: docs/cli.md, docs/verdict.md): the
+// verdict from the stored reports as seen at --at, with the live check
+// unless --offline.
 func runRollout(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)

@@ -96,7 +96,7 @@ func (s *syncBuilder) String() string {
 }
 
 // TestServeRefusesOldSchema: on a database with pending migrations the
-// server does not start unless told to migrate (issue 2 §3).
+// server does not start unless told to migrate (docs/cli.md, docs/store.md).
 func TestServeRefusesOldSchema(t *testing.T) {
 	url := dbtest.NewURL(t, false)
 	var stderr syncBuilder

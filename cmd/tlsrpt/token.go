@@ -15,7 +15,7 @@ func init() {
 	register(command{name: "token", summary: "create, list or revoke API tokens for scripts", run: runToken})
 }
 
-// runToken is "tlsrpt token create|list|revoke" (issue 5): API tokens for
+// runToken is "tlsrpt token create|list|revoke" (docs/cli.md): API tokens for
 // the JSON API (Authorization: Bearer). A token is printed once, at
 // creation; the store keeps only its SHA-256.
 func runToken(ctx context.Context, env *Env, args []string) int {

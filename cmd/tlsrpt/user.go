@@ -17,7 +17,7 @@ func init() {
 // validUsername keeps account names printable and short.
 var validUsername = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
-// runUser is "tlsrpt user add|list|remove" (issue 5): dashboard accounts
+// runUser is "tlsrpt user add|list|remove" (docs/cli.md): dashboard accounts
 // beside the admin of TLSRPT_ADMIN_PASSWORD, typically viewers who may
 // look but not change anything. "add" generates the password and prints
 // it once (or sets TLSRPT_USER_PASSWORD when given); the store keeps only

@@ -1,6 +1,7 @@
--- The readiness verdict (rollout.Evaluate, issue 4): per-domain thresholds,
--- and two more daily rollups so that gathering a domain's facts reads rows
--- per day of the window, never the domain's raw history (issue 8).
+-- The readiness verdict (rollout.Evaluate, docs/verdict.md): per-domain
+-- thresholds, and two more daily rollups so that gathering a domain's facts
+-- reads rows per day of the window, never the domain's raw history (so its
+-- cost follows the window).
 
 -- Per-domain thresholds of the verdict. NULL means the default of
 -- rollout.DefaultThresholds (DESIGN.md "Readiness verdict"); the column

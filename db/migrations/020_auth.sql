@@ -1,4 +1,4 @@
--- Dashboard accounts, browser sessions and API tokens (issue 5).
+-- Dashboard accounts, browser sessions and API tokens (docs/dashboard.md).
 -- Secrets are never stored: passwords as bcrypt hashes, session cookies
 -- and API tokens as SHA-256 of the random value handed out.
 CREATE TABLE users (

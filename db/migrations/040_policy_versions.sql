@@ -1,7 +1,7 @@
--- The MTA-STS policies tlsrpt published for a domain (issue 6), newest
--- last: every promote, rollback, retirement and mx move is a new row with
--- a new policy id (RFC 8461 §3.1: senders refetch only on a new id), who
--- made it, why, and the verdict evidence at that moment. The publishing
+-- The MTA-STS policies tlsrpt published for a domain (docs/publishing.md),
+-- newest last: every promote, rollback, retirement and mx move is a new row
+-- with a new policy id (RFC 8461 §3.1: senders refetch only on a new id),
+-- who made it, why, and the verdict evidence at that moment. The publishing
 -- steps are columns: the policy file first (hosted by tlsrpt, or handed
 -- over as a download), then the _mta-sts TXT record (RFC 2136, a provider
 -- API, or by hand), then the verification that the live state equals the

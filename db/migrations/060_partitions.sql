@@ -1,4 +1,4 @@
--- Issue 8: reports, report_policies and failure_details partitioned by
+-- At scale: reports, report_policies and failure_details partitioned by
 -- month of the report's UTC day, so that retention drops a month of all
 -- three at once instead of deleting rows (docs/store.md). Each table
 -- carries day; primary keys become (id, day) and the identity of a report

@@ -1,4 +1,4 @@
--- Issue 8: creating a month's partitions must not block or deadlock the
+-- At scale: creating a month's partitions must not block or deadlock the
 -- readers. CREATE TABLE ... PARTITION OF takes an ACCESS EXCLUSIVE lock on
 -- the parent; a verdict reading failure_details then reports, while a
 -- store created the three partitions of a new month in the other order,

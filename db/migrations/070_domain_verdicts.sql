@@ -1,4 +1,4 @@
--- Issue 8: the overview reads a stored verdict badge per listed domain
+-- At scale: the overview reads a stored verdict badge per listed domain
 -- instead of computing every verdict on every request (19 s for 1,000
 -- listed domains; docs/bench-scale.md). The badge must never silently lie:
 -- whatever changes a verdict's inputs leaves a row in

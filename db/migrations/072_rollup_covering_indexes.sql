@@ -1,4 +1,4 @@
--- Issue 8: the domain page (365 days), the overview's sparklines and the
+-- At scale: the domain page (365 days), the overview's sparklines and the
 -- verdict read a domain's rows of the daily rollups over a window. The
 -- rows of one domain are spread over the heap one page per day (reports
 -- arrive day by day for every domain), so a 365-day read of a domain not

@@ -1,5 +1,5 @@
 // Command genimport writes many small report files for the import
-// benchmark of issue 8 (target 3: "tlsrpt import" of 1,000,000 reports at
+// benchmark of BENCHMARKS.md (target 3: "tlsrpt import" of 1,000,000 reports at
 // 10,000 reports/s): .json.gz files as mailed by the big senders, each a
 // daily report of one reporting organisation for one of -domains policy
 // domains, on one of the -days days before -end, with an sts policy

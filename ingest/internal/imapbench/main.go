@@ -1,4 +1,4 @@
-// Command imapbench measures IMAP ingestion (issue 3 "done when", issue 8
+// Command imapbench measures IMAP ingestion (BENCHMARKS.md
 // target 2): a private Dovecot mailbox of N generated, DKIM-signed report
 // mails is read into a private PostgreSQL by the real poller and pipeline,
 // and the rate (messages/s) and the peak RSS of the ingesting process are

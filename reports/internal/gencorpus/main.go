@@ -1,5 +1,5 @@
 // Command gencorpus writes a realistic corpus of SMTP TLS reports for
-// benchmarks (issue 8 target 1): every sender shape of package synth at
+// benchmarks (BENCHMARKS.md target 1): every sender shape of package synth at
 // sizes from 1 KiB to 20 MiB of JSON, gzip-compressed as senders mail
 // them, optionally wrapped in report mails.
 //

@@ -1,6 +1,6 @@
 // Package peerbench compares tlsrpt's report parser with the best Go peer,
 // the tlsrpt package of mox (github.com/mjl-/mox), on the same realistic
-// corpus (issue 8, target 1). It is a module of its own so that mox and
+// corpus (BENCHMARKS.md, target 1). It is a module of its own so that mox and
 // its dependencies stay out of tlsrpt's go.mod:
 //
 //	cd reports/internal/peerbench && go test -bench . -count 5
