@@ -34,10 +34,6 @@ var numberedRefAllowed = map[string]bool{
 	// remove once TestCheckProblems' comment points to
 	// docs/policy-and-check.md.
 	"rollout/inspect_test.go": true,
-	// remove once the promote panel and the overview's verdict badges
-	// say what they mean (docs/publishing.md; a date instead of a
-	// session).
-	"docs/dashboard.md": true,
 }
 
 // numberedRefSkipped are trees of material copied from elsewhere, whose
