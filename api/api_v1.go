@@ -337,7 +337,7 @@ type reportJSON struct {
 	Submitter  string             `json:"submitter,omitempty"`
 	DKIM       reports.DKIMResult `json:"dkim"`
 	DKIMDomain string             `json:"dkim_domain,omitempty"`
-	// Who sent it as far as proven (DESIGN "Which reports count"), and
+	// Who sent it as far as proven (docs/reporters.md), and
 	// whether an operator took it back.
 	Reporter       string                 `json:"reporter,omitempty"`
 	ReporterMethod reports.ReporterMethod `json:"reporter_method,omitempty"`

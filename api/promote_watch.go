@@ -19,8 +19,7 @@ type WatchResult struct {
 	Notified bool
 }
 
-// Watch is the post-enforce watch of one domain (DESIGN "Promote to
-// enforce" step 5): when its newest version is in enforce, the verdict is
+// Watch is the post-enforce watch of one domain (docs/publishing.md step 5): when its newest version is in enforce, the verdict is
 // computed as for an enforcing domain; a regression opens an episode and
 // notifies once per episode, with the rollback proposal and a link to the
 // domain page; no regression closes the episode.

@@ -70,8 +70,7 @@ func (s *Server) postReport(c echo.Context) error {
 	}
 	res.Shrink(ingest.ParseCost(int64(len(body)), s.cfg.Pipeline.Limits))
 	// Who posted it: the reporter of a posted report is proven only by the
-	// forward-confirmed reverse name of the address (DESIGN "Which reports
-	// count"); without one it is stored unverified. A DNS failure is not
+	// forward-confirmed reverse name of the address (docs/reporters.md); without one it is stored unverified. A DNS failure is not
 	// proof of anything: the sender is asked to post again later.
 	ctx := req.Context()
 	remote := ingest.Remote{}

@@ -14,7 +14,7 @@ import (
 // Dashboard queries (docs/dashboard.md). They read the daily rollups, so
 // their cost follows the window asked for, not the history; only the
 // sending-IP breakdown and the report list read the detail tables, bounded
-// by a limit. Only trusted reports count (DESIGN "Which reports count"),
+// by a limit. Only trusted reports count (docs/reporters.md),
 // except in the list of unlisted domains, which shows everything that
 // arrives.
 //

@@ -45,7 +45,7 @@ func classify(err error) error {
 }
 
 // Trusted says whether a report counts for the verdict, trends and alerts
-// (DESIGN "Which reports count"): its reporter is verified by the rules of
+// (docs/reporters.md): its reporter is verified by the rules of
 // reports.Attribute with the built-in rules only. The store itself
 // attributes with the operator's rules too (DB.trustTable).
 func Trusted(r reports.Received) bool {

@@ -22,7 +22,7 @@ type StoredReport struct {
 	ID int64
 	reports.Received
 	Day      time.Time // the UTC day the report counts for
-	Trusted  bool      // counts for the verdict (DESIGN "Which reports count")
+	Trusted  bool      // counts for the verdict (docs/reporters.md)
 	StoredAt time.Time
 	// Who sent it, as far as proven (reports.Attribute): the verified
 	// reporter domain, how it was verified, and why the organisation name

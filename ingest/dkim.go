@@ -154,7 +154,7 @@ func fromDomain(from string) string {
 
 // SameOrgDomain reports whether two domains share their organisational
 // domain (the public suffix plus one label), the relaxed alignment of
-// DESIGN "Which reports count".
+// docs/reporters.md.
 func SameOrgDomain(a, b string) bool { return sameOrgDomain(strings.ToLower(a), strings.ToLower(b)) }
 
 func sameOrgDomain(a, b string) bool {

@@ -27,7 +27,7 @@ type Store interface {
 var ErrRetryLater = errors.New("ingest: retry later")
 
 // dkimRetryWindow is how long a mail whose DKIM key lookup fails
-// temporarily is retried (DESIGN "Which reports count": a temporary DNS
+// temporarily is retried (docs/reporters.md: a temporary DNS
 // error is retried, not recorded as a failure). After it the report is
 // stored with DKIM temperror, shown as unverified, so that one sender with
 // a broken DNS cannot hold up the mailbox forever.

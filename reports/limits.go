@@ -25,7 +25,7 @@ const (
 	DefaultMaxJSONDepth = 32
 
 	// The bounds below are on what one report claims rather than on its
-	// bytes (DESIGN "plausible numbers only"): anyone can post a report,
+	// bytes (docs/reporters.md, "Plausible numbers only"): anyone can post a report,
 	// and a claim of 10^18 sessions or 20,000 policy domains is either an
 	// attack or a broken sender. Each is far above the largest real figure
 	// known (docs/parse.md, "Limits"); the largest in the corpus

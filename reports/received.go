@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Source says how a report reached tlsrpt. DESIGN "Which reports count":
+// Source says how a report reached tlsrpt. docs/reporters.md:
 // every stored report keeps its provenance.
 type Source string
 

@@ -8,8 +8,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// ReporterMethod says how a report's reporter was verified (DESIGN "Which
-// reports count"): a reporter is a verified domain, never the free-text
+// ReporterMethod says how a report's reporter was verified (docs/reporters.md): a reporter is a verified domain, never the free-text
 // organization-name.
 type ReporterMethod string
 
@@ -90,8 +89,7 @@ type Attribution struct {
 // it count for the verdict.
 func (a Attribution) Verified() bool { return a.Method != ReporterUnverified }
 
-// Attribute decides the reporter of r by the rules of DESIGN "Which
-// reports count", with t for posted reports. It does no network I/O: the
+// Attribute decides the reporter of r by the rules of docs/reporters.md, with t for posted reports. It does no network I/O: the
 // DKIM result and the reverse name were established on receipt.
 func Attribute(r *Received, t TrustTable) Attribution {
 	var a Attribution

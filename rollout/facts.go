@@ -13,8 +13,7 @@ import (
 // history.
 //
 // Counting rule: a report counts for the UTC day its date range starts in
-// (reports.DateRange.Day). Only trusted reports (DESIGN "Which reports
-// count") are in Days, Reporters, Failures and Senders; the others are only
+// (reports.DateRange.Day). Only trusted reports (docs/reporters.md) are in Days, Reporters, Failures and Senders; the others are only
 // counted in Excluded. Only policies of type sts for Domain are counted.
 type Facts struct {
 	Domain string
@@ -167,8 +166,7 @@ type FailureExample struct {
 	Day          time.Time `json:"day"`
 	Organization string    `json:"organization"`
 	// Reporter is the verified domain of the report's reporter: the
-	// failure is marked with who reported it (DESIGN "Which reports
-	// count").
+	// failure is marked with who reported it (docs/reporters.md).
 	Reporter              string `json:"reporter,omitempty"`
 	ReportID              string `json:"report_id"`
 	ResultType            string `json:"result_type"`

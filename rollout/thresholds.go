@@ -3,7 +3,7 @@ package rollout
 import "fmt"
 
 // Thresholds are the numbers the readiness verdict compares the facts with.
-// DefaultThresholds gives the defaults of DESIGN.md "Readiness verdict";
+// DefaultThresholds gives the defaults of docs/verdict.md;
 // each one is a per-domain setting (table domain_settings) and a flag of
 // "tlsrpt rollout". Day counts are whole UTC days; see docs/verdict.md for
 // the windows they define.
@@ -43,7 +43,7 @@ type Thresholds struct {
 	EnforceMaxAge int64 `json:"enforce_max_age"`
 }
 
-// Defaults of DESIGN.md "Readiness verdict" and "Promote to enforce".
+// Defaults of docs/verdict.md and docs/publishing.md.
 const (
 	DefaultMinDays            = 14
 	DefaultMinReportDays      = 10
@@ -62,7 +62,7 @@ const (
 	maxThresholdDays = 366
 )
 
-// DefaultThresholds returns the defaults of DESIGN.md.
+// DefaultThresholds returns the defaults of docs/verdict.md.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		MinDays:            DefaultMinDays,

@@ -51,8 +51,7 @@ var UnsafeCheckCodes = []string{
 const checkCodeTestingMode = "testing-mode"
 
 // TLSFailureTypes are the result types (RFC 8460 §4.3) that enforce turns
-// into undelivered mail at an MX of the domain (DESIGN "Readiness
-// verdict").
+// into undelivered mail at an MX of the domain (docs/verdict.md).
 var TLSFailureTypes = []string{
 	"starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
 	"certificate-not-trusted", "validation-failure", "sts-webpki-invalid",

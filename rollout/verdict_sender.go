@@ -17,8 +17,7 @@ type senderSide struct {
 	otherSessions int64 // their sessions
 }
 
-// findSenderSide applies the sender-side rule of DESIGN "Readiness
-// verdict" over the span: every failure detail of the span comes from one
+// findSenderSide applies the sender-side rule of docs/verdict.md over the span: every failure detail of the span comes from one
 // sending range (SenderRange) of one reporter, no other reporter reported a
 // failed session, and at least one other reporter reported successful
 // sessions. Then that reporter's failures, up to what its details account

@@ -49,8 +49,7 @@ func jsonList(prefix string, n int) string {
 }
 
 // TestServeImplausibleNumbers runs the real `tlsrpt serve` binary on a
-// fresh database and attacks its numbers (DESIGN "plausible numbers
-// only"): first the probe that made pages answer 500 (two reports of one
+// fresh database and attacks its numbers (docs/reporters.md, "Plausible numbers only"): first the probe that made pages answer 500 (two reports of one
 // domain and day whose sessions add up to int64's maximum + 1, for a
 // listed and an unlisted domain: both are refused now, naming the limit),
 // then reports at the per-report limits from several reporters, then

@@ -19,8 +19,7 @@ func init() {
 // with the report and in the audit log.
 const maxReportReason = 500
 
-// runReport is "tlsrpt report exclude|include|delete ID" (DESIGN "Which
-// reports count": an admin can take a stored report back). Exit codes: 0
+// runReport is "tlsrpt report exclude|include|delete ID" (docs/reporters.md: an admin can take a stored report back). Exit codes: 0
 // done, 1 failure, 2 usage, 3 refused (no such report, or already in that
 // state).
 func runReport(ctx context.Context, env *Env, args []string) int {

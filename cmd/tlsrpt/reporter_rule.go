@@ -16,8 +16,7 @@ func init() {
 	register(command{name: "reporter-rule", summary: "list, add or delete the rules that verify reports POSTed over HTTPS", run: runReporterRule})
 }
 
-// runReporterRule is "tlsrpt reporter-rule list|add|delete" (DESIGN
-// "Which reports count"): a host rule lets a reporter post from hosts
+// runReporterRule is "tlsrpt reporter-rule list|add|delete" (docs/reporters.md): a host rule lets a reporter post from hosts
 // whose verified reverse names lie under another domain than its
 // contact-info; a network rule makes every post from a network a report
 // of that reporter (an internal relay). The rules live in the database.

@@ -328,7 +328,7 @@ func (a *app) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	// Stop taking requests first, then the workers (STYLE.md 5).
+	// Stop taking requests first, then the workers.
 	a.log.Info("Shutting down")
 	stopHTTP()
 	<-httpDone

@@ -1,7 +1,7 @@
 -- Core schema: reports as received, their policies and failure details,
 -- the daily rollups kept in the same transaction as each insert, and the
 -- operator's tables (domains, quarantine, ingest state, audit log).
--- See DESIGN.md "Storage model".
+-- See docs/store.md.
 
 -- One row per report; the key is RFC 8460's identity of a report, so the
 -- same report mailed twice, or POSTed and mailed, is stored once.
@@ -23,7 +23,7 @@ CREATE TABLE reports (
 	submitter text NOT NULL DEFAULT '',
 	dkim text NOT NULL DEFAULT 'none',
 	dkim_domain text NOT NULL DEFAULT '',
-	-- DESIGN "Which reports count", decided once at insert.
+	-- docs/reporters.md, decided once at insert.
 	trusted boolean NOT NULL,
 	-- The report JSON as received, gzip-compressed, for re-parsing after a
 	-- parser fix.

@@ -4,7 +4,7 @@
 -- cost follows the window).
 
 -- Per-domain thresholds of the verdict. NULL means the default of
--- rollout.DefaultThresholds (DESIGN.md "Readiness verdict"); the column
+-- rollout.DefaultThresholds (docs/verdict.md); the column
 -- names are the JSON names of rollout.Thresholds.
 CREATE TABLE domain_settings (
 	domain text PRIMARY KEY,

@@ -1,5 +1,4 @@
--- A reporter is a verified domain, not a name (DESIGN "Which reports
--- count"). Each report keeps how its reporter was proven and from where it
+-- A reporter is a verified domain, not a name (docs/reporters.md). Each report keeps how its reporter was proven and from where it
 -- was posted; the rollups that count reporters key them by that domain.
 -- An operator can take a report back (excluded_*): its totals leave the
 -- rollups, the row stays for the record.
