@@ -525,3 +525,32 @@ func TestUnknownDomainPage(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlistedNoPolicyDomainPage: a domain whose reports all say
+// no-policy-found and that nobody listed says both, with the reason and
+// an Add button, instead of contradicting its own numbers.
+func TestUnlistedNoPolicyDomainPage(t *testing.T) {
+	e := newTestEnv(t, nil)
+	admin := e.login(db.RoleAdmin)
+	day := rollout.UTCDay(testNow).AddDate(0, 0, -2)
+	rep := reports.Report{OrganizationName: "Google Inc.", ReportID: "npf-1", ContactInfo: "smtp-tls-reporting@google.com",
+		DateRange: reports.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+		Policies: []reports.PolicyResult{{Policy: reports.Policy{Type: reports.PolicyNoPolicyFound, Domain: "stranger.example"},
+			Summary: reports.Summary{TotalSuccessfulSessionCount: 400}}}}
+	if _, _, err := e.d.StoreReport(context.Background(), reports.Received{Report: &rep, Source: reports.SourceFile}); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.do(admin, request{method: "GET", path: "/domains/stranger.example?days=7"})
+	body := rec.Body.String()
+	for _, want := range []string{"400 sessions (400 no-policy-found)", "stranger.example is not on the list", `name="domain" value="stranger.example"`, "found no MTA-STS policy"} {
+		if rec.Code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET /domains/stranger.example = %d, lacks %q", rec.Code, want)
+		}
+	}
+	if _, _, err := e.d.AddDomain(context.Background(), "stranger.example"); err != nil {
+		t.Fatal(err)
+	}
+	if body := e.do(admin, request{method: "GET", path: "/domains/stranger.example?days=7"}).Body.String(); strings.Contains(body, "is not on the list") {
+		t.Errorf("listed domain still says it is not on the list")
+	}
+}

@@ -3,15 +3,19 @@ package api
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
@@ -210,6 +214,27 @@ func (s *Server) domainPage(c echo.Context) error {
 		Chart: ui.NewDailyChart(days, 760, 260),
 	}
 	page.Sessions, page.Failures = sumDays(days, window)
+	windowFrom := from
+	if len(days) > 0 {
+		windowFrom = days[max(0, len(days)-window)].Day
+	}
+	types, err := s.cfg.DB.PolicyTypeTotals(ctx, domain, windowFrom, to)
+	if err != nil {
+		return err
+	}
+	if len(types) > 1 || len(types) == 1 && types[reports.PolicySTS] == 0 {
+		var parts []string
+		for _, t := range slices.Sorted(maps.Keys(types)) {
+			parts = append(parts, ui.Num(types[t])+" "+t)
+		}
+		page.PolicyTypes = strings.Join(parts, ", ")
+	}
+	page.NoPolicy = types[reports.PolicySTS] == 0 && types[reports.PolicyNoPolicyFound] > 0
+	listed, err := s.cfg.DB.HasDomain(ctx, domain)
+	if err != nil {
+		return err
+	}
+	page.Unlisted = !listed
 	for _, b := range breakdownTitles {
 		rows, err := s.cfg.DB.Breakdown(ctx, domain, b.by, from, to, 50)
 		if err != nil {

@@ -282,3 +282,26 @@ func (d *DB) DomainMode(ctx context.Context, domain string) (string, error) {
 	}
 	return "", nil
 }
+
+// PolicyTypeTotals sums the trusted sessions of domain from from to to
+// per policy type (sts, tlsa, no-policy-found): the domain page says what
+// its sessions are, since the verdict counts sts sessions only.
+func (d *DB) PolicyTypeTotals(ctx context.Context, domain string, from, to time.Time) (map[string]int64, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT policy_type, least(sum(successful::numeric + failed), 9223372036854775807)::bigint
+		FROM daily_policy_rollups WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
+		GROUP BY policy_type ORDER BY policy_type LIMIT 20`, normDomain(domain), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("summing the policy types of %s: %w", domain, err)
+	}
+	out := map[string]int64{}
+	var typ string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&typ, &n}, func() error {
+		out[typ] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summing the policy types of %s: %w", domain, err)
+	}
+	return out, nil
+}

@@ -124,6 +124,15 @@ type DomainPage struct {
 	Chart    DailyChart
 	Sessions int64
 	Failures int64
+	// PolicyTypes says what the sessions are, e.g. "380 sts, 20
+	// no-policy-found" ("" when all are sts).
+	PolicyTypes string
+	// NoPolicy: senders found no MTA-STS policy (all sessions
+	// no-policy-found), which is why the verdict counts none.
+	NoPolicy bool
+	// Unlisted: nobody added the domain; its reports are stored but left
+	// out of the overview and alerts.
+	Unlisted bool
 	// Breakdowns: by result type, receiving MX, reporting organisation
 	// and sending IP, in that order.
 	Breakdowns []Breakdown
