@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -73,8 +72,8 @@ type CertificateFacts struct {
 	SANs     []string  `json:"sans"`
 	Issuer   string    `json:"issuer"`
 	NotAfter time.Time `json:"not_after"`
-	// DaysLeft is the number of whole days until NotAfter, negative once
-	// it passed.
+	// DaysLeft is the number of whole days until NotAfter; once it
+	// passed, minus the whole days since.
 	DaysLeft int `json:"days_left"`
 }
 
@@ -262,7 +261,7 @@ func (in *Inspector) verifyMX(host string, chain []*x509.Certificate) (*Certific
 	now := in.now()
 	f := &CertificateFacts{Subject: leaf.Subject.String(), SANs: append([]string{}, leaf.DNSNames...),
 		Issuer: leaf.Issuer.String(), NotAfter: leaf.NotAfter.UTC(),
-		DaysLeft: int(math.Floor(leaf.NotAfter.Sub(now).Hours() / 24))}
+		DaysLeft: int(leaf.NotAfter.Sub(now).Hours() / 24)}
 	for _, ip := range leaf.IPAddresses {
 		f.SANs = append(f.SANs, ip.String())
 	}
