@@ -27,7 +27,7 @@ type inspectEnv struct {
 var envCertDomains = []string{"good.example", "norecord.example", "multi.example", "badrecord.example", "notfound.example",
 	"redirect.example", "html.example", "large.example", "garbage.example", "drift.example", "testing.example",
 	"badtlsrpt.example", "cname-target.example", "cname.example", "bigtxt.example", "slow.example", "noaddr.example",
-	"probe.example", "expiring.example", "slowmx.example", "private.example", "tlsa.example"}
+	"probe.example", "expiring.example", "slowmx.example", "private.example", "tlsa.example", "postfix.example"}
 
 func newInspectEnv(t testing.TB) *inspectEnv {
 	t.Helper()

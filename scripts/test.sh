@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of tlsrpt. On a fresh Debian machine it first
 # installs what is missing, and nothing else: the Debian packages
-# postgresql, dovecot-imapd and chromium (apt-get, only those absent) and
+# postgresql, dovecot-imapd, chromium and postfix (apt-get, only those
+# absent; postfix preseeded as "No configuration", so the package sets up
+# no mail system and starts none) and
 # staticcheck (go install, into $(go env GOPATH)/bin). It stops, starts,
 # reconfigures or deletes nothing it did not create: every server a test
 # needs is a private one on its own port and in a temporary directory,
@@ -15,8 +17,12 @@ missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing+=(postgresql); fi
 if [ ! -x /usr/sbin/dovecot ]; then missing+=(dovecot-imapd); fi
 if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ! -x /usr/lib/postfix/sbin/master ]; then missing+=(postfix); fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "== installing ${missing[*]}"
+	if [[ " ${missing[*]} " == *" postfix "* ]]; then
+		echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+	fi
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
@@ -36,7 +42,7 @@ echo "== staticcheck"
 staticcheck ./...
 
 # Integration tests fail instead of skipping when their servers are absent.
-export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium
+export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium,postfix
 echo "== go test"
 go test -race -shuffle=on -timeout 15m "$@" ./...
 
