@@ -96,6 +96,9 @@ type PolicyCheck struct {
 	MX     []string `json:"mx,omitempty"`
 	MaxAge int64    `json:"max_age"`
 	Error  string   `json:"error,omitempty"`
+	// Certificate is the policy host's certificate, when a handshake
+	// got that far (also when it did not verify).
+	Certificate *CertificateFacts `json:"certificate,omitempty"`
 }
 
 // Policy returns the parsed policy and whether there is one.

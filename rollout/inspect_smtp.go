@@ -259,12 +259,7 @@ func (in *Inspector) probeAddr(ctx context.Context, host string, addr netip.Addr
 func (in *Inspector) verifyMX(host string, chain []*x509.Certificate) (*CertificateFacts, bool, string) {
 	leaf := chain[0]
 	now := in.now()
-	f := &CertificateFacts{Subject: leaf.Subject.String(), SANs: append([]string{}, leaf.DNSNames...),
-		Issuer: leaf.Issuer.String(), NotAfter: leaf.NotAfter.UTC(),
-		DaysLeft: int(leaf.NotAfter.Sub(now).Hours() / 24)}
-	for _, ip := range leaf.IPAddresses {
-		f.SANs = append(f.SANs, ip.String())
-	}
+	f := certFacts(leaf, now)
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
@@ -274,6 +269,17 @@ func (in *Inspector) verifyMX(host string, chain []*x509.Certificate) (*Certific
 		return f, false, err.Error()
 	}
 	return f, true, ""
+}
+
+// certFacts returns the facts of a certificate as seen at now.
+func certFacts(c *x509.Certificate, now time.Time) *CertificateFacts {
+	f := &CertificateFacts{Subject: c.Subject.String(), SANs: append([]string{}, c.DNSNames...),
+		Issuer: c.Issuer.String(), NotAfter: c.NotAfter.UTC(),
+		DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
+	for _, ip := range c.IPAddresses {
+		f.SANs = append(f.SANs, ip.String())
+	}
+	return f
 }
 
 func (in *Inspector) heloName() string {
