@@ -299,6 +299,13 @@ func (a *app) run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	// The daily STARTTLS probe of each listed domain, with certificate
+	// alerts (docs/policy-and-check.md).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srv.RunProbes(pollCtx)
+	}()
 	// Partitions ahead of time and retention, daily (docs/retention.md).
 	wg.Add(1)
 	go func() {
