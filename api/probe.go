@@ -8,6 +8,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/ui"
 )
 
 // Probe history and alerts (issue 17): serve probes each listed domain
@@ -154,4 +155,47 @@ func (s *Server) keepCheck(ctx context.Context, domain string, res *rollout.Chec
 	if _, err := s.RecordProbe(ctx, domain, db.ProbeRequest, res); err != nil {
 		s.log.WarnContext(ctx, "Storing the probe failed", "domain", domain, "error", err)
 	}
+}
+
+// probeChartDays is how far back the days-left chart of the domain page
+// goes.
+const probeChartDays = 90
+
+// lastProbe is the domain page's view of the newest stored probe and the
+// days left of each certificate over the probes of probeChartDays; nil
+// without a probe.
+func (s *Server) lastProbe(ctx context.Context, domain string) (*ui.ProbeHistory, error) {
+	ps, err := s.cfg.DB.Probes(ctx, domain, s.now().AddDate(0, 0, -probeChartDays), probeChartDays*2)
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	last := ps[0]
+	h := &ui.ProbeHistory{ProbedAt: last.ProbedAt.UTC().Format(time.RFC3339), Cause: last.Cause, Alerts: last.Alerts,
+		Rows: probeRows(&last.Result)}
+	byKey := map[string]*ui.DaysSeries{}
+	var keys []string
+	for i := len(ps) - 1; i >= 0; i-- { // oldest first
+		for _, c := range rollout.CertStates(&ps[i].Result) {
+			if !c.HasCert {
+				continue
+			}
+			label := c.Host
+			if c.Address != "" {
+				label += " " + c.Address
+			}
+			sr, ok := byKey[label]
+			if !ok {
+				sr = &ui.DaysSeries{Label: label}
+				byKey[label] = sr
+				keys = append(keys, label)
+			}
+			sr.Points = append(sr.Points, ui.DaysPoint{At: ps[i].ProbedAt, Days: c.DaysLeft})
+		}
+	}
+	series := make([]ui.DaysSeries, 0, len(keys))
+	for _, k := range keys {
+		series = append(series, *byKey[k])
+	}
+	h.Chart = ui.NewDaysChart(series, 760, max(160, 40+12*float64(len(series))))
+	return h, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,5 +98,20 @@ func TestProbeAlerts(t *testing.T) {
 	if len(ps[0].Alerts) != 0 || len(ps[1].Alerts) != 1 || ps[1].NotifiedAt == nil || !strings.Contains(ps[1].Alerts[0], "expires in 13 days") ||
 		len(ps[2].Alerts) != 1 || ps[2].Cause != db.ProbeDaily {
 		t.Errorf("stored alerts = %q / %q / %q", ps[0].Alerts, ps[1].Alerts, ps[2].Alerts)
+	}
+
+	// The domain page shows the last probe and the days left over the
+	// three probes (15 days at the first, 11 at the last).
+	rec := e.do(e.login(db.RoleViewer), request{method: "GET", path: "/domains/example.com"})
+	body := rec.Body.String()
+	for _, want := range []string{"Last probe of the MX hosts", "(daily)", `<tr class="sev-error"><td>mx2.example.com</td>`,
+		`aria-label="11 days left"`, "Days left of each certificate", `class="days-line days-error"`,
+		"mx1.example.com 127.0.0.73:" + strconv.Itoa(srv.Port) + ": 11"} {
+		if rec.Code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("domain page = %d, lacks %q", rec.Code, want)
+		}
+	}
+	if n := strings.Count(body, "<polyline class=\"days-line"); n != 1 {
+		t.Errorf("days-left chart has %d lines, want 1 (mx2 has no certificate)", n)
 	}
 }

@@ -125,6 +125,8 @@ type DomainPage struct {
 	VerdictError string
 	Check        *CheckView
 	CheckError   string
+	// LastProbe is the newest stored probe, shown when no live check ran.
+	LastProbe *ProbeHistory
 	// Promote is the place of the promote panel (issue 6); nil until that
 	// lands.
 	Promote *PromoteView
@@ -181,6 +183,16 @@ type CheckView struct {
 	Details  []KV
 	// Probes are the STARTTLS probe's rows, one per MX address.
 	Probes []ProbeRow
+}
+
+// ProbeHistory is a stored probe of the domain and the days left of its
+// certificates over the recent probes.
+type ProbeHistory struct {
+	ProbedAt string
+	Cause    string
+	Alerts   []string
+	Rows     []ProbeRow
+	Chart    DaysChart
 }
 
 // ProbeRow is what the STARTTLS probe found at one MX address, with a
