@@ -227,8 +227,8 @@ type Inspector struct {
 	// link-local and other non-public addresses. Off, a dashboard user
 	// cannot make the server reach into its own network.
 	AllowPrivate bool
-	// Timeout bounds each DNS exchange and the policy fetch; 0 means
-	// 10 seconds.
+	// Timeout bounds each DNS exchange, the policy fetch and each SMTP
+	// session of the probe; 0 means 10 seconds.
 	Timeout time.Duration
 	// SMTPPort replaces port 25 for the STARTTLS probe: tests run their
 	// SMTP servers on a loopback port of their own. 0 means 25.
