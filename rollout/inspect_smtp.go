@@ -64,6 +64,10 @@ type SMTPProbe struct {
 	VerifyError string `json:"verify_error,omitempty"`
 	// Error is why the probe stopped before the TLS handshake ended.
 	Error string `json:"error,omitempty"`
+	// InPolicy is the MX host's MXCheck.InPolicy (its name matches the
+	// policy's mx patterns), repeated so a probe taken as evidence says
+	// it.
+	InPolicy bool `json:"in_policy"`
 }
 
 // CertificateFacts are the facts of a server certificate a person checks.
@@ -112,6 +116,11 @@ func (in *Inspector) probeMX(ctx context.Context, res *CheckResult) {
 		wg.Go(func() { in.probeHost(ctx, m, sem) })
 	}
 	wg.Wait()
+	for i := range res.MX {
+		for j := range res.MX[i].Addresses {
+			res.MX[i].Addresses[j].InPolicy = res.MX[i].InPolicy
+		}
+	}
 	in.judgeProbes(res)
 }
 
