@@ -290,7 +290,9 @@ func (s *Server) liveCheck(c echo.Context, domain string) (*rollout.CheckResult,
 		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 		return nil, errorf(http.StatusTooManyRequests, "too many live checks from your account; try again in %d seconds", secs)
 	}
-	return s.cfg.Inspector.Check(c.Request().Context(), domain), nil
+	res := s.cfg.Inspector.Check(c.Request().Context(), domain)
+	s.keepCheck(c.Request().Context(), domain, res)
+	return res, nil
 }
 
 // checkKey names the caller's live-check bucket: a user's sessions share

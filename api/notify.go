@@ -43,9 +43,12 @@ type SMTPConfig struct {
 	Password string
 }
 
-// Alert is one regression to tell about.
+// Alert is one regression, or certificate alert, to tell about.
 type Alert struct {
 	Domain string `json:"domain"`
+	// Subject is the first line and the email's subject; "" means the
+	// regression's.
+	Subject string `json:"subject,omitempty"`
 	// Message says what rose, with the numbers.
 	Message string `json:"message"`
 	// Link is the domain page.
@@ -59,7 +62,7 @@ type Alert struct {
 // Text is the alert as plain text, for the chat message and the email.
 func (a Alert) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "MTA-STS regression on %s (enforce): %s\n", a.Domain, a.Message)
+	fmt.Fprintf(&b, "%s: %s\n", a.subject(), a.Message)
 	if a.Link != "" {
 		fmt.Fprintf(&b, "Domain page: %s\n", a.Link)
 	}
@@ -68,6 +71,13 @@ func (a Alert) Text() string {
 		fmt.Fprintf(&b, "Policy file:\n%s\nTXT %s \"%s\"\n", a.Rollback.Policy, a.Rollback.RecordName, a.Rollback.RecordValue)
 	}
 	return b.String()
+}
+
+func (a Alert) subject() string {
+	if a.Subject != "" {
+		return a.Subject
+	}
+	return "MTA-STS regression on " + a.Domain + " (enforce)"
 }
 
 // Configured reports whether any channel is set.
@@ -144,8 +154,8 @@ func (n *Notifier) email(ctx context.Context, a Alert) error {
 		return fmt.Errorf("sending the email: smtp address %q: %w", cfg.Addr, err)
 	}
 	var msg bytes.Buffer
-	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: MTA-STS regression on %s\r\nDate: %s\r\n",
-		cfg.From, strings.Join(cfg.To, ", "), a.Domain, time.Now().UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n",
+		cfg.From, strings.Join(cfg.To, ", "), a.subject(), time.Now().UTC().Format(time.RFC1123Z))
 	msg.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n")
 	msg.WriteString(strings.ReplaceAll(a.Text(), "\n", "\r\n"))
 

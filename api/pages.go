@@ -272,6 +272,13 @@ func (s *Server) domainPage(c echo.Context) error {
 			page.Check = checkView(check)
 		}
 	}
+	if check == nil {
+		lp, err := s.lastProbe(ctx, domain)
+		if err != nil {
+			return err
+		}
+		page.LastProbe = lp
+	}
 	v, err := s.verdictWithCheck(ctx, domain, check)
 	if err != nil {
 		page.VerdictError = "No verdict: " + err.Error()

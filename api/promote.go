@@ -38,7 +38,8 @@ type PromoteConfig struct {
 	// Records pushes the _mta-sts TXT record; nil means by hand (the page
 	// shows the provider steps).
 	Records rollout.RecordPublisher
-	// Checker checks the live state; nil means Config.Inspector.
+	// Checker checks the live state; nil means Config.Inspector without
+	// the STARTTLS probe (publishing changes no MX).
 	Checker *rollout.Inspector
 	// Notifier tells about regressions of enforcing domains; nil means
 	// the watch only records episodes.
@@ -65,7 +66,7 @@ type Promoter struct {
 func (s *Server) Promoter() *Promoter {
 	pc := s.cfg.Promote
 	if pc.Checker == nil {
-		pc.Checker = s.cfg.Inspector
+		pc.Checker = s.cfg.Inspector.WithoutSMTP()
 	}
 	return &Promoter{DB: s.cfg.DB, PromoteConfig: pc, PublicURL: s.cfg.PublicURL, Now: s.now, Log: s.log}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,6 +129,23 @@ func finding(f rollout.Finding) ui.Finding {
 	if f.Organization != "" || f.Range != "" {
 		out.Evidence = append(out.Evidence, "sender: "+f.Organization+" "+f.Range)
 	}
+	if p := f.Probe; p != nil {
+		line := "probe of " + p.Address + ": "
+		switch {
+		case !p.STARTTLS:
+			line += "no STARTTLS"
+		case p.Certificate == nil:
+			line += "STARTTLS failed: " + p.Error
+		default:
+			c := p.Certificate
+			line += fmt.Sprintf("%s, certificate %s (%s) by %s, until %s (%d days left)", p.TLSVersion, c.Subject,
+				strings.Join(c.SANs, ", "), c.Issuer, c.NotAfter.Format(time.DateOnly), c.DaysLeft)
+			if p.VerifyError != "" {
+				line += ": " + p.VerifyError
+			}
+		}
+		out.Evidence = append(out.Evidence, line)
+	}
 	return out
 }
 
@@ -157,7 +175,55 @@ func checkView(r *rollout.CheckResult) *ui.CheckView {
 	for _, n := range r.Notes {
 		cv.Details = append(cv.Details, ui.KV{Key: "Note", Value: n})
 	}
+	cv.Probes = probeRows(r)
 	return cv
+}
+
+// probeRows are the STARTTLS probe's findings per MX address; the state of
+// a row is the worst problem the check found there.
+func probeRows(r *rollout.CheckResult) []ui.ProbeRow {
+	rank := map[string]int{"ok": 0, "unknown": 1, rollout.SeverityWarning: 2, rollout.SeverityError: 3}
+	state := map[string]string{}
+	for _, p := range r.Problems {
+		if p.Address == "" {
+			continue
+		}
+		s := p.Severity
+		if p.Code == rollout.CodeMXUnreachable {
+			s = "unknown"
+		}
+		if k := p.MX + " " + p.Address; rank[s] > rank[state[k]] {
+			state[k] = s
+		}
+	}
+	var rows []ui.ProbeRow
+	for _, m := range r.MX {
+		if m.ProbeError != "" && len(m.Addresses) == 0 {
+			rows = append(rows, ui.ProbeRow{MX: m.Host, State: "unknown", TLS: m.ProbeError})
+		}
+		for _, p := range m.Addresses {
+			row := ui.ProbeRow{MX: m.Host, Address: p.Address, State: cmp.Or(state[m.Host+" "+p.Address], "ok")}
+			switch {
+			case !p.Reachable:
+				row.TLS = "not reachable from here: " + p.Error
+			case !p.STARTTLS && p.Error == "":
+				row.TLS = "no STARTTLS"
+			case p.Certificate == nil:
+				row.TLS = "STARTTLS failed: " + p.Error
+			default:
+				row.TLS = "STARTTLS, " + p.TLSVersion + " " + p.CipherSuite
+			}
+			if c := p.Certificate; c != nil {
+				row.Certificate = fmt.Sprintf("%s (%s) by %s", c.Subject, strings.Join(c.SANs, ", "), c.Issuer)
+				row.NotAfter = c.NotAfter.Format(time.DateOnly)
+				row.DaysLeft = strconv.Itoa(c.DaysLeft)
+				row.Bar = ui.DaysBar(c.DaysLeft)
+				row.Verify = p.VerifyError
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
 }
 
 // settingFields describes the threshold form.

@@ -116,6 +116,10 @@ type CheckFinding struct {
 	Code     string `json:"code"`
 	Severity string `json:"severity"`
 	Message  string `json:"message"`
+	// MX and Probe are, for a problem of the STARTTLS probe, the MX host
+	// and what the probe found at the address.
+	MX    string     `json:"mx,omitempty"`
+	Probe *SMTPProbe `json:"probe,omitempty"`
 }
 
 // Sessions is successes plus failures, at most math.MaxInt64.

@@ -18,7 +18,11 @@ func (f *Facts) ApplyCheck(res *CheckResult) (notes []string) {
 		if p.Fix != "" {
 			msg += " (" + p.Fix + ")"
 		}
-		f.CheckProblems = append(f.CheckProblems, CheckFinding{Code: p.Code, Severity: p.Severity, Message: msg})
+		cf := CheckFinding{Code: p.Code, Severity: p.Severity, Message: msg, MX: p.MX}
+		if pr, ok := res.Probe(p.MX, p.Address); ok && p.Address != "" {
+			cf.Probe = &pr
+		}
+		f.CheckProblems = append(f.CheckProblems, cf)
 	}
 	if p, ok := res.Policy.Policy(); ok {
 		f.Policy = CurrentPolicy{Mode: p.Mode, MX: p.MX, MaxAge: p.MaxAge, ID: res.Record.ID, Source: PolicySourceLive}

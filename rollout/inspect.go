@@ -26,6 +26,13 @@ const (
 	CodeTLSRPTMissing            = "tlsrpt-missing"
 	CodeTLSRPTInvalid            = "tlsrpt-invalid"
 	CodeIDNotChanged             = "id-not-changed"
+
+	// The STARTTLS probe of the MX hosts (issue 17).
+	CodeMXStartTLSMissing     = "mx-starttls-missing"
+	CodeMXCertificateInvalid  = "mx-certificate-invalid"
+	CodeMXCertificateExpiring = "mx-certificate-expiring"
+	CodeMXUnreachable         = "mx-unreachable"
+	CodeMXMissing             = "mx-missing"
 )
 
 // Severities of a Problem.
@@ -52,6 +59,10 @@ type Problem struct {
 	Severity string `json:"severity"`
 	Message  string `json:"message"`
 	Fix      string `json:"fix,omitempty"`
+	// MX and Address name the MX host and the address (IP:port) of a
+	// problem of the STARTTLS probe; its facts are in CheckResult.MX.
+	MX      string `json:"mx,omitempty"`
+	Address string `json:"address,omitempty"`
 }
 
 // RecordCheck is what the inspector found at _mta-sts.<domain>.
@@ -85,6 +96,9 @@ type PolicyCheck struct {
 	MX     []string `json:"mx,omitempty"`
 	MaxAge int64    `json:"max_age"`
 	Error  string   `json:"error,omitempty"`
+	// Certificate is the policy host's certificate, when a handshake
+	// got that far (also when it did not verify).
+	Certificate *CertificateFacts `json:"certificate,omitempty"`
 }
 
 // Policy returns the parsed policy and whether there is one.
@@ -103,6 +117,15 @@ type MXCheck struct {
 	// Pattern which pattern does.
 	InPolicy bool   `json:"in_policy"`
 	Pattern  string `json:"pattern,omitempty"`
+	// Addresses are the STARTTLS probes of the host's A and AAAA
+	// addresses, in that order; empty when the probe did not run.
+	Addresses []SMTPProbe `json:"addresses"`
+	// ProbeError tells why the host, or some of its addresses, were not
+	// probed.
+	ProbeError string `json:"probe_error,omitempty"`
+	// TLSA holds the TLSA records at _25._tcp.<host> (DANE, RFC 7672),
+	// noted without a judgement.
+	TLSA []string `json:"tlsa,omitempty"`
 }
 
 // TLSRPTCheck is what the inspector found at _smtp._tls.<domain>.
@@ -159,6 +182,25 @@ func (r *CheckResult) add(code, severity, message, fix string) {
 	r.Problems = append(r.Problems, Problem{Code: code, Severity: severity, Message: message, Fix: fix})
 }
 
+func (r *CheckResult) addMX(code, severity, mx, addr, message, fix string) {
+	r.Problems = append(r.Problems, Problem{Code: code, Severity: severity, Message: message, Fix: fix, MX: mx, Address: addr})
+}
+
+// Probe returns the probe of address addr of MX host mx, if there is one.
+func (r *CheckResult) Probe(mx, addr string) (SMTPProbe, bool) {
+	for _, m := range r.MX {
+		if m.Host != mx {
+			continue
+		}
+		for _, p := range m.Addresses {
+			if p.Address == addr {
+				return p, true
+			}
+		}
+	}
+	return SMTPProbe{}, false
+}
+
 // SeenStore remembers, per domain and policy id, the policy body first
 // seen under that id, so a body edited without a new id is noticed
 // (id-not-changed). The database implements it; MemorySeen serves runs
@@ -185,9 +227,21 @@ type Inspector struct {
 	// link-local and other non-public addresses. Off, a dashboard user
 	// cannot make the server reach into its own network.
 	AllowPrivate bool
-	// Timeout bounds each DNS exchange and the policy fetch; 0 means
-	// 10 seconds.
+	// Timeout bounds each DNS exchange, the policy fetch and each SMTP
+	// session of the probe; 0 means 10 seconds.
 	Timeout time.Duration
+	// SMTPPort replaces port 25 for the STARTTLS probe: tests run their
+	// SMTP servers on a loopback port of their own. 0 means 25.
+	SMTPPort int
+	// SkipSMTP leaves out the STARTTLS probe of the MX hosts, for checks
+	// that only verify what was published.
+	SkipSMTP bool
+	// HeloName is the name the probe sends with EHLO; "" means
+	// tlsrpt-check.invalid.
+	HeloName string
+	// Now is the clock certificates are verified against and days left
+	// counted from; nil means time.Now. Tests set it.
+	Now func() time.Time
 	// Seen, if set, enables the id-not-changed check.
 	Seen SeenStore
 	// Logger receives debug logs; nil means slog.Default().
@@ -213,12 +267,14 @@ func (in *Inspector) logger() *slog.Logger {
 }
 
 // Check inspects domain: the _mta-sts TXT record, the policy file, the MX
-// records against the policy's mx list, the _smtp._tls TXT record and,
-// with Seen set, whether the policy changed under an unchanged id. It
+// records against the policy's mx list, each MX address over STARTTLS
+// (unless SkipSMTP), the _smtp._tls TXT record and, with Seen set,
+// whether the policy changed under an unchanged id. It
 // never fails: what went wrong is in the problems, the notes or, for an
 // invalid domain name, Error.
 func (in *Inspector) Check(ctx context.Context, domain string) *CheckResult {
-	res := &CheckResult{Domain: domain, Problems: []Problem{}, MX: []MXCheck{}, CheckedAt: time.Now().UTC()}
+	start := time.Now()
+	res := &CheckResult{Domain: domain, Problems: []Problem{}, MX: []MXCheck{}, CheckedAt: in.now()}
 	d, err := NormalizeDomain(domain)
 	if err != nil {
 		res.Error = err.Error()
@@ -227,7 +283,11 @@ func (in *Inspector) Check(ctx context.Context, domain string) *CheckResult {
 	res.Domain = d
 	// Every step has its own timeout; this bounds their sum, whatever
 	// the number of CNAME hops and TCP retries.
-	ctx, cancel := context.WithTimeout(ctx, checkSteps*in.timeout())
+	steps := time.Duration(checkSteps)
+	if !in.SkipSMTP {
+		steps += probeSteps
+	}
+	ctx, cancel := context.WithTimeout(ctx, steps*in.timeout())
 	defer cancel()
 	res.Record = RecordCheck{Name: "_mta-sts." + d, Found: []string{}}
 	res.Policy = PolicyCheck{URL: PolicyURL(d)}
@@ -237,13 +297,14 @@ func (in *Inspector) Check(ctx context.Context, domain string) *CheckResult {
 	body, fetched := in.checkPolicy(ctx, res)
 	in.checkMX(ctx, res)
 	in.checkPolicyValues(res)
+	in.probeMX(ctx, res)
 	in.checkTLSRPT(ctx, res)
 	if fetched {
 		in.checkSeen(ctx, res, body)
 	}
 	// The domain is not logged: checks may run for anyone on a public
 	// dashboard, and what they look up is theirs.
-	in.logger().DebugContext(ctx, "Checked domain", "problems", len(res.Problems), "duration", time.Since(res.CheckedAt))
+	in.logger().DebugContext(ctx, "Checked domain", "problems", len(res.Problems), "duration", time.Since(start))
 	return res
 }
 

@@ -276,6 +276,10 @@ func (in *Inspector) checkMX(ctx context.Context, res *CheckResult) {
 		res.Notes = append(res.Notes, "the MX records could not be looked up: "+err.Error())
 		return
 	}
+	if len(hosts) == 0 {
+		res.add(CodeMXMissing, SeverityError, res.Domain+" has no MX records (or a null MX): MTA-STS protects delivery to MX hosts, there are none",
+			"publish the MX records of "+res.Domain+", then the policy's mx list to match them")
+	}
 	pol, ok := res.Policy.Policy()
 	compare := ok && pol.Mode != ModeNone
 	for _, h := range hosts {

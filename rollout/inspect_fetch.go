@@ -213,12 +213,19 @@ func (in *Inspector) checkPolicy(ctx context.Context, res *CheckResult) (string,
 	if a := connected.Load(); a != nil {
 		pc.Address = *a
 	}
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) && len(cv.UnverifiedCertificates) > 0 {
+		pc.Certificate = certFacts(cv.UnverifiedCertificates[0], in.now())
+	}
 	if err != nil {
 		pc.Error = err.Error()
 		in.fetchFailed(res, host, fetchStep(step.Load()), err)
 		return "", false
 	}
 	defer resp.Body.Close()
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		pc.Certificate = certFacts(resp.TLS.PeerCertificates[0], in.now())
+	}
 	pc.Status = resp.StatusCode
 	pc.ContentType = resp.Header.Get("Content-Type")
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ type inspectEnv struct {
 // out on purpose.
 var envCertDomains = []string{"good.example", "norecord.example", "multi.example", "badrecord.example", "notfound.example",
 	"redirect.example", "html.example", "large.example", "garbage.example", "drift.example", "testing.example",
-	"badtlsrpt.example", "cname-target.example", "cname.example", "bigtxt.example", "slow.example", "noaddr.example"}
+	"badtlsrpt.example", "cname-target.example", "cname.example", "bigtxt.example", "slow.example", "noaddr.example",
+	"probe.example", "expiring.example", "slowmx.example", "private.example", "tlsa.example", "postfix.example"}
 
 func newInspectEnv(t testing.TB) *inspectEnv {
 	t.Helper()
@@ -88,7 +90,14 @@ func TestCheckGood(t *testing.T) {
 	}
 	want := []MXCheck{{Host: "mx1.good.example", Preference: 10, InPolicy: true, Pattern: "mx1.good.example"},
 		{Host: "mx9.backup.good.example", Preference: 20, InPolicy: true, Pattern: "*.backup.good.example"}}
-	if len(r.MX) != 2 || r.MX[0] != want[0] || r.MX[1] != want[1] {
+	// The MX hosts have no address: the probe says so and finds nothing.
+	for i := range r.MX {
+		if r.MX[i].ProbeError != "not probed: no A or AAAA record" || len(r.MX[i].Addresses) != 0 {
+			t.Errorf("mx %s probe = %q %+v, want not probed", r.MX[i].Host, r.MX[i].ProbeError, r.MX[i].Addresses)
+		}
+		r.MX[i].Addresses, r.MX[i].ProbeError = nil, ""
+	}
+	if len(r.MX) != 2 || !reflect.DeepEqual(r.MX, want) {
 		t.Errorf("mx = %+v, want %+v", r.MX, want)
 	}
 	if !r.TLSRPT.Valid || len(r.TLSRPT.RUA) != 1 || r.TLSRPT.RUA[0] != "mailto:tlsrpt@good.example" {

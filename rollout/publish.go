@@ -42,6 +42,18 @@ func (in *Inspector) WithPolicyPort(port string) *Inspector {
 	return &c
 }
 
+// WithoutSMTP returns a copy of the inspector that leaves out the
+// STARTTLS probe of the MX hosts: verifying a publication needs the record
+// and the policy file only, and is polled often.
+func (in *Inspector) WithoutSMTP() *Inspector {
+	if in == nil {
+		return nil
+	}
+	c := *in
+	c.SkipSMTP = true
+	return &c
+}
+
 // relativeName returns name relative to zone ("@" for the apex), both
 // without the trailing dot, and whether name is in zone.
 func relativeName(name, zone string) (string, bool) {

@@ -44,7 +44,13 @@ var UnsafeCheckCodes = []string{
 	"policy-unreachable", "policy-certificate-invalid", "policy-redirect",
 	"policy-content-type", "policy-too-large", "policy-invalid",
 	"mx-not-in-policy", "id-not-changed",
+	"mx-starttls-missing", "mx-certificate-invalid", "mx-missing",
 }
+
+// checkCodeBySeverity are check codes that block only with severity
+// error: a certificate that expires within the enforce max_age plus a
+// week blocks, one that expires within 30 days is a warning.
+var checkCodeBySeverity = []string{"mx-certificate-expiring"}
 
 // checkCodeTestingMode is the check's note that the policy is in testing:
 // exactly what a domain asking for the verdict is expected to be.
@@ -117,9 +123,12 @@ type Finding struct {
 	RisingFactor *float64 `json:"rising_factor,omitempty"`
 
 	// Counts lists the failures per result type and MX behind the finding.
-	Counts   []FailureTally `json:"counts,omitempty"`
-	MX       []string       `json:"mx,omitempty"`
-	PolicyMX []string       `json:"policy_mx,omitempty"`
+	Counts []FailureTally `json:"counts,omitempty"`
+	MX     []string       `json:"mx,omitempty"`
+	// Probe is, for a finding of the STARTTLS probe, what it found at the
+	// address: reachability, STARTTLS, TLS version, the certificate.
+	Probe    *SMTPProbe `json:"probe,omitempty"`
+	PolicyMX []string   `json:"policy_mx,omitempty"`
 
 	// Sender-side: the reporter and its sending range.
 	Organization string `json:"organization,omitempty"`

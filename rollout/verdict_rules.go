@@ -57,11 +57,16 @@ func (e *evaluation) policySource() string {
 func (e *evaluation) checkFindings(blockers bool) []Finding {
 	var out []Finding
 	for _, p := range e.f.CheckProblems {
-		unsafe := slices.Contains(UnsafeCheckCodes, p.Code)
+		unsafe := slices.Contains(UnsafeCheckCodes, p.Code) ||
+			slices.Contains(checkCodeBySeverity, p.Code) && p.Severity == SeverityError
 		if p.Code == checkCodeTestingMode || unsafe != blockers {
 			continue
 		}
-		out = append(out, Finding{Code: p.Code, Message: p.Message, Source: SourceCheck, Severity: p.Severity})
+		f := Finding{Code: p.Code, Message: p.Message, Source: SourceCheck, Severity: p.Severity, Probe: p.Probe}
+		if p.MX != "" {
+			f.MX = []string{p.MX}
+		}
+		out = append(out, f)
 	}
 	return out
 }

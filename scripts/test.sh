@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test of tlsrpt. On a fresh Debian machine it first
 # installs what is missing, and nothing else: the Debian packages
-# postgresql, dovecot-imapd and chromium (apt-get, only those absent) and
-# staticcheck (go install, into $(go env GOPATH)/bin). promtool is fetched,
-# not installed: the prometheus package is downloaded and unpacked in
-# ${XDG_CACHE_HOME:-~/.cache}/tlsrpt-test (installing it would start a
-# Prometheus service), and only promtool is put on PATH. It stops, starts,
+# postgresql, dovecot-imapd, chromium and postfix (apt-get, only those
+# absent; postfix only where no other mail system provides
+# /usr/sbin/sendmail, which installing it would replace, and preseeded as
+# "No configuration", so the package sets up no mail system and starts
+# none) and staticcheck (go install, into $(go env GOPATH)/bin). promtool
+# is fetched, not installed: the prometheus package is downloaded and
+# unpacked in ${XDG_CACHE_HOME:-~/.cache}/tlsrpt-test (installing it would
+# start a Prometheus service), and only promtool is put on PATH. It stops, starts,
 # reconfigures or deletes nothing it did not create: every server a test
 # needs is a private one on its own port and in a temporary directory,
 # removed when the test ends.
@@ -18,8 +21,18 @@ missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing+=(postgresql); fi
 if [ ! -x /usr/sbin/dovecot ]; then missing+=(dovecot-imapd); fi
 if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ! -x /usr/lib/postfix/sbin/master ]; then
+	if [ -e /usr/sbin/sendmail ]; then
+		echo "== not installing postfix: another mail system provides /usr/sbin/sendmail (the Postfix test skips)"
+	else
+		missing+=(postfix)
+	fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "== installing ${missing[*]}"
+	if [[ " ${missing[*]} " == *" postfix "* ]]; then
+		echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+	fi
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
@@ -59,7 +72,10 @@ echo "== staticcheck"
 staticcheck ./...
 
 # Integration tests fail instead of skipping when their servers are absent.
-export TLSRPT_TEST_REQUIRE=postgres,dovecot,chromium,promtool
+require=postgres,dovecot,chromium,promtool
+# The Postfix test needs root (Postfix's master runs only as root).
+if [ -x /usr/lib/postfix/sbin/master ] && [ "$(id -u)" = 0 ]; then require="$require,postfix"; fi
+export TLSRPT_TEST_REQUIRE="$require"
 echo "== go test"
 go test -race -shuffle=on -timeout 15m "$@" ./...
 

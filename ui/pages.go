@@ -141,6 +141,8 @@ type DomainPage struct {
 	VerdictError string
 	Check        *CheckView
 	CheckError   string
+	// LastProbe is the newest stored probe, shown when no live check ran.
+	LastProbe *ProbeHistory
 	// Promote is the place of the promote panel (docs/publishing.md); nil
 	// until that lands.
 	Promote *PromoteView
@@ -195,7 +197,56 @@ type KV struct {
 type CheckView struct {
 	Problems []Problem
 	Details  []KV
+	// Probes are the STARTTLS probe's rows, one per MX address.
+	Probes []ProbeRow
 }
+
+// ProbeHistory is a stored probe of the domain and the days left of its
+// certificates over the recent probes.
+type ProbeHistory struct {
+	ProbedAt string
+	Cause    string
+	Alerts   []string
+	Rows     []ProbeRow
+	Chart    DaysChart
+}
+
+// ProbeRow is what the STARTTLS probe found at one MX address, with a
+// bar of the certificate's days left.
+type ProbeRow struct {
+	MX      string
+	Address string
+	// State is "ok", "warning", "error" or "unknown" (not reachable).
+	State       string
+	TLS         string // "STARTTLS, TLS 1.3 ..." or what went wrong
+	Certificate string // subject, names, issuer
+	NotAfter    string
+	DaysLeft    string
+	Verify      string // the verification error
+	// Bar is the width of the days-left bar (0..DaysBarWidth), 0 when
+	// there is no certificate.
+	Bar float64
+}
+
+// Days-left bars: DaysBarWidth units stand for DaysBarMax days; the mark
+// is at DaysBarWarn days (where an expiring certificate is a warning).
+const (
+	DaysBarWidth = 180.0
+	DaysBarMax   = 90
+	DaysBarWarn  = 30
+)
+
+// DaysBar returns the bar width for days left.
+func DaysBar(days int) float64 {
+	d := min(max(days, 0), DaysBarMax)
+	return float64(d) * DaysBarWidth / DaysBarMax
+}
+
+// DaysBarMark is the x of the 30-day mark.
+func (ProbeRow) DaysBarMark() float64 { return DaysBar(DaysBarWarn) }
+
+// DaysBarFull returns the full width, for the template.
+func (ProbeRow) DaysBarFull() float64 { return DaysBarWidth }
 
 // Problem is one finding of the live check with its fix.
 type Problem struct {

@@ -30,13 +30,14 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	resolver := fs.String("resolver", "", "DNS server HOST:PORT to query (default: the first nameserver of /etc/resolv.conf)")
-	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host")
-	allowPrivate := fs.Bool("allow-private", false, "allow fetching the policy from private, loopback and link-local addresses")
+	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host and the MX hosts")
+	allowPrivate := fs.Bool("allow-private", false, "allow fetching the policy from, and probing MX hosts at, private, loopback and link-local addresses")
+	smtpPort := fs.Int("smtp-port", 25, "port of the STARTTLS probe of each MX address (senders use 25; another port is for tests)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	dbURL := fs.String("db", "", "database URL, to notice a policy changed under the same id (default DATABASE_URL; without either that check is skipped)")
-	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query and of the policy fetch")
+	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query, of the policy fetch and of each SMTP session")
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt check [--resolver HOST:PORT] [--ca-file FILE] [--allow-private] [--json] [--db URL] DOMAIN")
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt check [--resolver HOST:PORT] [--ca-file FILE] [--allow-private] [--smtp-port PORT] [--json] [--db URL] DOMAIN")
 		printFlags(env, fs, "check")
 	}
 	// Flags may come before and after the domain.
@@ -56,7 +57,11 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	in := &rollout.Inspector{Resolver: *resolver, AllowPrivate: *allowPrivate, Timeout: *timeout}
+	if *smtpPort < 1 || *smtpPort > 65535 {
+		fmt.Fprintf(env.Stderr, "tlsrpt check: --smtp-port %d is not a port\n", *smtpPort)
+		return 2
+	}
+	in := &rollout.Inspector{Resolver: *resolver, AllowPrivate: *allowPrivate, Timeout: *timeout, SMTPPort: *smtpPort}
 	if *caFile != "" {
 		pool, err := loadCheckRoots(*caFile)
 		if err != nil {
@@ -152,6 +157,9 @@ func writeCheck(w io.Writer, r *rollout.CheckResult, withHistory bool) error {
 		mx = []string{"none"}
 	}
 	fmt.Fprintf(&b, "  mx      %s\n", strings.Join(mx, ", "))
+	for _, m := range r.MX {
+		writeProbe(&b, m)
+	}
 	if r.TLSRPT.Valid {
 		fmt.Fprintf(&b, "  tlsrpt  %s: %s\n", r.TLSRPT.Name, r.TLSRPT.Found[0])
 	} else {
@@ -175,6 +183,39 @@ func writeCheck(w io.Writer, r *rollout.CheckResult, withHistory bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeProbe prints what the STARTTLS probe found at each address of m,
+// one line each, and the TLSA records of m.
+func writeProbe(b *strings.Builder, m rollout.MXCheck) {
+	if m.ProbeError != "" {
+		fmt.Fprintf(b, "  smtp    %s: %s\n", m.Host, m.ProbeError)
+	}
+	for _, p := range m.Addresses {
+		fmt.Fprintf(b, "  smtp    %s %s: ", m.Host, p.Address)
+		switch {
+		case !p.Reachable:
+			fmt.Fprintf(b, "unreachable (%s)\n", p.Error)
+			continue
+		case !p.STARTTLS && p.Error == "":
+			b.WriteString("no STARTTLS\n")
+			continue
+		case p.Certificate == nil:
+			fmt.Fprintf(b, "failed (%s)\n", p.Error)
+			continue
+		}
+		c := p.Certificate
+		fmt.Fprintf(b, "STARTTLS, %s %s, certificate %s for %s by %s, until %s (%d days left), ",
+			p.TLSVersion, p.CipherSuite, c.Subject, strings.Join(c.SANs, " "), c.Issuer, c.NotAfter.Format(time.DateOnly), c.DaysLeft)
+		if p.Verified {
+			b.WriteString("valid\n")
+		} else {
+			fmt.Fprintf(b, "not valid: %s\n", p.VerifyError)
+		}
+	}
+	for _, t := range m.TLSA {
+		fmt.Fprintf(b, "  tlsa    _25._tcp.%s: %s (DANE, RFC 7672: noted, not judged)\n", m.Host, t)
+	}
 }
 
 func orNone(s string) string {

@@ -144,7 +144,7 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 	if cfg.web.AdminPassword == "" {
 		cfg.web.AdminPassword = randomHex(8)
 	}
-	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store, hostPolicy: true,
+	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store, hostPolicy: true, noProbes: true,
 		lookupTXT: func(_ context.Context, name string) ([]string, error) { return reportgen.LookupTXT(name) },
 		notices:   []string{"Demo: the reports come from an in-process mailbox, and the reporters' DKIM keys are served by the demo, not by DNS."},
 		ready: func(addr, _ string) {

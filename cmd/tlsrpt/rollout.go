@@ -39,6 +39,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host (added to the system roots)")
 	allowPrivate := fs.Bool("allow-private", false, "allow the policy fetch to private, loopback and link-local addresses")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query and of the policy fetch")
+	smtpPort := fs.Int("smtp-port", 25, "port of the live check's STARTTLS probe of each MX address (senders use 25; another port is for tests)")
 	save := fs.Bool("save-thresholds", false, "store the thresholds given by flags as the domain's settings")
 	reset := fs.Bool("reset-thresholds", false, "remove the domain's stored thresholds (back to the defaults) before evaluating")
 	th := rollout.DefaultThresholds()
@@ -66,6 +67,10 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	}
 	if len(names) != 1 {
 		fs.Usage()
+		return rolloutUsage
+	}
+	if *smtpPort < 1 || *smtpPort > 65535 {
+		fmt.Fprintf(env.Stderr, "tlsrpt rollout: --smtp-port %d is not a port\n", *smtpPort)
 		return rolloutUsage
 	}
 	domain, err := rollout.NormalizeDomain(names[0])
@@ -133,7 +138,7 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	}
 	var notes []string
 	if !*offline {
-		in := &rollout.Inspector{Resolver: *resolver, RootCAs: roots, AllowPrivate: *allowPrivate, Timeout: *timeout}
+		in := &rollout.Inspector{Resolver: *resolver, RootCAs: roots, AllowPrivate: *allowPrivate, Timeout: *timeout, SMTPPort: *smtpPort}
 		if s, ok := any(d).(rollout.SeenStore); ok {
 			in.Seen = s
 		}

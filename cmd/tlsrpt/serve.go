@@ -187,6 +187,9 @@ type app struct {
 	// hostPolicy serves the MTA-STS policies of promoted domains whatever
 	// TLSRPT_HOST_POLICY says (the demo).
 	hostPolicy bool
+	// noProbes leaves out the daily STARTTLS probe: the demo's domains
+	// are made up, and it sends no traffic of its own to the internet.
+	noProbes bool
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -308,6 +311,15 @@ func (a *app) run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	// The daily STARTTLS probe of each listed domain, with certificate
+	// alerts (docs/policy-and-check.md).
+	if !a.noProbes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.RunProbes(pollCtx)
+		}()
+	}
 	// Partitions ahead of time and retention, daily (docs/retention.md).
 	wg.Add(1)
 	go func() {

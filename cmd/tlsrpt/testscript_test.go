@@ -45,7 +45,7 @@ func TestTestScriptTouchesNothingItDidNotCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pkg := range []string{"`postgresql`", "`dovecot-imapd`", "`chromium`", "staticcheck", "`promtool`", "apt-get download prometheus"} {
+	for _, pkg := range []string{"`postgresql`", "`dovecot-imapd`", "`chromium`", "`postfix`", "staticcheck", "`promtool`", "apt-get download prometheus"} {
 		if !strings.Contains(string(readme), pkg) {
 			t.Errorf("README does not say the test command installs %s", pkg)
 		}
