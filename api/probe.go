@@ -11,7 +11,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
-// Probe history and alerts (issue 17): serve probes each listed domain
+// Probe history and alerts (docs/policy-and-check.md): serve probes each listed domain
 // once a day (its MX hosts over STARTTLS, and the policy host), keeps the
 // results, and alerts when a certificate of an enforcing domain starts
 // failing or comes within rollout.CertAlertDays of expiry. A live check

@@ -6,7 +6,7 @@ import (
 )
 
 // CertAlertDays is how close to expiry a watched certificate of an
-// enforcing domain raises an alert (issue 17, "History and alerts").
+// enforcing domain raises an alert (docs/policy-and-check.md, history and alerts).
 const CertAlertDays = 14
 
 // CertState is one certificate the daily probe watches: an MX address, or

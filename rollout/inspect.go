@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Problem codes of the live inspection (issue 4 §2). They are a contract:
+// Problem codes of the live inspection (docs/policy-and-check.md). They are a contract:
 // the CLI, the JSON output, the dashboard and the verdict use them.
 const (
 	CodeRecordMissing            = "record-missing"
@@ -27,7 +27,7 @@ const (
 	CodeTLSRPTInvalid            = "tlsrpt-invalid"
 	CodeIDNotChanged             = "id-not-changed"
 
-	// The STARTTLS probe of the MX hosts (issue 17).
+	// The STARTTLS probe of the MX hosts (docs/policy-and-check.md).
 	CodeMXStartTLSMissing     = "mx-starttls-missing"
 	CodeMXCertificateInvalid  = "mx-certificate-invalid"
 	CodeMXCertificateExpiring = "mx-certificate-expiring"

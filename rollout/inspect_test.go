@@ -126,7 +126,7 @@ func (e *inspectEnv) web127() string {
 	return "127.0.0.1:" + e.in.httpsPort
 }
 
-// TestCheckProblems provokes every problem code of issue 4 §2 once.
+// TestCheckProblems provokes every problem code of docs/policy-and-check.md once.
 func TestCheckProblems(t *testing.T) {
 	e := newInspectEnv(t)
 	tests := []struct {

@@ -22,7 +22,7 @@ func init() {
 // checkMaxCAFile bounds the --ca-file read of "tlsrpt check".
 const checkMaxCAFile = 4 << 20
 
-// runCheck is the "tlsrpt check DOMAIN" contract of issue 4 §2: one line
+// runCheck is the "tlsrpt check DOMAIN" contract of docs/cli.md: one line
 // per finding with its fix, or with --json the rollout.CheckResult. It
 // exits 0 when no problem of severity error was found, 1 when one was,
 // and 2 on a usage error or an invalid domain.

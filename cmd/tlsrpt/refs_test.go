@@ -21,20 +21,10 @@ const repoRoot = "../.."
 // docs/verdict.md, a date and a commit, a URL).
 var numberedRef = regexp.MustCompile(`(?i)\b(issue|session) #?[0-9]+`)
 
-// numberedRefAllowed are the files that still hold such pointers because
-// others were editing them when the rest were rewritten. The list may only
-// shrink: TestNoNumberedRefs fails on an entry whose file has none left.
-var numberedRefAllowed = map[string]bool{
-	// remove once the contract of "tlsrpt check" points to docs/cli.md
-	// (its comment on runCheck).
-	"cmd/tlsrpt/check.go": true,
-	// remove once the problem codes of the live check point to
-	// docs/policy-and-check.md (the comment above them).
-	"rollout/inspect.go": true,
-	// remove once TestCheckProblems' comment points to
-	// docs/policy-and-check.md.
-	"rollout/inspect_test.go": true,
-}
+// numberedRefAllowed are files allowed to keep such pointers: none. An
+// entry needs a reason and the day it goes; TestNoNumberedRefs fails on
+// an entry whose file has none left.
+var numberedRefAllowed = map[string]bool{}
 
 // numberedRefSkipped are trees of material copied from elsewhere, whose
 // notes cite other projects' issue trackers.

@@ -1,4 +1,4 @@
--- Issue 17: the daily STARTTLS probe of each listed domain's MX hosts (and
+-- The daily STARTTLS probe of each listed domain's MX hosts (and
 -- its policy host) is kept, so the dashboard shows the last probe and the
 -- days left over time, and a certificate that starts failing or nears
 -- expiry is noticed by comparing with the probe before. One row per probe:
