@@ -263,6 +263,8 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/quarantine/:id/reprocess", accessAdmin, s.reprocessForm)
 	s.add(http.MethodPost, "/quarantine/:id/delete", accessAdmin, s.deleteQuarantineForm)
 	s.add(http.MethodGet, "/settings", accessViewer, s.settingsPage)
+	s.add(http.MethodGet, "/audit", accessAdmin, s.auditPage)
+	s.add(http.MethodGet, "/api/v1/audit", accessAdmin, s.apiAudit)
 	s.add(http.MethodPost, "/settings/:domain", accessAdmin, s.saveSettingsForm)
 	s.add(http.MethodPost, "/settings/reporter-rules", accessAdmin, s.addReporterRuleForm)
 	s.add(http.MethodPost, "/settings/reporter-rules/:id/delete", accessAdmin, s.deleteReporterRuleForm)

@@ -417,3 +417,20 @@ type SettingField struct {
 	Value string
 	Help  string
 }
+
+// AuditPage is the audit log: who did what to which domain, newest first.
+type AuditPage struct {
+	Layout
+	// Domain filters the entries ("" for all).
+	Domain string
+	Rows   []AuditRow
+}
+
+// AuditRow is one audit entry; Detail is its JSON as stored.
+type AuditRow struct {
+	At     string
+	Actor  string
+	Action string
+	Domain string
+	Detail string
+}

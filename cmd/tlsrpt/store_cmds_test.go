@@ -172,3 +172,41 @@ func TestReprocessTruncated(t *testing.T) {
 		t.Errorf("truncated entry after reprocess = %+v, %v; want it unresolved", e, err)
 	}
 }
+
+// TestAuditCommand: "tlsrpt audit" prints the entries newest first, by
+// domain, and as JSON in the API's shape.
+func TestAuditCommand(t *testing.T) {
+	url := dbtest.NewURL(t, true)
+	d, err := db.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, a := range []db.AuditEntry{{Actor: "cli", Action: "domain.add", Domain: "example.com"}, {Actor: "alice", Action: "user.add"}} {
+		if _, err := d.AddAudit(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) (int, string) {
+		var out, errOut strings.Builder
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
+			if k == "DATABASE_URL" {
+				return url
+			}
+			return ""
+		}}
+		return Main(context.Background(), append([]string{"audit"}, args...), env), out.String()
+	}
+	code, out := run()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "user.add") || !strings.Contains(lines[1], "domain.add") {
+		t.Errorf("tlsrpt audit = %d:\n%s\nwant both entries, newest first", code, out)
+	}
+	code, out = run("--domain", "example.com", "--json")
+	if code != 0 || !strings.Contains(out, `"action":"domain.add"`) || strings.Contains(out, "user.add") {
+		t.Errorf("tlsrpt audit --domain example.com --json = %d: %s", code, out)
+	}
+	if code, _ := run("--limit", "0"); code != 2 {
+		t.Errorf("tlsrpt audit --limit 0 = %d, want 2", code)
+	}
+}
