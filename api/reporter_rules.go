@@ -92,44 +92,19 @@ func (s *Server) addReporterRule(c echo.Context, in ruleInput) (db.ReporterRule,
 	if r, err = s.cfg.DB.AddReporterRule(c.Request().Context(), r); err != nil {
 		return r, err
 	}
-	return r, s.audit(c, "reporter_rule.add", "", ruleAudit(r))
+	return r, s.audit(c, "reporter_rule.add", "", r.AuditDetail())
 }
 
 // deleteReporterRule removes rule id and records it in the audit log.
 func (s *Server) deleteReporterRule(c echo.Context, id int64) error {
-	ctx := c.Request().Context()
-	rules, err := s.cfg.DB.ReporterRules(ctx)
-	if err != nil {
-		return err
-	}
-	var old *db.ReporterRule
-	for i := range rules {
-		if rules[i].ID == id {
-			old = &rules[i]
-		}
-	}
-	if old == nil {
-		return errorf(http.StatusNotFound, "there is no reporter rule %d", id)
-	}
-	ok, err := s.cfg.DB.DeleteReporterRule(ctx, id)
+	old, ok, err := s.cfg.DB.DeleteReporterRule(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return errorf(http.StatusNotFound, "there is no reporter rule %d", id)
 	}
-	return s.audit(c, "reporter_rule.delete", "", ruleAudit(*old))
-}
-
-func ruleAudit(r db.ReporterRule) map[string]any {
-	d := map[string]any{"id": r.ID, "kind": r.Kind, "reporter": r.Reporter, "note": r.Note}
-	if r.HostDomain != "" {
-		d["host_domain"] = r.HostDomain
-	}
-	if r.Network.IsValid() {
-		d["network"] = r.Network.String()
-	}
-	return d
+	return s.audit(c, "reporter_rule.delete", "", old.AuditDetail())
 }
 
 // addReporterRuleForm is the settings page's "Add host rule" and "Add

@@ -39,6 +39,19 @@ type ReporterRule struct {
 	CreatedAt  time.Time    `json:"created_at"`
 }
 
+// AuditDetail is the rule as the audit log records it (page, API and CLI
+// alike).
+func (r ReporterRule) AuditDetail() map[string]any {
+	d := map[string]any{"id": r.ID, "kind": r.Kind, "reporter": r.Reporter, "note": r.Note}
+	if r.HostDomain != "" {
+		d["host_domain"] = r.HostDomain
+	}
+	if r.Network.IsValid() {
+		d["network"] = r.Network.String()
+	}
+	return d
+}
+
 // ErrBadRule is a reporter rule that names no domain or network.
 var ErrBadRule = errors.New("db: invalid reporter rule")
 
@@ -78,16 +91,27 @@ func (d *DB) AddReporterRule(ctx context.Context, r ReporterRule) (ReporterRule,
 	return r, nil
 }
 
-// DeleteReporterRule removes a rule; it says whether there was one.
-func (d *DB) DeleteReporterRule(ctx context.Context, id int64) (bool, error) {
-	tag, err := d.Pool.Exec(ctx, `DELETE FROM reporter_rules WHERE id = $1`, id)
-	if err != nil {
-		return false, fmt.Errorf("deleting reporter rule %d: %w", id, err)
+// DeleteReporterRule removes rule id and returns it, for the audit log;
+// ok is false when there was none.
+func (d *DB) DeleteReporterRule(ctx context.Context, id int64) (r ReporterRule, ok bool, err error) {
+	var network *netip.Prefix
+	err = d.Pool.QueryRow(ctx, `DELETE FROM reporter_rules WHERE id = $1
+		RETURNING id, kind, reporter, host_domain, network, note, created_by, created_at`, id).
+		Scan(&r.ID, &r.Kind, &r.Reporter, &r.HostDomain, &network, &r.Note, &r.CreatedBy, &r.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, false, nil
 	}
+	if err != nil {
+		return r, false, fmt.Errorf("deleting reporter rule %d: %w", id, err)
+	}
+	if network != nil {
+		r.Network = *network
+	}
+	r.CreatedAt = r.CreatedAt.UTC()
 	d.trust.mu.Lock()
 	d.trust.at = time.Time{}
 	d.trust.mu.Unlock()
-	return tag.RowsAffected() == 1, nil
+	return r, true, nil
 }
 
 // ReporterRules lists the operator's rules, oldest first.

@@ -111,36 +111,22 @@ func runReporterRule(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule add: %v\n", err)
 			return exitFailed
 		}
-		if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "reporter_rule.add", Detail: ruleDetail(r)}); err != nil {
+		if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "reporter_rule.add", Detail: r.AuditDetail()}); err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule add: %v\n", err)
 			return exitFailed
 		}
 		fmt.Fprintf(env.Stdout, "added rule %d: %s posts from %s (reports stored from now on)\n", r.ID, r.Reporter, ruleFrom(r))
 	case "delete":
-		rules, err := d.ReporterRules(ctx)
+		old, ok, err := d.DeleteReporterRule(ctx, id)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule delete: %v\n", err)
 			return exitFailed
 		}
-		var old *db.ReporterRule
-		for i := range rules {
-			if rules[i].ID == id {
-				old = &rules[i]
-			}
-		}
-		if old == nil {
+		if !ok {
 			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule delete: there is no rule %d\n", id)
 			return exitRefused
 		}
-		if ok, err := d.DeleteReporterRule(ctx, id); err != nil || !ok {
-			if err == nil {
-				fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule delete: there is no rule %d\n", id)
-				return exitRefused
-			}
-			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule delete: %v\n", err)
-			return exitFailed
-		}
-		if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "reporter_rule.delete", Detail: ruleDetail(*old)}); err != nil {
+		if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "reporter_rule.delete", Detail: old.AuditDetail()}); err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt reporter-rule delete: %v\n", err)
 			return exitFailed
 		}
@@ -155,16 +141,4 @@ func ruleFrom(r db.ReporterRule) string {
 		return "network " + r.Network.String()
 	}
 	return "hosts under " + r.HostDomain
-}
-
-// ruleDetail is the audit detail of a rule, as the dashboard writes it.
-func ruleDetail(r db.ReporterRule) map[string]any {
-	d := map[string]any{"id": r.ID, "kind": r.Kind, "reporter": r.Reporter, "note": r.Note}
-	if r.HostDomain != "" {
-		d["host_domain"] = r.HostDomain
-	}
-	if r.Network.IsValid() {
-		d["network"] = r.Network.String()
-	}
-	return d
 }
