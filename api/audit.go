@@ -30,22 +30,35 @@ func auditFilter(c echo.Context) (domain string, limit int, err error) {
 	return domain, limit, nil
 }
 
+// auditEntries reads the entries the request asks for (auditFilter).
+func (s *Server) auditEntries(c echo.Context) (domain string, out []auditJSON, err error) {
+	domain, limit, err := auditFilter(c)
+	if err != nil {
+		return "", nil, err
+	}
+	es, err := s.cfg.DB.AuditLog(c.Request().Context(), domain, limit)
+	if err != nil {
+		return "", nil, err
+	}
+	out = []auditJSON{}
+	for _, e := range es {
+		detail, _ := e.Detail.(json.RawMessage)
+		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Domain: e.Domain, Detail: detail})
+	}
+	return domain, out, nil
+}
+
 // auditPage is the audit log for admins: promotes, overrides, rollbacks,
 // settings, users, tokens, reports taken back, reporter rules.
 func (s *Server) auditPage(c echo.Context) error {
-	domain, limit, err := auditFilter(c)
-	if err != nil {
-		return err
-	}
-	es, err := s.cfg.DB.AuditLog(c.Request().Context(), domain, limit)
+	domain, es, err := s.auditEntries(c)
 	if err != nil {
 		return err
 	}
 	page := ui.AuditPage{Layout: s.layout(c, "Audit log", "audit"), Domain: domain}
 	for _, e := range es {
-		detail, _ := e.Detail.(json.RawMessage)
-		page.Rows = append(page.Rows, ui.AuditRow{At: e.At.UTC().Format(time.RFC3339), Actor: e.Actor, Action: e.Action,
-			Domain: e.Domain, Detail: string(detail)})
+		page.Rows = append(page.Rows, ui.AuditRow{At: e.At.Format(time.RFC3339), Actor: e.Actor, Action: e.Action,
+			Domain: e.Domain, Detail: string(e.Detail)})
 	}
 	return s.render(c, http.StatusOK, "audit", page)
 }
@@ -62,18 +75,9 @@ type auditJSON struct {
 
 // apiAudit is GET /api/v1/audit: the newest entries, ?domain= and ?limit=.
 func (s *Server) apiAudit(c echo.Context) error {
-	domain, limit, err := auditFilter(c)
+	_, es, err := s.auditEntries(c)
 	if err != nil {
 		return err
 	}
-	es, err := s.cfg.DB.AuditLog(c.Request().Context(), domain, limit)
-	if err != nil {
-		return err
-	}
-	out := []auditJSON{}
-	for _, e := range es {
-		detail, _ := e.Detail.(json.RawMessage)
-		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Domain: e.Domain, Detail: detail})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": out})
+	return c.JSON(http.StatusOK, map[string]any{"entries": es})
 }
