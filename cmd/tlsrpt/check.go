@@ -29,9 +29,12 @@ const checkMaxCAFile = 4 << 20
 func runCheck(ctx context.Context, env *Env, args []string) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	resolver := fs.String("resolver", "", "DNS server HOST:PORT to query (default: the first nameserver of /etc/resolv.conf)")
-	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host and the MX hosts")
-	allowPrivate := fs.Bool("allow-private", false, "allow fetching the policy from, and probing MX hosts at, private, loopback and link-local addresses")
+	// The same settings as serve's, from the same variables: one source
+	// for what DNS and which roots tlsrpt trusts.
+	envPrivate, envErr := envBool(env, "TLSRPT_ALLOW_PRIVATE")
+	resolver := fs.String("resolver", env.Getenv("TLSRPT_RESOLVER"), "($TLSRPT_RESOLVER) DNS server HOST:PORT to query (default: the first nameserver of /etc/resolv.conf)")
+	caFile := fs.String("ca-file", env.Getenv("TLSRPT_CA_FILE"), "($TLSRPT_CA_FILE) PEM file of extra trusted root certificates for the policy host and the MX hosts")
+	allowPrivate := fs.Bool("allow-private", envPrivate, "($TLSRPT_ALLOW_PRIVATE=1) allow fetching the policy from, and probing MX hosts at, private, loopback and link-local addresses")
 	smtpPort := fs.Int("smtp-port", 25, "port of the STARTTLS probe of each MX address (senders use 25; another port is for tests)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	dbURL := fs.String("db", "", "database URL, to notice a policy changed under the same id (default DATABASE_URL; without either that check is skipped)")
@@ -45,6 +48,10 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if envErr != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt check: %v\n", envErr)
 		return 2
 	}
 	domain := fs.Arg(0)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
@@ -118,5 +119,39 @@ func TestCheckCommandUsage(t *testing.T) {
 		if _, _, code := runCmd(t, "", args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// TestCheckAndRolloutReadTheEnvironment: check and rollout take
+// TLSRPT_RESOLVER, TLSRPT_CA_FILE and TLSRPT_ALLOW_PRIVATE like serve
+// does (one setting for what DNS tlsrpt trusts), flags overriding them.
+func TestCheckAndRolloutReadTheEnvironment(t *testing.T) {
+	addr := checkZone(t)
+	run := func(vars map[string]string, args ...string) (string, string, int) {
+		var out, errOut strings.Builder
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return vars[k] }}
+		code := Main(context.Background(), args, env)
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, _ := run(map[string]string{"TLSRPT_RESOLVER": addr}, "check", "example.com", "--json")
+	var res rollout.CheckResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Record.ID != "20260701T120000Z" {
+		t.Fatalf("check with TLSRPT_RESOLVER = %q (%v) %s; want the test DNS's record", out, err, errOut)
+	}
+	if len(res.Problems) == 0 || !strings.Contains(res.Problems[0].Message, "not public") {
+		t.Errorf("check without TLSRPT_ALLOW_PRIVATE: problems %+v, want the loopback policy host refused", res.Problems)
+	}
+	out, _, _ = run(map[string]string{"TLSRPT_RESOLVER": addr, "TLSRPT_ALLOW_PRIVATE": "1"}, "check", "example.com", "--json", "--timeout", "2s")
+	if strings.Contains(out, "not public") {
+		t.Errorf("check with TLSRPT_ALLOW_PRIVATE=1 still refuses the loopback policy host:\n%s", out)
+	}
+	if _, errOut, code := run(map[string]string{"TLSRPT_ALLOW_PRIVATE": "maybe"}, "check", "example.com"); code != 2 || !strings.Contains(errOut, "TLSRPT_ALLOW_PRIVATE") {
+		t.Errorf("check with TLSRPT_ALLOW_PRIVATE=maybe = %d %q, want 2 naming it", code, errOut)
+	}
+	if _, errOut, code := run(map[string]string{"TLSRPT_ALLOW_PRIVATE": "maybe"}, "rollout", "example.com", "--offline"); code != 2 || !strings.Contains(errOut, "TLSRPT_ALLOW_PRIVATE") {
+		t.Errorf("rollout with TLSRPT_ALLOW_PRIVATE=maybe = %d %q, want 2 naming it", code, errOut)
+	}
+	if _, errOut, code := run(map[string]string{"TLSRPT_CA_FILE": "/nonexistent/ca.pem"}, "check", "example.com"); code != 2 || !strings.Contains(errOut, "ca.pem") {
+		t.Errorf("check with TLSRPT_CA_FILE of a missing file = %d %q, want 2 naming it", code, errOut)
 	}
 }

@@ -35,9 +35,12 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	atFlag := fs.String("at", "", "compute the verdict as seen at this RFC 3339 time (default: now)")
 	offline := fs.Bool("offline", false, "leave out the live DNS/HTTPS check; take the policy from the newest policy-string in the reports")
 	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
-	resolver := fs.String("resolver", "", "DNS server HOST:PORT for the live check (default: the first nameserver of /etc/resolv.conf)")
-	caFile := fs.String("ca-file", "", "PEM file of extra trusted root certificates for the policy host (added to the system roots)")
-	allowPrivate := fs.Bool("allow-private", false, "allow the policy fetch to private, loopback and link-local addresses")
+	// The same settings as serve's, from the same variables: one source
+	// for what DNS and which roots tlsrpt trusts.
+	envPrivate, envErr := envBool(env, "TLSRPT_ALLOW_PRIVATE")
+	resolver := fs.String("resolver", env.Getenv("TLSRPT_RESOLVER"), "($TLSRPT_RESOLVER) DNS server HOST:PORT for the live check (default: the first nameserver of /etc/resolv.conf)")
+	caFile := fs.String("ca-file", env.Getenv("TLSRPT_CA_FILE"), "($TLSRPT_CA_FILE) PEM file of extra trusted root certificates for the policy host (added to the system roots)")
+	allowPrivate := fs.Bool("allow-private", envPrivate, "($TLSRPT_ALLOW_PRIVATE=1) allow the policy fetch to private, loopback and link-local addresses")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each DNS query and of the policy fetch")
 	smtpPort := fs.Int("smtp-port", 25, "port of the live check's STARTTLS probe of each MX address (senders use 25; another port is for tests)")
 	save := fs.Bool("save-thresholds", false, "store the thresholds given by flags as the domain's settings")
@@ -64,6 +67,10 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 	names, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code // rolloutUsage is 2 as well
+	}
+	if envErr != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt rollout: %v\n", envErr)
+		return 2
 	}
 	if len(names) != 1 {
 		fs.Usage()
