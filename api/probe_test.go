@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,6 +31,9 @@ func TestDomainPageProbe(t *testing.T) {
 		c.Inspector = &rollout.Inspector{Resolver: zone.Addr, RootCAs: ca.Pool, AllowPrivate: true, Timeout: 2 * time.Second,
 			SMTPPort: srv.Port, Now: func() time.Time { return testNow }}
 	})
+	if _, _, err := e.d.AddDomain(context.Background(), "example.com"); err != nil {
+		t.Fatal(err)
+	}
 	v := e.login(db.RoleViewer)
 	rec := e.do(v, request{method: "GET", path: "/domains/example.com?check=1"})
 	body := rec.Body.String()

@@ -139,15 +139,35 @@ type Plan struct {
 	Taken []string
 }
 
-// verdict computes the readiness verdict of domain from the store.
-func (p *Promoter) verdict(ctx context.Context, domain string) (*rollout.Verdict, rollout.Facts, error) {
+// facts gathers what the verdict of domain reads: the facts from the
+// store with the mode of the newest version tlsrpt published (what the
+// domain serves now, days before the reports show it: the mode comes from
+// tlsrpt's own versions first), and the thresholds.
+func (p *Promoter) facts(ctx context.Context, domain string) (rollout.Facts, rollout.Thresholds, error) {
 	t, err := p.DB.DomainThresholds(ctx, domain)
 	if err != nil {
-		return nil, rollout.Facts{}, err
+		return rollout.Facts{}, t, err
 	}
 	f, err := p.DB.Facts(ctx, domain, p.now(), t.SpanDays())
 	if err != nil {
-		return nil, f, fmt.Errorf("gathering facts of %s: %w", domain, err)
+		return f, t, fmt.Errorf("gathering facts of %s: %w", domain, err)
+	}
+	pv, err := p.DB.LatestPolicyVersion(ctx, domain)
+	switch {
+	case err == nil && pv.PolicyPublishedAt != nil:
+		f.ApplyVersion(pv.Policy, pv.ID)
+	case err != nil && !errors.Is(err, db.ErrNotFound):
+		return f, t, err
+	}
+	return f, t, nil
+}
+
+// verdict computes the readiness verdict of domain from the store, as the
+// pages and the API show it.
+func (p *Promoter) verdict(ctx context.Context, domain string) (*rollout.Verdict, rollout.Facts, error) {
+	f, t, err := p.facts(ctx, domain)
+	if err != nil {
+		return nil, f, err
 	}
 	v := rollout.Evaluate(f, t)
 	return &v, f, nil

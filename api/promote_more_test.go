@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
@@ -179,5 +183,59 @@ func TestPolicyHandler(t *testing.T) {
 		if rec.Code != tc.want {
 			t.Errorf("%s %s on the policy host = %d, want %d", tc.method, tc.path, rec.Code, tc.want)
 		}
+	}
+}
+
+// TestRepromoteAfterRollback: after a rollback tlsrpt published, reports
+// from the enforce days still say enforce; the mode comes from tlsrpt's
+// own newest version first, so the plan proposes enforce again instead of
+// "nothing to propose: " with no reason.
+func TestRepromoteAfterRollback(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	const domain = "back.example"
+	if _, _, err := e.d.AddDomain(ctx, domain); err != nil {
+		t.Fatal(err)
+	}
+	today := rollout.UTCDay(testNow)
+	for i := 20; i >= 1; i-- {
+		day := today.AddDate(0, 0, -i)
+		for j, org := range []string{"google.com", "microsoft.com"} {
+			rep := &reports.Report{OrganizationName: org, ContactInfo: "tlsrpt@" + org, ReportID: fmt.Sprintf("%s-%d", org, i),
+				DateRange: reports.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+				Policies: []reports.PolicyResult{{Policy: reports.Policy{Type: reports.PolicySTS, Domain: domain, MXHosts: []string{"mx1." + domain},
+					Strings: []string{"version: STSv1", "mode: enforce", "mx: mx1." + domain, "max_age: 604800"}},
+					Summary: reports.Summary{TotalSuccessfulSessionCount: int64(500 + j)}}}}
+			if _, _, err := e.d.StoreReport(ctx, reports.Received{Report: rep, Source: reports.SourceFile}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v, err := e.d.AddPolicyVersion(ctx, db.PolicyVersion{Domain: domain, Kind: rollout.KindRollback, ID: "20261101T000000Z",
+		Policy: rollout.Policy{Mode: rollout.ModeTesting, MX: []string{"mx1." + domain}, MaxAge: 86400}, CreatedBy: "test",
+		PolicyMethod: rollout.PolicyDownload, RecordMethod: rollout.RecordManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.MarkPolicyPublished(ctx, v.Seq, testNow.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.do(e.token(db.RoleViewer), request{method: "GET", path: "/api/v1/domains/" + domain + "/promote"})
+	var plan struct {
+		Ready    bool              `json:"ready"`
+		Blockers []rollout.Finding `json:"blockers"`
+		Proposal *struct {
+			Policy string `json:"policy"`
+		} `json:"proposal"`
+		NoPlan string `json:"no_plan"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &plan); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET promote plan = %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if plan.NoPlan != "" || plan.Proposal == nil || !strings.Contains(plan.Proposal.Policy, "mode: enforce") {
+		t.Errorf("promote plan after a rollback = %s; want enforce proposed again", rec.Body)
+	}
+	if !plan.Ready && len(plan.Blockers) == 0 {
+		t.Errorf("promote plan says not ready with no blocker: %s", rec.Body)
 	}
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
@@ -27,21 +25,8 @@ func (s *Server) verdict(ctx context.Context, domain string) (*rollout.Verdict, 
 // verdictWithCheck is verdict with the live check's problems and policy
 // put into the facts, when the caller ran one (nil: the reports only).
 func (s *Server) verdictWithCheck(ctx context.Context, domain string, check *rollout.CheckResult) (*rollout.Verdict, error) {
-	t, err := s.thresholds(ctx, domain)
+	f, t, err := s.Promoter().facts(ctx, domain)
 	if err != nil {
-		return nil, err
-	}
-	f, err := s.cfg.DB.Facts(ctx, domain, s.now(), t.SpanDays())
-	if err != nil {
-		return nil, fmt.Errorf("gathering facts of %s: %w", domain, err)
-	}
-	// A version tlsrpt published is what the domain serves now, days
-	// before the reports show it.
-	pv, err := s.cfg.DB.LatestPolicyVersion(ctx, domain)
-	switch {
-	case err == nil && pv.PolicyPublishedAt != nil:
-		f.ApplyVersion(pv.Policy, pv.ID)
-	case err != nil && !errors.Is(err, db.ErrNotFound):
 		return nil, err
 	}
 	f.ApplyCheck(check)
