@@ -217,7 +217,15 @@ func (p *Promoter) planChange(ctx context.Context, req ChangeRequest, v *rollout
 			return pl, nil
 		}
 		if v.Proposal == nil {
-			pl.NoPlan = "nothing to propose: " + v.Evidence.ProposalError
+			reason := v.Evidence.ProposalError
+			switch {
+			case reason != "":
+			case v.Mode == rollout.ModeEnforce:
+				reason = "the verdict sees the domain in enforce already"
+			default:
+				reason = "the verdict proposes no policy (no mx list is known)"
+			}
+			pl.NoPlan = "nothing to propose: " + reason
 			return pl, nil
 		}
 		prop, err := rollout.ParsePolicy(v.Proposal.Policy)
