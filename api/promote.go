@@ -294,7 +294,7 @@ func (p *Promoter) Change(ctx context.Context, req ChangeRequest) (db.PolicyVers
 	}
 	override := false
 	if req.Kind == rollout.KindPromote && !pl.Verdict.Ready {
-		var codes []string
+		codes := []string{} // an empty list in the audit log, never null
 		for _, b := range pl.Verdict.Blockers {
 			codes = append(codes, b.Code)
 		}
