@@ -51,6 +51,8 @@ type principal struct {
 	CSRF   string
 	Bearer bool
 	cookie string
+	// userID is the session's account (0 for a Bearer token).
+	userID int64
 }
 
 func (p *principal) admin() bool { return p != nil && p.Role == db.RoleAdmin }
@@ -206,7 +208,7 @@ func (s *Server) identify(c echo.Context) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &principal{Name: sess.User.Username, Role: sess.User.Role, CSRF: sess.CSRFToken, cookie: ck.Value}, nil
+	return &principal{Name: sess.User.Username, Role: sess.User.Role, CSRF: sess.CSRFToken, cookie: ck.Value, userID: sess.User.ID}, nil
 }
 
 // checkCSRF compares the form field or header with want in constant time.

@@ -13,7 +13,7 @@ import (
 // concretePath fills a route's parameters with values that exist or at
 // least parse, so the request reaches the handler.
 func concretePath(p string) string {
-	r := strings.NewReplacer(":domain", "example.com", ":id", "1", ":by", "mx", "*", "style.css")
+	r := strings.NewReplacer(":domain", "example.com", ":id", "1", ":by", "mx", ":name", "nobody", "*", "style.css")
 	return r.Replace(p)
 }
 

@@ -155,4 +155,11 @@ var flashes = map[string]string{
 	// Settings, trusted reporters (reporter_rules.go).
 	"rule-added":   "Reporter rule added; it applies to reports stored from now on.",
 	"rule-deleted": "Reporter rule deleted.",
+	// Users, API tokens, your account (accounts.go).
+	"user-added":       "User added.",
+	"user-role":        "Role changed.",
+	"user-password":    "Password reset; that user's sessions ended.",
+	"user-removed":     "User removed; its sessions ended.",
+	"token-revoked":    "Token revoked.",
+	"password-changed": "Password changed; your other sessions ended.",
 }

@@ -322,18 +322,6 @@ func (s *Server) addDomainForm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/?done=added")
 }
 
-// removeDomainForm removes a domain from the allow-list.
-func (s *Server) removeDomainForm(c echo.Context) error {
-	d, err := domainParam(c)
-	if err != nil {
-		return err
-	}
-	if err := s.removeDomain(c, d); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/settings?done=removed")
-}
-
 func (s *Server) addDomain(c echo.Context, d string) error {
 	ctx := c.Request().Context()
 	stored, added, err := s.cfg.DB.AddDomain(ctx, d)

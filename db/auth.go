@@ -20,6 +20,10 @@ const (
 // has expired or was revoked.
 var ErrNoCredential = errors.New("db: no such user, session or token")
 
+// ErrLastAdmin is returned when a change would leave no admin account:
+// nobody could then manage users or change anything from the dashboard.
+var ErrLastAdmin = errors.New("db: the last admin account cannot be removed or made a viewer")
+
 // User is a dashboard account.
 type User struct {
 	ID           int64
@@ -42,6 +46,8 @@ type APIToken struct {
 	Role       string
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
+	// RevokedAt is set once the token was revoked (AllAPITokens only).
+	RevokedAt *time.Time
 }
 
 // SecretHash is how session cookies and API tokens are stored: SHA-256 of
@@ -228,14 +234,104 @@ func (d *DB) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-// DeleteUser removes an account and, with it, its sessions.
+// DeleteUser removes an account and, with it, its sessions. It refuses
+// (ErrLastAdmin) to remove the only admin.
 func (d *DB) DeleteUser(ctx context.Context, username string) error {
-	tag, err := d.Pool.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
+	err := d.keepingAnAdmin(ctx, username, func(tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
+		return tag.RowsAffected(), err
+	})
 	if err != nil {
 		return fmt.Errorf("deleting user %q: %w", username, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("deleting user %q: %w", username, ErrNoCredential)
+	return nil
+}
+
+// SetUserRole changes an account's role. It refuses (ErrLastAdmin) to make
+// the only admin a viewer.
+func (d *DB) SetUserRole(ctx context.Context, username, role string) error {
+	err := d.keepingAnAdmin(ctx, username, func(tx pgx.Tx) (int64, error) {
+		tag, err := tx.Exec(ctx, `UPDATE users SET role = $2, updated_at = now() WHERE username = $1`, username, role)
+		return tag.RowsAffected(), err
+	})
+	if err != nil {
+		return fmt.Errorf("setting role of user %q: %w", username, err)
 	}
 	return nil
+}
+
+// keepingAnAdmin runs change (which touches the account username and
+// returns the rows it affected) in a transaction and rolls it back when it
+// took the last admin away. The admin rows are locked first, so two admins
+// removing each other at once cannot both succeed. A store without any
+// admin (only viewers added by the CLI) is left to EnsureAdmin.
+func (d *DB) keepingAnAdmin(ctx context.Context, username string, change func(pgx.Tx) (int64, error)) error {
+	return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE`)
+		if err != nil {
+			return err
+		}
+		before := tag.RowsAffected()
+		n, err := change(tx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNoCredential
+		}
+		var after int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin'`).Scan(&after); err != nil {
+			return err
+		}
+		if before > 0 && after == 0 {
+			return ErrLastAdmin
+		}
+		return nil
+	})
+}
+
+// SetUserPassword sets an account's password hash; the caller ends its
+// sessions as it sees fit.
+func (d *DB) SetUserPassword(ctx context.Context, username, passwordHash string) (*User, error) {
+	u := User{Username: username, PasswordHash: passwordHash}
+	err := d.Pool.QueryRow(ctx, `UPDATE users SET password_hash = $2, updated_at = now()
+		WHERE username = $1 RETURNING id, role`, username, passwordHash).Scan(&u.ID, &u.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("setting password of user %q: %w", username, ErrNoCredential)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("setting password of user %q: %w", username, err)
+	}
+	return &u, nil
+}
+
+// DeleteOtherSessions ends every session of a user but the one with the
+// cookie hash keep (the browser that changed the password) and returns
+// how many.
+func (d *DB) DeleteOtherSessions(ctx context.Context, userID int64, keep []byte) (int64, error) {
+	tag, err := d.Pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2`, userID, keep)
+	if err != nil {
+		return 0, fmt.Errorf("deleting other sessions of user %d: %w", userID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// AllAPITokens lists every token, revoked ones included, newest first
+// (bounded like APITokens).
+func (d *DB) AllAPITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := d.Pool.Query(ctx, `
+		SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens
+		ORDER BY id DESC LIMIT 1000`)
+	if err != nil {
+		return nil, fmt.Errorf("listing api tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIToken, error) {
+		var t APIToken
+		err := r.Scan(&t.ID, &t.Name, &t.Role, &t.CreatedAt, &t.LastUsedAt, &t.RevokedAt)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing api tokens: %w", err)
+	}
+	return out, nil
 }

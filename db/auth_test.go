@@ -81,3 +81,52 @@ func TestSessionsAndTokens(t *testing.T) {
 		t.Errorf("second revoke = %v, want ErrNoCredential", err)
 	}
 }
+
+// TestLastAdminKept: DeleteUser and SetUserRole never take the last admin
+// away, even when two admins remove each other at once; a store of
+// viewers only (the CLI's) is left alone.
+func TestLastAdminKept(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	for _, u := range []struct{ name, role string }{{"ann", db.RoleAdmin}, {"ben", db.RoleAdmin}, {"val", db.RoleViewer}} {
+		if _, err := d.PutUser(ctx, u.name, "h", u.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two admins removing each other at once: one wins.
+	errs := make(chan error, 2)
+	for _, name := range []string{"ann", "ben"} {
+		go func() { errs <- d.DeleteUser(ctx, name) }()
+	}
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) || !errors.Is(errors.Join(e1, e2), db.ErrLastAdmin) {
+		t.Fatalf("concurrent DeleteUser of both admins = %v, %v; want one nil, one ErrLastAdmin", e1, e2)
+	}
+	us, err := d.Users(ctx)
+	if err != nil || len(us) != 2 {
+		t.Fatalf("Users = %+v, %v; want one admin and val", us, err)
+	}
+	last := us[0].Username
+	if us[0].Role != db.RoleAdmin {
+		last = us[1].Username
+	}
+	if err := d.SetUserRole(ctx, last, db.RoleViewer); !errors.Is(err, db.ErrLastAdmin) {
+		t.Errorf("SetUserRole(last admin, viewer) = %v, want ErrLastAdmin", err)
+	}
+	if err := d.SetUserRole(ctx, "val", db.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetUserRole(ctx, last, db.RoleViewer); err != nil {
+		t.Errorf("SetUserRole(an admin of two, viewer) = %v", err)
+	}
+	if err := d.SetUserRole(ctx, "nobody", db.RoleViewer); !errors.Is(err, db.ErrNoCredential) {
+		t.Errorf("SetUserRole(nobody) = %v, want ErrNoCredential", err)
+	}
+	// No admin at all: removing a viewer is fine.
+	if _, err := d.Pool.Exec(ctx, `DELETE FROM users WHERE role = 'admin'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteUser(ctx, last); err != nil {
+		t.Errorf("DeleteUser(viewer) without admins = %v", err)
+	}
+}

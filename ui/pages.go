@@ -381,10 +381,11 @@ type QuarantineRow struct {
 	Truncated string
 }
 
-// SettingsPage edits the allow-list and the verdict thresholds per domain.
+// SettingsPage is the settings index: a link per domain to its own
+// settings page, the other settings pages, and the trusted reporters.
 type SettingsPage struct {
 	Layout
-	Domains []DomainSettings
+	Domains []DomainLink
 	// Shipped are the reporter host rules tlsrpt ships, with why;
 	// Rules are the operator's (section "Trusted reporters").
 	Shipped []ReporterRuleView

@@ -27,10 +27,14 @@ func TestRenderEveryPageEscapes(t *testing.T) {
 			Breakdowns: []Breakdown{{Title: "By result type", Label: "Result", Rows: []BreakdownRow{row}}},
 			Verdict:    &VerdictView{Badge: Badge{Kind: "blocked", Label: "blocked"}, Blockers: []Finding{{Code: hostile, Message: hostile, Evidence: []string{hostile}}}, Proposal: hostile},
 			Check:      &CheckView{Problems: []Problem{{Code: "x", Severity: "error", Message: hostile, Fix: hostile}}}},
-		"reports":    ReportsPage{Layout: lay, Filter: ReportFilter{Domain: hostile}, Rows: []ReportRow{{ID: 1, Org: hostile, ReportID: hostile, Unverified: true}}},
-		"report":     ReportPage{Layout: lay, Org: hostile, ReportID: hostile, Contact: "javascript:alert(4)", Policies: []PolicyView{{Type: "sts", Domain: hostile, Strings: []string{hostile}, Failures: []FailureView{{ResultType: hostile, AdditionalInfo: "javascript:alert(5)"}}}}, RawJSON: hostile, RawJSONLink: "/reports/1/raw"},
-		"quarantine": QuarantinePage{Layout: lay, Rows: []QuarantineRow{{ID: 1, Reason: hostile}}},
-		"settings":   SettingsPage{Layout: lay, Domains: []DomainSettings{{Domain: hostile, Fields: []SettingField{{Name: "min_days", Label: "Days", Value: hostile}}}}},
+		"reports":         ReportsPage{Layout: lay, Filter: ReportFilter{Domain: hostile}, Rows: []ReportRow{{ID: 1, Org: hostile, ReportID: hostile, Unverified: true}}},
+		"report":          ReportPage{Layout: lay, Org: hostile, ReportID: hostile, Contact: "javascript:alert(4)", Policies: []PolicyView{{Type: "sts", Domain: hostile, Strings: []string{hostile}, Failures: []FailureView{{ResultType: hostile, AdditionalInfo: "javascript:alert(5)"}}}}, RawJSON: hostile, RawJSONLink: "/reports/1/raw"},
+		"quarantine":      QuarantinePage{Layout: lay, Rows: []QuarantineRow{{ID: 1, Reason: hostile}}},
+		"settings":        SettingsPage{Layout: lay, Domains: []DomainLink{{Domain: hostile}}},
+		"settings_domain": DomainSettingsPage{Layout: lay, DomainSettings: DomainSettings{Domain: hostile, Fields: []SettingField{{Name: "min_days", Label: "Days", Value: hostile}}}, RemoveError: hostile},
+		"users":           UsersPage{Layout: lay, Users: []UserRow{{Name: hostile, Role: "viewer"}, {Name: "me", Role: "admin", Self: true}}, Shown: hostile, ShownFor: hostile, MinPassword: 12},
+		"tokens":          TokensPage{Layout: lay, Tokens: []TokenRow{{ID: 1, Name: hostile, Role: "admin", Created: "2026-11-30T12:00:00Z"}}, Created: hostile, CreatedID: 2},
+		"account":         AccountPage{Layout: lay, Error: hostile, MinPassword: 12},
 	}
 	for _, name := range pageNames {
 		data, ok := pages[name]
