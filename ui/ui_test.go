@@ -35,6 +35,7 @@ func TestRenderEveryPageEscapes(t *testing.T) {
 		"users":           UsersPage{Layout: lay, Users: []UserRow{{Name: hostile, Role: "viewer"}, {Name: "me", Role: "admin", Self: true}}, Shown: hostile, ShownFor: hostile, MinPassword: 12},
 		"tokens":          TokensPage{Layout: lay, Tokens: []TokenRow{{ID: 1, Name: hostile, Role: "admin", Created: "2026-11-30T12:00:00Z"}}, Created: hostile, CreatedID: 2},
 		"account":         AccountPage{Layout: lay, Error: hostile, MinPassword: 12},
+		"audit":           AuditPage{Layout: lay, Domain: hostile, Rows: []AuditRow{{Actor: hostile, Action: hostile, Domain: hostile, Detail: hostile}}},
 	}
 	for _, name := range pageNames {
 		data, ok := pages[name]
