@@ -50,12 +50,39 @@ const overflowJS = `(() => {
   return out.slice(0, 12);
 })()`
 
+// controlsJS lists the checkboxes and radio buttons that do not sit on the
+// first line of their label's text, before it, and the code in a label
+// that breaks across lines ("mode: none").
+const controlsJS = `(() => {
+  const out = [];
+  for (const input of document.querySelectorAll('label > input[type="checkbox"], label > input[type="radio"]')) {
+    const label = input.parentElement, box = input.getBoundingClientRect();
+    if (box.width === 0) continue;
+    let text = input.nextSibling;
+    while (text && !(text.textContent || "").trim()) text = text.nextSibling;
+    if (!text) continue;
+    const range = document.createRange();
+    range.selectNodeContents(text);
+    const first = range.getClientRects()[0];
+    const mid = box.top + box.height / 2;
+    if (!first || mid < first.top || mid > first.bottom || box.right > first.left + 1) {
+      out.push(input.type + " " + (input.name || input.id) + " is not before the first line of " + JSON.stringify(label.textContent.trim().slice(0, 40)));
+    }
+  }
+  for (const code of document.querySelectorAll("label code")) {
+    const lines = new Set([...code.getClientRects()].map(r => Math.round(r.top)));
+    if (lines.size > 1) out.push("label code " + JSON.stringify(code.textContent) + " breaks across lines");
+  }
+  return out;
+})()`
+
 // TestWalkDemo walks the demo as a newcomer does, in headless Chromium at
 // 1280 px and at 390 px: log in, the overview, every domain's page, the
 // reports and a report, the quarantine and the settings. It fails on any
 // 4xx or 5xx answer for a page or what it loads, any console error or
 // uncaught exception, and any element sticking out of the viewport on the
-// right (outside a box that scrolls sideways).
+// right (outside a box that scrolls sideways), and any checkbox or radio
+// button that does not sit before its label's text.
 //
 // TLSRPT_WALK_SHOTS=dir saves a full-page PNG of every page at both widths
 // into dir; TLSRPT_UPDATE_SCREENSHOTS=1 writes the README's screenshots
@@ -127,6 +154,11 @@ func TestWalkDemo(t *testing.T) {
 				t.Errorf("%s: %v", at, err)
 			} else if len(over) > 0 {
 				t.Errorf("%s: sticks out on the right:\n  %s", at, strings.Join(over, "\n  "))
+			}
+			if bad, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](controlsJS)); err != nil {
+				t.Errorf("%s: %v", at, err)
+			} else if len(bad) > 0 {
+				t.Errorf("%s: form controls:\n  %s", at, strings.Join(bad, "\n  "))
 			}
 			if shots != "" {
 				b.save(t, filepath.Join(shots, fmt.Sprintf("%d-%s.png", w, p.name)), chromedp.FullScreenshot(100))
