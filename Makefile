@@ -1,7 +1,7 @@
 # Convenience targets; scripts/test.sh is what CI runs.
 GO ?= go
 
-.PHONY: build test demo fuzz bench bench-peer lint torture
+.PHONY: build test demo screenshots fuzz bench bench-peer lint torture
 
 build:
 	$(GO) build -o bin/tlsrpt ./cmd/tlsrpt
@@ -11,6 +11,14 @@ test:
 
 demo:
 	$(GO) run ./cmd/tlsrpt demo
+
+# docs/screenshots/*.png from the demo in headless Chromium (/usr/bin/chromium
+# and the PostgreSQL server binaries): TestWalkDemo walks every page, then
+# takes the overview, a domain page and the promote panel at 1280 px, and
+# the overview at 390 px.
+screenshots:
+	TLSRPT_TEST_REQUIRE=postgres,chromium TLSRPT_UPDATE_SCREENSHOTS=1 \
+		$(GO) test -count=1 -run '^TestWalkDemo$$' -v ./cmd/tlsrpt/
 
 lint:
 	gofmt -l $$(git ls-files '*.go')

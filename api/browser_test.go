@@ -38,8 +38,8 @@ func requireChromium(t *testing.T) {
 // TestBrowserDashboard logs in with headless Chromium, checks that the
 // overview lists the domains and that a domain page draws its chart and
 // tables, with no script error and no CSP violation. With
-// TLSRPT_UPDATE_SCREENSHOTS=1 it saves docs/screenshots/overview.png and
-// domain.png.
+// TLSRPT_WALK_SHOTS=dir it saves api-overview.png and api-domain.png there
+// (the README's screenshots come from the demo: make screenshots).
 func TestBrowserDashboard(t *testing.T) {
 	requireChromium(t)
 	const password = "browser-test-password"
@@ -193,18 +193,20 @@ func evalInt(t *testing.T, ctx context.Context, expr string) int {
 	return v
 }
 
-// shot saves a full-page screenshot under docs/screenshots when
-// TLSRPT_UPDATE_SCREENSHOTS=1.
+// shot saves a full-page screenshot as api-<name> in the directory
+// TLSRPT_WALK_SHOTS names, if any. It writes nothing under docs: the
+// README's screenshots show the demo (cmd/tlsrpt TestWalkDemo).
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	if os.Getenv("TLSRPT_UPDATE_SCREENSHOTS") != "1" {
+	dir := os.Getenv("TLSRPT_WALK_SHOTS")
+	if dir == "" {
 		return
 	}
+	name = "api-" + name
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	dir := filepath.Join("..", "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

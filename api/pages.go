@@ -287,6 +287,11 @@ func (s *Server) domainPage(c echo.Context) error {
 	}
 	page.Mode = s.mode(ctx, domain, v)
 	page.Promote = s.promoteView(c, domain, v)
+	// The promote panel shows the policy a promotion publishes, with its
+	// id and record: the verdict points there instead of a second copy.
+	if page.Verdict != nil && page.Promote.Next != nil {
+		page.Verdict.Proposal, page.Verdict.ProposalInPanel = "", true
+	}
 	return s.render(c, http.StatusOK, "domain", page)
 }
 

@@ -127,18 +127,34 @@ func (s *Server) verifyForm(c echo.Context) error {
 }
 
 // policyDownload is GET /domains/:domain/mta-sts.txt: the newest version's
-// policy file as a download, for operators hosting it themselves.
+// policy file as a download, for operators hosting it themselves; with
+// ?proposed=1 the file a promotion would publish, which is what they
+// serve while tlsrpt has published no version yet.
 func (s *Server) policyDownload(c echo.Context) error {
 	d, err := domainParam(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.cfg.DB.LatestPolicyVersion(c.Request().Context(), d)
-	if err != nil {
-		return err
+	ctx := c.Request().Context()
+	var body string
+	if c.QueryParam("proposed") == "1" {
+		pl, err := s.Promoter().planChange(ctx, ChangeRequest{Domain: d, Kind: rollout.KindPromote}, nil)
+		if err != nil {
+			return err
+		}
+		if pl.Next == nil {
+			return errorf(http.StatusNotFound, "no proposed policy for %s: %s", d, pl.NoPlan)
+		}
+		body = pl.Next.Policy
+	} else {
+		v, err := s.cfg.DB.LatestPolicyVersion(ctx, d)
+		if err != nil {
+			return err
+		}
+		body = v.Body
 	}
 	c.Response().Header().Set("Content-Disposition", `attachment; filename="mta-sts.txt"`)
-	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(v.Body))
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(body))
 }
 
 // promoteView fills the promote panel of the domain page from the
@@ -191,11 +207,17 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	}
 	if pl.Current != nil {
 		pv.CurrentMX = strings.Join(pl.Current.MX, "\n")
-		if rb, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, pl.Verdict); err == nil && rb.Next != nil {
-			pv.Rollback = planView(rb.Next, rollout.ModeTesting)
+		// Back to testing is offered from enforce (or none), never to a
+		// domain in testing; retiring from testing or enforce.
+		if pl.Current.Mode != rollout.ModeTesting {
+			if rb, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, pl.Verdict); err == nil && rb.Next != nil {
+				pv.Rollback = planView(rb.Next, rollout.ModeTesting)
+			}
 		}
-		if rt, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, pl.Verdict); err == nil && rt.Next != nil {
-			pv.Retire = planView(rt.Next, rollout.ModeNone)
+		if pl.Current.Mode != rollout.ModeNone {
+			if rt, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, pl.Verdict); err == nil && rt.Next != nil {
+				pv.Retire = planView(rt.Next, rollout.ModeNone)
+			}
 		}
 		maxAge := pl.Current.MaxAge
 		pv.MXMove = []string{
@@ -260,7 +282,10 @@ func safeNote(v db.PolicyVersion, now time.Time) string {
 // age formats seconds as days or hours.
 func age(sec int64) string {
 	d := time.Duration(sec) * time.Second
-	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+	switch {
+	case d == 24*time.Hour:
+		return "1 day"
+	case d > 24*time.Hour && d%(24*time.Hour) == 0:
 		return fmt.Sprintf("%d days", d/(24*time.Hour))
 	}
 	return fmt.Sprintf("%s (%d s)", d, sec)

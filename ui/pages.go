@@ -178,6 +178,9 @@ type VerdictView struct {
 	Warnings []Finding
 	Evidence []KV
 	Proposal string
+	// ProposalInPanel: the proposal is the promote panel's plan, shown
+	// there only.
+	ProposalInPanel bool
 }
 
 // Finding is one blocker or warning.
