@@ -225,7 +225,10 @@ func (p *Promoter) planChange(ctx context.Context, req ChangeRequest, v *rollout
 			default:
 				reason = "the verdict proposes no policy (no mx list is known)"
 			}
-			pl.NoPlan = "nothing to propose: " + reason
+			if !strings.Contains(reason, "nothing to propose") {
+				reason = "nothing to propose: " + reason
+			}
+			pl.NoPlan = reason
 			return pl, nil
 		}
 		prop, err := rollout.ParsePolicy(v.Proposal.Policy)

@@ -127,6 +127,8 @@ func TestWalkDemo(t *testing.T) {
 	}
 	pages = append(pages, []struct{ name, path string }{
 		{"reports", "/reports"}, {"report", report}, {"quarantine", "/quarantine"}, {"settings", "/settings"},
+		{"settings-domain", "/settings/domains/" + reportgen.DemoDomains[0]}, {"users", "/settings/users"},
+		{"tokens", "/settings/tokens"}, {"account", "/account"}, {"audit", "/audit"},
 	}...)
 	// The check sees an element too wide for the page, and not one in a
 	// box that scrolls sideways.
