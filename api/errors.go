@@ -120,3 +120,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.String(status, msg)
 	}
 }
+
+// PlainMessage is err's message for people: without the package names
+// that sentinel errors carry for programmers ("api: ", "db: "), at the
+// start or after a wrapping ": ". errors.Is still works on err itself.
+func PlainMessage(err error) string {
+	msg := err.Error()
+	for _, prefix := range []string{"api: ", "db: "} {
+		msg = strings.TrimPrefix(msg, prefix)
+		msg = strings.ReplaceAll(msg, ": "+prefix, ": ")
+	}
+	return msg
+}

@@ -31,9 +31,7 @@ func changeError(err error) error {
 }
 
 func firstLine(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "api: ")
-	return msg
+	return PlainMessage(err)
 }
 
 // actor is who makes a change, for the versions and the audit log.
