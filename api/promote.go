@@ -60,6 +60,9 @@ type Promoter struct {
 	VerifyTimeout time.Duration
 	Now           func() time.Time
 	Log           *slog.Logger
+	// Actor names the publisher in the audit log entries of pushes,
+	// verifications and drift; "" means "publisher" (tlsrpt serve).
+	Actor string
 }
 
 // Promoter returns the server's promoter, configured from Config.
@@ -387,16 +390,7 @@ func (p *Promoter) Verify(ctx context.Context, domain string) (db.PolicyVersion,
 	policyLive := rollout.StepState(steps, rollout.StepPolicy) == rollout.StateDone ||
 		(p.Checker == nil && v.PolicyMethod == rollout.PolicyHosted)
 	if policyLive && v.RecordPublishedAt == nil && p.Records != nil && v.RecordMethod == p.Records.Method() {
-		g := rollout.Record{ID: v.ID}.String()
-		perr := p.Records.PublishTXT(ctx, "_mta-sts."+v.Domain, g)
-		msg := ""
-		if perr != nil {
-			msg = perr.Error()
-			p.log().WarnContext(ctx, "Publishing the MTA-STS record failed", "domain", v.Domain, "id", v.ID, "error", perr)
-		}
-		if err := p.DB.MarkRecordPublished(ctx, v.Seq, p.now(), msg); err != nil {
-			return v, err
-		}
+		perr := p.pushRecord(ctx, v)
 		if perr == nil && p.Checker != nil {
 			steps = rollout.VerifySteps(exp, p.Checker.Check(ctx, v.Domain))
 		}
@@ -405,8 +399,108 @@ func (p *Promoter) Verify(ctx context.Context, domain string) (db.PolicyVersion,
 		if err := p.DB.SetVersionSteps(ctx, v.Seq, steps, p.now()); err != nil {
 			return v, err
 		}
+		p.recordVerification(ctx, v, steps)
 	}
 	return p.DB.LatestPolicyVersion(ctx, v.Domain)
+}
+
+// actor is who the publisher's own entries in the audit log name.
+func (p *Promoter) actor() string {
+	if p.Actor != "" {
+		return p.Actor
+	}
+	return "publisher"
+}
+
+// pushRecord pushes the TXT record of v and stores the outcome. It logs
+// every push and audits it; a failure repeating the stored error (the
+// poll retries every round) is logged only.
+func (p *Promoter) pushRecord(ctx context.Context, v db.PolicyVersion) error {
+	name, value := "_mta-sts."+v.Domain, rollout.Record{ID: v.ID}.String()
+	perr := p.Records.PublishTXT(ctx, name, value)
+	detail := map[string]any{"seq": v.Seq, "id": v.ID, "method": v.RecordMethod, "name": name + ".", "value": value}
+	msg := ""
+	if perr != nil {
+		msg = perr.Error()
+		p.log().WarnContext(ctx, "Pushing the MTA-STS record failed", "domain", v.Domain, "id", v.ID, "method", v.RecordMethod, "error", perr)
+		detail["outcome"], detail["error"] = "failed", msg
+	} else {
+		p.log().InfoContext(ctx, "Pushed the MTA-STS record", "domain", v.Domain, "id", v.ID, "method", v.RecordMethod)
+		detail["outcome"] = "pushed"
+	}
+	if perr == nil || msg != v.RecordError {
+		p.audit(ctx, p.actor(), "policy.txt_push", v.Domain, detail)
+	}
+	if err := p.DB.MarkRecordPublished(ctx, v.Seq, p.now(), msg); err != nil {
+		p.log().ErrorContext(ctx, "Storing the record push failed", "domain", v.Domain, "error", err)
+	}
+	return perr
+}
+
+// recordVerification logs each step of a verification poll of v, audits
+// the poll when a step changed state since the stored poll (a poll runs
+// every round: an entry per poll would bury the log), and notifies drift
+// once per episode: when a step turns drifted that was not drifted.
+func (p *Promoter) recordVerification(ctx context.Context, v db.PolicyVersion, steps []rollout.Step) {
+	for _, s := range steps {
+		p.log().InfoContext(ctx, "Verified a publishing step", "domain", v.Domain, "id", v.ID, "step", s.Name, "state", s.State, "detail", s.Detail)
+	}
+	live := rollout.StepsDone(steps)
+	if !sameStates(v.Steps, steps) {
+		outcome := "pending"
+		switch {
+		case live:
+			outcome = "live"
+		case drifted(steps):
+			outcome = "drifted"
+		}
+		p.audit(ctx, p.actor(), "policy.verify", v.Domain, map[string]any{"seq": v.Seq, "id": v.ID, "outcome": outcome, "steps": steps})
+	}
+	if !drifted(steps) || drifted(v.Steps) {
+		return
+	}
+	var what []string
+	for _, s := range steps {
+		if s.State == rollout.StateDrifted {
+			what = append(what, s.Detail)
+		}
+	}
+	p.log().WarnContext(ctx, "The published policy drifted", "domain", v.Domain, "id", v.ID)
+	detail := map[string]any{"seq": v.Seq, "id": v.ID, "steps": steps}
+	if p.Notifier.Configured() {
+		a := Alert{Domain: v.Domain, Subject: "MTA-STS drift on " + v.Domain,
+			Message: fmt.Sprintf("the live state is no longer version %s (mode %s): %s", v.ID, v.Policy.Mode, strings.Join(what, "; ")),
+			Link:    p.domainLink(v.Domain), OpenedAt: p.now()}
+		if err := p.Notifier.Notify(ctx, a); err != nil {
+			p.log().WarnContext(ctx, "Notifying drift failed", "domain", v.Domain, "error", err)
+			detail["notify_error"] = err.Error()
+		} else {
+			detail["notified"] = true
+		}
+	}
+	p.audit(ctx, p.actor(), "policy.drift", v.Domain, detail)
+}
+
+// sameStates reports whether two polls saw every step in the same state.
+func sameStates(a, b []rollout.Step) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].State != b[i].State {
+			return false
+		}
+	}
+	return true
+}
+
+func drifted(steps []rollout.Step) bool {
+	for _, s := range steps {
+		if s.State == rollout.StateDrifted {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitVerified polls Verify every interval until the newest version of
