@@ -21,8 +21,8 @@ func init() {
 
 // Exit codes of promote and rollback.
 const (
-	exitPublished = 0 // the version is made (and verified, with --wait)
-	exitFailed    = 1 // an error, or --wait ran out before verification
+	exitPublished = 0 // the version is made and live as far as the command goes (verified, with --wait)
+	exitFailed    = 1 // an error, a failed step (TXT push, hosted file not served), or --wait ran out
 	exitUsage     = 2
 	exitRefused   = 3 // blocked without override, override without confirmation, nothing to change
 )
@@ -60,62 +60,63 @@ func runPromote(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "the policy file first (hosted by tlsrpt serve with --host-policy, else printed to serve yourself),")
 		fmt.Fprintln(env.Stderr, "then the _mta-sts TXT record (RFC 2136 or a DNS provider API, else printed), then verifies.")
 		printFlags(env, fs, "promote")
-		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (blocked verdict, no confirmation)")
+		fmt.Fprintln(env.Stderr, "Flags may stand before or after the domain.")
+		fmt.Fprintln(env.Stderr, "exit code: 0 the version is made and live as far as tlsrpt publishes it (the hosted file served, the TXT record pushed;")
+		fmt.Fprintln(env.Stderr, "  with --wait: verified live), 1 failed: the failed step and its cause on stderr (TXT push refused, policy host")
+		fmt.Fprintln(env.Stderr, "  or DNS unreachable, --wait ran out; the version is made: see tlsrpt status), 2 usage error,")
+		fmt.Fprintln(env.Stderr, "  3 refused (blocked verdict, no confirmation, nothing to change)")
 	}
 	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
 		return api.ChangeRequest{Domain: domain, Kind: rollout.KindPromote, Override: *override, Confirm: *confirm}, nil
 	})
 }
 
-// runChange parses, builds the promoter, makes the change and prints it.
+// runChange parses (flags before and after the domain), builds the
+// promoter, makes the change and prints it. The exit code is 0 only when
+// the version went live as far as the command takes it (liveProblem).
 func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, cf *changeFlags, req func(domain string) (api.ChangeRequest, error)) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+	pos, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return exitUsage
 	}
 	name := fs.Name()
-	domain, err := db.NormalizeDomain(fs.Arg(0))
+	fail := func(code int, err error) int {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, api.PlainMessage(err))
+		return code
+	}
+	domain, err := db.NormalizeDomain(pos[0])
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	r, err := req(domain)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	pc, err := cf.publish.promoteConfig(env)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
 	d, closeDB, err := openDatabase(ctx, env, cf.dbURL)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitFailed
+		return fail(exitFailed, err)
 	}
 	defer closeDB()
-	p := &api.Promoter{DB: d, PromoteConfig: pc}
+	p := &api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"}
 	r.Actor, r.Reason, r.ID = "cli", cf.reason, cf.id
 	v, err := p.Change(ctx, r)
 	if errors.Is(err, api.ErrBlocked) || errors.Is(err, api.ErrConfirmation) || errors.Is(err, api.ErrUnchanged) || errors.Is(err, db.ErrIDUsed) {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitRefused
+		return fail(exitRefused, err)
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-		return exitFailed
+		return fail(exitFailed, err)
 	}
 	if cf.wait > 0 && !rollout.StepsDone(v.Steps) {
 		if v, err = p.WaitVerified(ctx, domain, 10*time.Second, cf.wait); err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt %s: %v\n", name, err)
-			return exitFailed
+			return fail(exitFailed, err)
 		}
 	}
 	if cf.asJSON {
@@ -127,11 +128,52 @@ func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, c
 	} else {
 		printVersion(env.Stdout, v)
 	}
-	if cf.wait > 0 && !rollout.StepsDone(v.Steps) {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: not live after %s; the version is made: run it again with --wait or watch the domain page\n", name, cf.wait)
+	if why := liveProblem(v, cf.wait > 0); why != "" {
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: version %s is made but not live: %s\n", name, v.ID, why)
+		if cf.wait > 0 && v.RecordError == "" {
+			fmt.Fprintf(env.Stderr, "tlsrpt %s: not live after %s: run \"tlsrpt status %s --wait 10m\" to go on verifying (do not promote again), or watch the domain page\n", name, cf.wait, domain)
+		} else {
+			fmt.Fprintf(env.Stderr, "tlsrpt %s: fix the cause, then run \"tlsrpt status %s --wait 10m\": it retries the step and verifies\n", name, domain)
+		}
 		return exitFailed
 	}
 	return exitPublished
+}
+
+// liveProblem says which step of v did not go live as far as a command
+// can take it, and why; "" when nothing failed. A failed record push and a
+// hosted policy file that verification cannot fetch (DNS or the policy
+// host down) always count; a file the operator serves and a record set by
+// hand are the operator's steps. With all, every step must be verified
+// live (--wait, tlsrpt status).
+func liveProblem(v db.PolicyVersion, all bool) string {
+	if v.RecordError != "" {
+		return fmt.Sprintf("step record: pushing the TXT record by %s failed: %s", v.RecordMethod, v.RecordError)
+	}
+	for _, s := range v.Steps {
+		if s.State == rollout.StateDrifted {
+			return fmt.Sprintf("step %s: drifted: %s", s.Name, s.Detail)
+		}
+	}
+	if all {
+		if len(v.Steps) == 0 {
+			return "not verified: no verification ran"
+		}
+		for _, s := range v.Steps {
+			if s.State != rollout.StateDone {
+				return fmt.Sprintf("step %s: %s: %s", s.Name, s.State, s.Detail)
+			}
+		}
+		return ""
+	}
+	if v.PolicyMethod == rollout.PolicyHosted {
+		for _, s := range v.Steps {
+			if s.Name == rollout.StepPolicy && s.State != rollout.StateDone {
+				return fmt.Sprintf("step policy: the hosted policy file is not served: %s", s.Detail)
+			}
+		}
+	}
+	return ""
 }
 
 // versionJSON is the --json output of promote and rollback.

@@ -22,7 +22,10 @@ func runRollback(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt rollback [flags] DOMAIN")
 		fmt.Fprintln(env.Stderr, "Makes a policy version in mode testing (or none) with a new id and publishes it like promote.")
 		printFlags(env, fs, "rollback")
-		fmt.Fprintln(env.Stderr, "exit code: 0 published, 1 failure (or --wait ran out), 2 usage error, 3 refused (nothing to change)")
+		fmt.Fprintln(env.Stderr, "Flags may stand before or after the domain.")
+		fmt.Fprintln(env.Stderr, "exit code: 0 the version is made and live as far as tlsrpt publishes it (the hosted file served, the TXT record pushed;")
+		fmt.Fprintln(env.Stderr, "  with --wait: verified live), 1 failed: the failed step and its cause on stderr (TXT push refused, policy host")
+		fmt.Fprintln(env.Stderr, "  or DNS unreachable, --wait ran out; the version is made: see tlsrpt status), 2 usage error, 3 refused (nothing to change)")
 	}
 	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
 		switch rollout.Mode(*mode) {
