@@ -73,7 +73,7 @@ func classify(err error) (int, string, bool) {
 	case errors.Is(err, db.ErrBadRule):
 		// The message says what is wrong with the rule; it names no
 		// stored data.
-		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), "db: "), false
+		return http.StatusBadRequest, PlainMessage(err), false
 	case errors.Is(err, db.ErrNoCredential):
 		return http.StatusUnauthorized, "log in or send a valid API token", false
 	case errors.Is(err, context.Canceled):

@@ -281,7 +281,7 @@ func (s *Server) domainPage(c echo.Context) error {
 	}
 	v, err := s.verdictWithCheck(ctx, domain, check)
 	if err != nil {
-		page.VerdictError = "No verdict: " + err.Error()
+		page.VerdictError = "No verdict: " + PlainMessage(err)
 	} else {
 		page.Verdict = verdictView(v)
 	}

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
@@ -169,5 +172,27 @@ func TestDriftNotified(t *testing.T) {
 	}
 	if h := got(); len(h) != 2 || !strings.Contains(h[1], "someoneelse2") {
 		t.Errorf("webhook calls after the second episode = %q, want 2, the second naming someoneelse2", h)
+	}
+}
+
+// TestPlainMessage: the messages people read name no package, whether the
+// sentinel starts the message or is wrapped, and errors.Is still works.
+func TestPlainMessage(t *testing.T) {
+	wrapped := fmt.Errorf("promoting example.com: %w (rise): promote with the override", ErrBlocked)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{ErrUnchanged, "nothing to change"},
+		{wrapped, "promoting example.com: the verdict is blocked (rise): promote with the override"},
+		{fmt.Errorf("verifying x: no policy version: %w", db.ErrNotFound), "verifying x: no policy version: not found"},
+		{errors.New("the id: a db: b"), "the id: a db: b"},
+	} {
+		if got := PlainMessage(tc.err); got != tc.want {
+			t.Errorf("PlainMessage(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	if !errors.Is(wrapped, ErrBlocked) {
+		t.Error("errors.Is lost the sentinel")
 	}
 }

@@ -172,7 +172,7 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	}
 	pl, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindPromote}, v)
 	if err != nil {
-		pv.Action = "No plan: " + err.Error()
+		pv.Action = "No plan: " + PlainMessage(err)
 		return pv
 	}
 	pv.Ready = pl.Verdict.Ready
@@ -190,7 +190,7 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	}
 	versions, err := s.cfg.DB.PolicyVersions(ctx, domain, 20)
 	if err != nil {
-		pv.Action = "The history could not be read: " + err.Error()
+		pv.Action = "The history could not be read: " + PlainMessage(err)
 		return pv
 	}
 	for i, ver := range versions {
