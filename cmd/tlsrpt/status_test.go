@@ -128,11 +128,12 @@ func TestPromoteExitCodes(t *testing.T) {
 		t.Errorf("TXT = %q, want id %s", got, st.ID)
 	}
 
-	// The policy host unreachable: nothing goes live.
-	args := append(e.withFlags("rollback", "example.com"), "--policy-port", e.closedPort, "--wait", "2s")
+	// The policy host unreachable: nothing goes live, and the record
+	// keeps naming the policy that is served.
+	args := append(e.withFlags("rollback", "example.com"), "--policy-port", e.closedPort)
 	code, _, errOut = e.run(t, statusSecret, args...)
-	if code != exitFailed || !strings.Contains(errOut, "step policy") || !strings.Contains(errOut, `tlsrpt status example.com --wait 10m`) ||
-		strings.Contains(errOut, "run it again") {
+	if code != exitFailed || !strings.Contains(errOut, "step policy: the hosted policy file is not served") ||
+		!strings.Contains(errOut, `tlsrpt status example.com --wait 10m`) {
 		t.Errorf("rollback with the policy host unreachable = %d, stderr %q; want %d naming the policy step and tlsrpt status", code, errOut, exitFailed)
 	}
 	if got := e.zone.TXT("_mta-sts.example.com"); len(got) != 1 || got[0] != "v=STSv1; id="+st.ID {
@@ -142,6 +143,14 @@ func TestPromoteExitCodes(t *testing.T) {
 	code, out, errOut = e.run(t, statusSecret, e.withFlags("status", "example.com")...)
 	if code != exitPublished || !strings.Contains(out, "Live: yes") || !strings.Contains(out, "mode testing") {
 		t.Errorf("status after the rollback = %d\n%s\n%s\nwant 0, live in testing", code, out, errOut)
+	}
+	// --wait running out points at tlsrpt status, not at running the
+	// change again (it would be refused).
+	args = append(e.withFlags("rollback", "example.com"), "--mode", "none", "--policy-port", e.closedPort, "--wait", "2s")
+	code, _, errOut = e.run(t, statusSecret, args...)
+	if code != exitFailed || !strings.Contains(errOut, "not live after 2s") || !strings.Contains(errOut, `tlsrpt status example.com --wait 10m`) ||
+		strings.Contains(errOut, "run it again") {
+		t.Errorf("rollback --mode none --wait 2s with the policy host unreachable = %d, stderr %q; want %d and the tlsrpt status advice", code, errOut, exitFailed)
 	}
 	entries, err := e.d.AuditLog(context.Background(), "example.com", 50)
 	if err != nil {
