@@ -76,12 +76,15 @@ func (d *DB) OpenReplica(ctx context.Context, url string) error {
 }
 
 // ReplicaLag is how far the read replica is behind the primary: the time
-// since the last transaction it replayed was committed on the primary. It
-// is 0 without a replica, on a server that is not in recovery, and when
-// nothing was replayed yet. An idle primary makes the figure grow
-// although nothing is missing (PostgreSQL knows only the last replayed
-// commit), so it is compared with the replayed and received WAL: when the
-// replica has replayed all it received, the lag is 0.
+// since the last transaction it replayed was committed on the primary
+// (now() - pg_last_xact_replay_timestamp() on the replica). It is 0
+// without a replica, on a server that is not in recovery, and when no
+// transaction was replayed since the replica started. PostgreSQL knows
+// only the last replayed commit, so an idle primary would make that
+// figure grow although nothing is missing: while the replica streams from
+// the primary (a WAL receiver runs) and has replayed all it received, the
+// lag is 0. A replica cut off from its primary has no WAL receiver, and
+// its lag grows from its last replayed commit.
 func (d *DB) ReplicaLag(ctx context.Context) (time.Duration, error) {
 	if d.Read == nil {
 		return 0, nil
@@ -89,7 +92,8 @@ func (d *DB) ReplicaLag(ctx context.Context) (time.Duration, error) {
 	var secs float64
 	err := d.Read.QueryRow(ctx, `SELECT CASE
 		WHEN NOT pg_is_in_recovery() OR pg_last_xact_replay_timestamp() IS NULL THEN 0
-		WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+		WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+			AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL) THEN 0
 		ELSE greatest(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 END`).Scan(&secs)
 	if err != nil {
 		return 0, fmt.Errorf("reading the replica's lag: %w", err)
