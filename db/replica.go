@@ -23,8 +23,9 @@ import (
 //     seconds later, as it would had it been mailed later.
 //   - the overview: OverviewDomains, OverviewDomain: stored badges, which
 //     are already recomputed asynchronously (verdict_cache.go).
-//   - the metrics: MetricsCounts, MetricsDomains: scraped every few tens
-//     of seconds, counters that only grow.
+//   - the metrics: MetricsCounts, MetricsDomains: read at each scrape, tens
+//     of seconds apart; a figure seconds old is what the next scrape
+//     would have seen anyway.
 //   - the verdict: Facts, a snapshot of days that are over (the current
 //     UTC day is left out), so only reports of the last seconds can be
 //     missing, and those are about closed days at most.
@@ -37,7 +38,8 @@ import (
 // invalidations it saw (a late read would store a badge missing a change
 // whose invalidation is gone). A caller that must see its own write marks
 // its context with Primary: api does so for every request that is not a
-// GET or HEAD and for the promotion watch.
+// GET or HEAD, for the page a form redirects to (?done=) and for the
+// promotion watch.
 
 // primaryKey marks a context whose reads go to the primary.
 type primaryKey struct{}
