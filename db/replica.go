@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Read replicas (SCALING.md, issue 20). DB.Read, when set, is a pool on a
+// Read replicas (SCALING.md, docs/store.md). DB.Read, when set, is a pool on a
 // streaming replica of the primary (DATABASE_READ_URL); the read-only
 // queries of the pages, the API and the verdict go to it through reader,
 // every write and every read that must see a write just made stays on
