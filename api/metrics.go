@@ -39,6 +39,7 @@ type metrics struct {
 	verified       *prometheus.Desc
 	drift          *prometheus.Desc
 	checked        *prometheus.Desc
+	replicaLag     *prometheus.Desc
 }
 
 // httpsOutcomes are the outcomes of POST /tlsrpt; each series exists from
@@ -91,6 +92,8 @@ func newMetrics(s *Server) *metrics {
 			"1 when the last verification of a listed domain's newest policy version found it fully live; 0 while it is pending, when publishing its record failed or when it drifted.", []string{"domain"}, nil),
 		drift: prometheus.NewDesc("tlsrpt_policy_drift",
 			"1 when the last verification found the live policy file or _mta-sts record of a listed domain differing from its newest policy version after it was live.", []string{"domain"}, nil),
+		replicaLag: prometheus.NewDesc("tlsrpt_replica_lag_seconds",
+			"How far the read replica (DATABASE_READ_URL) is behind the primary; only with a replica.", nil, nil),
 		checked: prometheus.NewDesc("tlsrpt_policy_checked_timestamp_seconds",
 			"Unix time of the last verification of a listed domain's newest policy version.", []string{"domain"}, nil),
 	}
@@ -123,7 +126,7 @@ type storeMetrics struct {
 // Describe implements prometheus.Collector.
 func (c storeMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m := c.m
-	for _, d := range []*prometheus.Desc{m.reports, m.quarantined, m.imapUp, m.imapLast, m.scrapeErr} {
+	for _, d := range []*prometheus.Desc{m.reports, m.quarantined, m.imapUp, m.imapLast, m.scrapeErr, m.replicaLag} {
 		ch <- d
 	}
 	if c.domains {
@@ -149,6 +152,13 @@ func (c storeMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
+	if m.s.cfg.DB.HasReplica() {
+		if lag, err := m.s.cfg.DB.ReplicaLag(ctx); err != nil {
+			m.s.log.Error("Reading the replica lag failed", "error", err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(m.replicaLag, prometheus.GaugeValue, lag.Seconds())
+		}
+	}
 	n, err := m.s.cfg.DB.MetricsCounts(ctx)
 	var health []db.DomainHealth
 	if err == nil && c.domains {

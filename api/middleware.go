@@ -123,6 +123,9 @@ func (s *Server) render(c echo.Context, status int, page string, data any) error
 // layout is the shared part of a page for the caller.
 func (s *Server) layout(c echo.Context, title, nav string) ui.Layout {
 	l := ui.Layout{Title: title, Nav: nav, Notices: s.cfg.Notices}
+	if n := s.replicaNotice(c.Request().Context()); n != "" {
+		l.Notices = append(l.Notices[:len(l.Notices):len(l.Notices)], n)
+	}
 	if p := principalOf(c); p != nil {
 		l.User, l.Role, l.CanEdit, l.CSRF = p.Name, p.Role, p.admin(), p.CSRF
 	}

@@ -25,6 +25,9 @@ type WatchResult struct {
 // domain page; no regression closes the episode.
 func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error) {
 	res := WatchResult{Domain: domain}
+	// It opens and closes episodes from what it reads: the primary's
+	// facts, not a replica's (db.Primary).
+	ctx = db.Primary(ctx)
 	v, err := p.DB.LatestPolicyVersion(ctx, domain)
 	if errors.Is(err, db.ErrNotFound) {
 		return res, nil

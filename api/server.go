@@ -64,6 +64,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Notices are shown on every page (e.g. "DKIM verification is off").
 	Notices []string
+	// ReplicaLagNotice is the read replica's lag (db.DB.Read) past which
+	// every page says that the dashboard is behind; zero means
+	// DefaultReplicaLagNotice.
+	ReplicaLagNotice time.Duration
 	// Promote is how policy versions are published (docs/publishing.md): policy
 	// hosting, the record publisher, notifications.
 	Promote PromoteConfig
@@ -115,6 +119,8 @@ type Server struct {
 	compareHash func(hash, password []byte) error
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
 	refresher verdictRefresher
+	// lag caches the read replica's lag for the pages (replica.go).
+	lag replicaLag
 }
 
 // access says who may call a route.
@@ -211,7 +217,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Use(s.recoverPanic, s.securityHeaders, s.checkQuery, s.authorize)
+	e.Use(s.recoverPanic, s.securityHeaders, s.checkQuery, readYourWrites, s.authorize)
 	s.echo = e
 	s.routes()
 	return s, nil

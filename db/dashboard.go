@@ -69,7 +69,7 @@ func collectDays(rows pgx.Rows) ([]DashboardDay, error) {
 // DomainSeries returns the trusted daily totals of domain for the days in
 // [from, to), oldest first; days without reports are absent.
 func (d *DB) DomainSeries(ctx context.Context, domain string, from, to time.Time) ([]DashboardDay, error) {
-	rows, err := d.Pool.Query(ctx, `
+	rows, err := d.reader(ctx).Query(ctx, `
 		SELECT day, least(sum(reports), 9223372036854775807)::bigint, least(sum(successful), 9223372036854775807)::bigint, least(sum(failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups
 		WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
@@ -87,7 +87,7 @@ func (d *DB) DomainSeries(ctx context.Context, domain string, from, to time.Time
 // ListedSeries returns DomainSeries for every allow-listed domain at once,
 // keyed by domain; listed domains without reports have no key.
 func (d *DB) ListedSeries(ctx context.Context, from, to time.Time) (map[string][]DashboardDay, error) {
-	rows, err := d.Pool.Query(ctx, `
+	rows, err := d.reader(ctx).Query(ctx, `
 		SELECT r.policy_domain, r.day, least(sum(r.reports), 9223372036854775807)::bigint, least(sum(r.successful), 9223372036854775807)::bigint, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted AND r.day >= $1 AND r.day < $2
@@ -152,7 +152,7 @@ func unlistedDomainsSQL(limit int) string {
 // the cost follows the unlisted domains shown, not every reporting domain
 // of the window nor every unlisted one.
 func (d *DB) UnlistedDomains(ctx context.Context, from time.Time, limit int) ([]UnlistedDomain, error) {
-	rows, err := d.Pool.Query(ctx, unlistedDomainsSQL(limit), from)
+	rows, err := d.reader(ctx).Query(ctx, unlistedDomainsSQL(limit), from)
 	if err != nil {
 		return nil, fmt.Errorf("listing unlisted domains: %w", err)
 	}
@@ -187,7 +187,7 @@ var unlistedCountSQL = `
 // of a million would read a million index entries per page view: past a
 // thousand, the operator needs to know it is a flood, not the number.
 func (d *DB) UnlistedCount(ctx context.Context, from time.Time) (n int, more bool, err error) {
-	if err := d.Pool.QueryRow(ctx, unlistedCountSQL, from).Scan(&n); err != nil {
+	if err := d.reader(ctx).QueryRow(ctx, unlistedCountSQL, from).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("counting unlisted domains: %w", err)
 	}
 	if n > MaxUnlistedCount {
@@ -239,7 +239,7 @@ func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Tim
 	default:
 		return nil, fmt.Errorf("breaking down failures of %s by %q: %w", domain, by, ErrNotFound)
 	}
-	rows, err := d.Pool.Query(ctx, q, normDomain(domain), from, to, limitRows(limit))
+	rows, err := d.reader(ctx).Query(ctx, q, normDomain(domain), from, to, limitRows(limit))
 	if err != nil {
 		return nil, fmt.Errorf("breaking down failures of %s by %s: %w", domain, by, err)
 	}
@@ -264,7 +264,7 @@ func (d *DB) Breakdown(ctx context.Context, domain, by string, from, to time.Tim
 // is what the overview can show without the network.
 func (d *DB) DomainMode(ctx context.Context, domain string) (string, error) {
 	var lines []string
-	err := d.Pool.QueryRow(ctx, `
+	err := d.reader(ctx).QueryRow(ctx, `
 		SELECT p.policy_strings FROM report_policies p JOIN reports r ON r.id = p.report_id AND r.day = p.day
 		WHERE p.policy_domain = $1 AND p.policy_type = 'sts' AND r.trusted
 		ORDER BY r.start_time DESC, r.id DESC LIMIT 1`, normDomain(domain)).Scan(&lines)
@@ -287,7 +287,7 @@ func (d *DB) DomainMode(ctx context.Context, domain string) (string, error) {
 // per policy type (sts, tlsa, no-policy-found): the domain page says what
 // its sessions are, since the verdict counts sts sessions only.
 func (d *DB) PolicyTypeTotals(ctx context.Context, domain string, from, to time.Time) (map[string]int64, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT policy_type, least(sum(successful::numeric + failed), 9223372036854775807)::bigint
+	rows, err := d.reader(ctx).Query(ctx, `SELECT policy_type, least(sum(successful::numeric + failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 		GROUP BY policy_type ORDER BY policy_type LIMIT 20`, normDomain(domain), from, to)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // address, else the sender's text, and OtherSendingIPs sums the addresses
 // beyond MaxSendingIPsPerDay of a day.
 func (d *DB) sendingIPBreakdown(ctx context.Context, domain string, from, to time.Time, limit int) ([]BreakdownRow, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT sending_ip, least(sum(failed), 9223372036854775807)::bigint FROM daily_ip_rollups
+	rows, err := d.reader(ctx).Query(ctx, `SELECT sending_ip, least(sum(failed), 9223372036854775807)::bigint FROM daily_ip_rollups
 		WHERE policy_domain = $1 AND trusted AND day >= $2 AND day < $3
 		GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4`, normDomain(domain), from, to, limitRows(limit))
 	if err != nil {

@@ -53,7 +53,7 @@ const maxMetricsSeries = 2000
 // label set.
 func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 	m := &MetricsCounts{}
-	rows, err := d.Pool.Query(ctx, `SELECT source, trusted, count(*) FROM reports GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
+	rows, err := d.reader(ctx).Query(ctx, `SELECT source, trusted, count(*) FROM reports GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
 	if err != nil {
 		return nil, fmt.Errorf("counting reports: %w", err)
 	}
@@ -69,10 +69,10 @@ func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("counting reports: %w", err)
 	}
-	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM quarantine WHERE reprocessed_at IS NULL`).Scan(&m.Quarantined); err != nil {
+	if err := d.reader(ctx).QueryRow(ctx, `SELECT count(*) FROM quarantine WHERE reprocessed_at IS NULL`).Scan(&m.Quarantined); err != nil {
 		return nil, fmt.Errorf("counting quarantine: %w", err)
 	}
-	rows, err = d.Pool.Query(ctx, `
+	rows, err = d.reader(ctx).Query(ctx, `
 		SELECT r.policy_domain, r.policy_type, least(sum(r.successful), 9223372036854775807)::bigint, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_policy_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
@@ -91,7 +91,7 @@ func (d *DB) MetricsCounts(ctx context.Context) (*MetricsCounts, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("summing sessions: %w", err)
 	}
-	rows, err = d.Pool.Query(ctx, `
+	rows, err = d.reader(ctx).Query(ctx, `
 		SELECT r.policy_domain, r.result_type, least(sum(r.failed), 9223372036854775807)::bigint
 		FROM daily_failure_rollups r JOIN domains d ON d.name = r.policy_domain
 		WHERE r.trusted GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1`, maxMetricsSeries)
@@ -140,7 +140,7 @@ type DomainHealth struct {
 func (d *DB) MetricsDomains(ctx context.Context, today time.Time) ([]DomainHealth, error) {
 	def := rollout.DefaultThresholds()
 	day := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)
-	rows, err := d.Pool.Query(ctx, `
+	rows, err := d.reader(ctx).Query(ctx, `
 		SELECT d.name, coalesce(s.max_failure_rate, $2), coalesce(s.recent_days, $3),
 			r.sessions, r.failed,
 			v.seq IS NOT NULL, coalesce(v.last_steps, '[]'), coalesce(v.record_error, ''), v.last_checked_at

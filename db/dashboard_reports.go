@@ -154,7 +154,7 @@ func (d *DB) DashboardReports(ctx context.Context, f ReportListFilter) ([]Report
 		FROM page JOIN reports r ON r.id = page.id AND r.day = page.day
 		JOIN report_policies p ON p.report_id = r.id AND p.day = r.day` + domainCond + `
 		GROUP BY r.id, r.day ORDER BY r.start_time DESC, r.id DESC`
-	rows, err := d.Pool.Query(ctx, q, args...)
+	rows, err := d.reader(ctx).Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing reports: %w", err)
 	}

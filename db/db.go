@@ -18,6 +18,9 @@ var ErrNotFound = errors.New("db: not found")
 // DB is the store. Sibling query files of this package use Pool directly.
 type DB struct {
 	Pool *pgxpool.Pool
+	// Read is the pool of a read replica (DATABASE_READ_URL), nil when
+	// there is none: the replica-safe reads then use Pool (replica.go).
+	Read *pgxpool.Pool
 	// Now is the clock that decides which report days are too far ahead
 	// (partitions.go); nil means time.Now. A test that stores reports
 	// dated by its own clock sets it to that clock.
@@ -57,9 +60,12 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return &DB{Pool: pool}, nil
 }
 
-// Close closes every connection of the pool.
+// Close closes every connection of the pools.
 func (d *DB) Close() {
 	d.Pool.Close()
+	if d.Read != nil {
+		d.Read.Close()
+	}
 }
 
 // now is the store's clock (DB.Now, default time.Now).

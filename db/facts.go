@@ -42,7 +42,7 @@ func (d *DB) Facts(ctx context.Context, domain string, at time.Time, spanDays in
 		return fmt.Errorf("reading the verdict facts of %s (%s): %w", domain, what, err)
 	}
 
-	tx, err := d.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := d.reader(ctx).BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return f, wrap("starting", err)
 	}

@@ -148,7 +148,7 @@ func (d *DB) OverviewDomains(ctx context.Context, q OverviewQuery) ([]OverviewRo
 	where, args := overviewWhere(q, []any{q.Today})
 	args = append(args, limit, max(q.Offset, 0))
 	// order and where are built from constants; values are arguments.
-	rows, err := d.Pool.Query(ctx, `
+	rows, err := d.reader(ctx).Query(ctx, `
 		SELECT `+overviewColumns+`, count(*) OVER ()
 		FROM domains d LEFT JOIN domain_verdicts v ON v.domain = d.name
 		`+where+`
@@ -172,7 +172,7 @@ func (d *DB) OverviewDomains(ctx context.Context, q OverviewQuery) ([]OverviewRo
 	if len(out) == 0 && q.Offset > 0 {
 		// Past the end: count what there is, for the pager.
 		where, args := overviewWhere(q, nil)
-		err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM domains d LEFT JOIN domain_verdicts v ON v.domain = d.name `+where,
+		err := d.reader(ctx).QueryRow(ctx, `SELECT count(*) FROM domains d LEFT JOIN domain_verdicts v ON v.domain = d.name `+where,
 			args...).Scan(&total)
 		if err != nil {
 			return nil, 0, fmt.Errorf("counting the overview's domains: %w", err)
@@ -184,7 +184,7 @@ func (d *DB) OverviewDomains(ctx context.Context, q OverviewQuery) ([]OverviewRo
 // OverviewDomain is OverviewDomains for one listed domain (ErrNotFound
 // when it is not listed).
 func (d *DB) OverviewDomain(ctx context.Context, domain string, today time.Time) (OverviewRow, error) {
-	r, err := scanOverviewRow(d.Pool.QueryRow(ctx, `
+	r, err := scanOverviewRow(d.reader(ctx).QueryRow(ctx, `
 		SELECT `+overviewColumns+`
 		FROM domains d LEFT JOIN domain_verdicts v ON v.domain = d.name
 		WHERE d.name = $2`, today, normDomain(domain)))
@@ -226,7 +226,7 @@ func (d *DB) DomainsSeries(ctx context.Context, domains []string, from, to time.
 	for i, n := range domains {
 		names[i] = normDomain(n)
 	}
-	rows, err := d.Pool.Query(ctx, domainsSeriesSQL, names, from, to)
+	rows, err := d.reader(ctx).Query(ctx, domainsSeriesSQL, names, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("reading daily series of %d domains: %w", len(names), err)
 	}
@@ -267,9 +267,10 @@ func (d *DB) StaleVerdicts(ctx context.Context, today time.Time, limit int) ([]s
 // RefreshVerdict recomputes domain's badge: in one transaction it takes
 // the domain's advisory lock (another instance holding it: done is false
 // and nothing happens), deletes the invalidations it can see, calls
-// compute, which must read the facts afresh (from the pool: every change
-// whose invalidation was deleted is committed and so visible to it), and
-// stores the result. A change committed meanwhile leaves its
+// compute, which must read the facts afresh (from the primary: its ctx is
+// marked with Primary, never from a replica that may not have replayed a
+// change yet; every change whose invalidation was deleted is committed and
+// so visible to it), and stores the result. A change committed meanwhile leaves its
 // invalidation, so the badge stays stale and is recomputed again; an
 // error rolls back, keeping the invalidations. A domain no longer listed
 // gets no badge.
@@ -291,7 +292,7 @@ func (d *DB) RefreshVerdict(ctx context.Context, domain string, compute func(con
 	if _, err := tx.Exec(ctx, `DELETE FROM verdict_invalidations WHERE domain = $1`, domain); err != nil {
 		return false, wrap(err)
 	}
-	b, err := compute(ctx)
+	b, err := compute(Primary(ctx))
 	if err != nil {
 		return false, wrap(err)
 	}

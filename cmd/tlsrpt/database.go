@@ -19,7 +19,8 @@ const defaultDataDir = "./tlsrpt-data"
 const embeddedDatabase = "tlsrpt"
 
 // openDatabase opens the store for a command: the --db flag first, then
-// DATABASE_URL, else the embedded PostgreSQL under the data directory
+// DATABASE_URL (with DATABASE_READ_URL, a read replica for the pages'
+// reads), else the embedded PostgreSQL under the data directory
 // (TLSRPT_DATA_DIR, default ./tlsrpt-data). The embedded default is
 // migrated automatically; an explicit database with pending migrations is
 // refused with a one-line hint to run "tlsrpt migrate". The returned
@@ -67,6 +68,10 @@ func openDatabaseUnchecked(ctx context.Context, env *Env, flagURL string) (d *db
 	if url == "" {
 		url = env.Getenv("DATABASE_URL")
 	}
+	readURL, err := readDatabaseURL(env)
+	if err != nil {
+		return nil, nil, false, err
+	}
 	if url != "" {
 		if url, err = databasePassword(env, url); err != nil {
 			return nil, nil, false, err
@@ -75,7 +80,18 @@ func openDatabaseUnchecked(ctx context.Context, env *Env, flagURL string) (d *db
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("opening database: %w", err)
 		}
+		// The pages', the API's and the verdict's reads go to the
+		// replica (db/replica.go).
+		if readURL != "" {
+			if err := d.OpenReplica(ctx, readURL); err != nil {
+				d.Close()
+				return nil, nil, false, fmt.Errorf("opening the read replica of DATABASE_READ_URL: %w", err)
+			}
+		}
 		return d, d.Close, false, nil
+	}
+	if readURL != "" {
+		return nil, nil, false, errors.New("DATABASE_READ_URL is set without DATABASE_URL or --db: a read replica needs its primary's URL too")
 	}
 	dir := dataDir(env)
 	// 0711: the postgres user (when running as root) must traverse it.

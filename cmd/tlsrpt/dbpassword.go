@@ -10,6 +10,24 @@ import (
 // file named by TLSRPT_DATABASE_PASSWORD_FILE) into the database URL, so
 // that the password need not be part of DATABASE_URL (Docker secrets).
 func databasePassword(env *Env, dbURL string) (string, error) {
+	return databasePasswordFor(env, "DATABASE_URL", dbURL)
+}
+
+// readDatabaseURL is the URL of the read replica: DATABASE_READ_URL, or
+// the content of the file DATABASE_READ_URL_FILE names (the URL may carry
+// a password, hence the file twin), "" when neither is set. Its password
+// comes from TLSRPT_DATABASE_PASSWORD(_FILE) like DATABASE_URL's, when
+// set: a streaming replica has the primary's roles and passwords.
+func readDatabaseURL(env *Env) (string, error) {
+	u, err := secretSetting(env, "DATABASE_READ_URL")
+	if err != nil || u == "" {
+		return "", err
+	}
+	return databasePasswordFor(env, "DATABASE_READ_URL", u)
+}
+
+// databasePasswordFor is databasePassword for the URL of setting name.
+func databasePasswordFor(env *Env, name, dbURL string) (string, error) {
 	pw, err := secretSetting(env, "TLSRPT_DATABASE_PASSWORD")
 	if err != nil || pw == "" {
 		return dbURL, err
@@ -17,7 +35,7 @@ func databasePassword(env *Env, dbURL string) (string, error) {
 	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
 		u, err := url.Parse(dbURL)
 		if err != nil {
-			return "", fmt.Errorf("DATABASE_URL: %w", err)
+			return "", fmt.Errorf("%s: %w", name, err)
 		}
 		name := ""
 		if u.User != nil {

@@ -85,6 +85,8 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 		switch k {
 		case "TLSRPT_DATA_DIR":
 			return dataDir
+		case "DATABASE_READ_URL", "DATABASE_READ_URL_FILE":
+			return ""
 		case "DATABASE_URL", "TLSRPT_DATABASE_PASSWORD", "TLSRPT_DATABASE_PASSWORD_FILE":
 			if cfg.dbURL == "" {
 				return ""

@@ -215,6 +215,9 @@ func (a *app) run(ctx context.Context) error {
 			dir, _ := filepath.Abs(dataDir(a.env))
 			a.log.Info("Embedded PostgreSQL", "data_dir", dir, "setting", "TLSRPT_DATA_DIR")
 		}
+		if d.HasReplica() {
+			a.log.Info("Pages, API and verdict read from the replica", "setting", "DATABASE_READ_URL")
+		}
 		if embedded || a.cfg.migrate {
 			err = d.Migrate(ctx)
 		} else if err = d.CheckSchema(ctx); errors.Is(err, db.ErrSchemaOutdated) {
