@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,28 +11,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// requireChromium skips the test unless Chromium is there; when
-// TLSRPT_TEST_REQUIRE lists chromium, its absence is a failure.
-func requireChromium(t *testing.T) {
-	t.Helper()
-	required := false
-	for _, r := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		required = required || strings.TrimSpace(r) == "chromium"
-	}
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if required {
-			t.Fatalf("chromium is required (TLSRPT_TEST_REQUIRE) but %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("no %s: browser tests skipped", chromiumPath)
-	}
-	if !required {
-		t.Skip("browser tests run when TLSRPT_TEST_REQUIRE lists chromium")
-	}
-}
 
 // TestBrowserDashboard logs in with headless Chromium, checks that the
 // overview lists the domains and that a domain page draws its chart and
@@ -41,7 +21,7 @@ func requireChromium(t *testing.T) {
 // TLSRPT_WALK_SHOTS=dir it saves api-overview.png and api-domain.png there
 // (the README's screenshots come from the demo: make screenshots).
 func TestBrowserDashboard(t *testing.T) {
-	requireChromium(t)
+	testreq.Chromium(t)
 	const password = "browser-test-password"
 	e := newTestEnv(t, func(c *Config) {
 		c.AdminPassword = password
@@ -77,7 +57,7 @@ func TestBrowserDashboard(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(testreq.ChromiumPath),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // The monitoring files operators load (README "Monitoring").
@@ -25,10 +27,7 @@ const (
 // (scripts/test.sh), without installing the package.
 func requirePromtool(t *testing.T) string {
 	t.Helper()
-	required := false
-	for _, r := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		required = required || strings.TrimSpace(r) == "promtool"
-	}
+	required := testreq.Required("promtool")
 	path, err := exec.LookPath("promtool")
 	if err != nil {
 		if required {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // TestBrowserPromote drives the promote panel in headless Chromium: a
@@ -19,7 +21,7 @@ import (
 // with it; the audit log keeps the refusal and the override with the typed
 // domain and the reason.
 func TestBrowserPromote(t *testing.T) {
-	requireChromium(t)
+	testreq.Chromium(t)
 	const password = "browser-promote-password"
 	f := newFlowEnv(t, true, func(c *Config) {
 		c.AdminPassword = password
@@ -49,7 +51,7 @@ func TestBrowserPromote(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	actx, cancelA := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(testreq.ChromiumPath),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
 
@@ -31,7 +32,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("builds and runs the whole product")
 	}
 	if _, err := pgembed.FindBinDir(context.Background()); err != nil {
-		if strings.Contains(os.Getenv("TLSRPT_TEST_REQUIRE"), "postgres") {
+		if testreq.Required("postgres") {
 			t.Fatalf("PostgreSQL server binaries: %v", err)
 		}
 		t.Skipf("PostgreSQL server binaries: %v", err)

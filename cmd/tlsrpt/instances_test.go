@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 
 	"github.com/jackc/pgx/v5"
 

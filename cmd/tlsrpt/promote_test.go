@@ -113,20 +113,7 @@ func TestPromoteCommand(t *testing.T) {
 	pki := t.TempDir()
 	writeTestPKI(t, pki, "mta-sts.example.com")
 
-	// The policy host, as tlsrpt serve runs it.
-	srv, err := api.New(api.Config{DB: d, Log: slog.New(slog.DiscardHandler), Promote: api.PromoteConfig{HostPolicy: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := api.PolicyTLSConfig(api.PolicyTLS{CertDir: pki}, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
-	hs.TLS = tc
-	hs.StartTLS()
-	defer hs.Close()
-	_, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	port := startPolicyHost(t, d, pki)
 
 	run := func(args ...string) (int, string, string) {
 		t.Helper()
@@ -176,4 +163,25 @@ func TestPromoteCommand(t *testing.T) {
 	if err != nil || len(entries) < 2 || entries[0].Actor != "cli" {
 		t.Errorf("audit log = %+v %v, want the cli's entries", entries, err)
 	}
+}
+
+// startPolicyHost serves the hosted policies of d over HTTPS with the
+// certificates in pki, as tlsrpt serve does, until the test ends; it
+// returns the port.
+func startPolicyHost(t *testing.T, d *db.DB, pki string) string {
+	t.Helper()
+	srv, err := api.New(api.Config{DB: d, Log: slog.New(slog.DiscardHandler), Promote: api.PromoteConfig{HostPolicy: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := api.PolicyTLSConfig(api.PolicyTLS{CertDir: pki}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
+	hs.TLS = tc
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	_, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	return port
 }

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
@@ -48,19 +45,7 @@ func newPublishEnv(t *testing.T) *publishEnv {
 		`_mta-sts.example.com. 300 IN TXT "v=STSv1; id=old"`)
 	pki := t.TempDir()
 	writeTestPKI(t, pki, "mta-sts.example.com")
-	srv, err := api.New(api.Config{DB: d, Log: slog.New(slog.DiscardHandler), Promote: api.PromoteConfig{HostPolicy: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := api.PolicyTLSConfig(api.PolicyTLS{CertDir: pki}, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
-	hs.TLS = tc
-	hs.StartTLS()
-	t.Cleanup(hs.Close)
-	_, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	port := startPolicyHost(t, d, pki)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,10 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // walkWidths are the widths a newcomer looks at the dashboard with: a
 // laptop and a phone.
@@ -88,9 +86,9 @@ const controlsJS = `(() => {
 // into dir; TLSRPT_UPDATE_SCREENSHOTS=1 writes the README's screenshots
 // into docs/screenshots (make screenshots).
 func TestWalkDemo(t *testing.T) {
-	requireChromium(t)
+	testreq.Chromium(t)
 	if _, err := pgembed.FindBinDir(context.Background()); err != nil {
-		if strings.Contains(os.Getenv("TLSRPT_TEST_REQUIRE"), "postgres") {
+		if testreq.Required("postgres") {
 			t.Fatalf("PostgreSQL server binaries: %v", err)
 		}
 		t.Skipf("PostgreSQL server binaries: %v", err)
@@ -262,7 +260,7 @@ type walkBrowser struct {
 func newWalkBrowser(t *testing.T) *walkBrowser {
 	t.Helper()
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(testreq.ChromiumPath),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -360,23 +358,4 @@ func (b *walkBrowser) done() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.problems
-}
-
-// requireChromium skips the test unless Chromium is there; when
-// TLSRPT_TEST_REQUIRE lists chromium, its absence is a failure.
-func requireChromium(t *testing.T) {
-	t.Helper()
-	required := false
-	for _, r := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		required = required || strings.TrimSpace(r) == "chromium"
-	}
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if required {
-			t.Fatalf("chromium is required (TLSRPT_TEST_REQUIRE) but %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("no %s: browser tests skipped", chromiumPath)
-	}
-	if !required {
-		t.Skip("browser tests run when TLSRPT_TEST_REQUIRE lists chromium")
-	}
 }

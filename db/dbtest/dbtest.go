@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // server is the one server of the test binary, set by Main before any test
@@ -87,14 +87,7 @@ func Main(m *testing.M) int {
 
 // Required reports whether TLSRPT_TEST_REQUIRE lists postgres: tests must
 // then fail, not skip, when PostgreSQL is missing.
-func Required() bool {
-	for _, s := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		if strings.TrimSpace(s) == "postgres" {
-			return true
-		}
-	}
-	return false
-}
+func Required() bool { return testreq.Required("postgres") }
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()

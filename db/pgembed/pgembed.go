@@ -93,24 +93,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	dir, err := filepath.Abs(cfg.Dir)
+	s, err := newServer(bin, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgembed: resolving %s: %w", cfg.Dir, err)
-	}
-	s := &Server{bin: bin, dir: dir, data: filepath.Join(dir, "data"), log: cfg.Log}
-	if s.log == nil {
-		s.log = io.Discard
-	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("pgembed: running as root needs a postgres user (install postgresql): %w", err)
-		}
-		s.asUser = u
-	}
-	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
+	dir := s.dir
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
@@ -541,3 +528,28 @@ func (s *Server) Stop() error {
 
 // Dir returns the directory of the cluster.
 func (s *Server) Dir() string { return s.dir }
+
+// newServer is the Server of cfg.Dir with the binaries in bin, its
+// directory prepared (for the postgres user when running as root):
+// what Start and StartReplica share before they make their cluster.
+func newServer(bin string, cfg Config) (*Server, error) {
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("pgembed: resolving %s: %w", cfg.Dir, err)
+	}
+	s := &Server{bin: bin, dir: dir, data: filepath.Join(dir, "data"), log: cfg.Log}
+	if s.log == nil {
+		s.log = io.Discard
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("pgembed: running as root needs a postgres user (install postgresql): %w", err)
+		}
+		s.asUser = u
+	}
+	if err := s.prepareDir(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // requirePostgres skips the test when no server binaries exist, unless
@@ -19,7 +21,7 @@ import (
 func requirePostgres(t *testing.T) {
 	t.Helper()
 	if _, err := FindBinDir(context.Background()); err != nil {
-		if strings.Contains(os.Getenv("TLSRPT_TEST_REQUIRE"), "postgres") {
+		if testreq.Required("postgres") {
 			t.Fatalf("TLSRPT_TEST_REQUIRE has postgres: %v", err)
 		}
 		t.Skipf("no PostgreSQL: %v", err)

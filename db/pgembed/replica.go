@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"os"
-	"os/user"
+
 	"path/filepath"
 	"strconv"
 )
@@ -28,22 +28,8 @@ func StartReplica(ctx context.Context, primary *Server, cfg Config) (*Server, er
 	if bin == "" {
 		bin = primary.bin
 	}
-	dir, err := filepath.Abs(cfg.Dir)
+	s, err := newServer(bin, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgembed: resolving %s: %w", cfg.Dir, err)
-	}
-	s := &Server{bin: bin, dir: dir, data: filepath.Join(dir, "data"), log: cfg.Log}
-	if s.log == nil {
-		s.log = io.Discard
-	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("pgembed: running as root needs a postgres user (install postgresql): %w", err)
-		}
-		s.asUser = u
-	}
-	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
 	if err := os.Mkdir(s.data, 0o700); err != nil {
@@ -66,7 +52,7 @@ func StartReplica(ctx context.Context, primary *Server, cfg Config) (*Server, er
 		s.cleanupSocketDir()
 		return nil, err
 	}
-	logFile := filepath.Join(dir, "postgres.log")
+	logFile := filepath.Join(s.dir, "postgres.log")
 	if err := s.run(ctx, "pg_ctl", "start", "-D", s.data, "-w", "-t", strconv.Itoa(int(startTimeout.Seconds())), "-l", logFile); err != nil {
 		s.cleanupSocketDir()
 		return nil, fmt.Errorf("pgembed: starting the replica in %s: %w%s", s.data, err, logTail(logFile))

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // Postfix is a private Postfix instance of a test: Debian's binaries, a
@@ -57,14 +59,7 @@ func PostfixAvailable() error {
 
 // PostfixRequired reports whether TLSRPT_TEST_REQUIRE lists postfix: tests
 // must then fail, not skip, when it cannot run.
-func PostfixRequired() bool {
-	for _, s := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		if strings.TrimSpace(s) == "postfix" {
-			return true
-		}
-	}
-	return false
-}
+func PostfixRequired() bool { return testreq.Required("postfix") }
 
 // postfixUsers returns mail_owner and setgid_group: the package's
 // postfix and postdrop; without them (an extracted package), the

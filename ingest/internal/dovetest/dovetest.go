@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
 // User is the mailbox owner; any password is accepted (PREAUTH).
@@ -45,14 +47,7 @@ func Available() error {
 
 // Required reports whether TLSRPT_TEST_REQUIRE lists dovecot: tests must
 // then fail, not skip, when Dovecot is missing.
-func Required() bool {
-	for _, s := range strings.Split(os.Getenv("TLSRPT_TEST_REQUIRE"), ",") {
-		if strings.TrimSpace(s) == "dovecot" {
-			return true
-		}
-	}
-	return false
-}
+func Required() bool { return testreq.Required("dovecot") }
 
 // New starts a server for the test and stops it when the test ends. It
 // skips the test when Dovecot is missing, or fails it when it is required.
