@@ -22,16 +22,18 @@ var _ autopilot.Publisher = AutopilotPublisher{}
 
 // Verdict is the readiness verdict of domain as the promote panel computes
 // it, with the live check's findings when the promoter has a checker.
-func (a AutopilotPublisher) Verdict(ctx context.Context, domain string) (*rollout.Verdict, error) {
+func (a AutopilotPublisher) Verdict(ctx context.Context, domain string) (*rollout.Verdict, *rollout.CheckResult, error) {
 	f, t, err := a.P.facts(ctx, domain)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var check *rollout.CheckResult
 	if a.P.Checker != nil {
-		f.ApplyCheck(a.P.Checker.Check(ctx, domain))
+		check = a.P.Checker.Check(ctx, domain)
+		f.ApplyCheck(check)
 	}
 	v := rollout.Evaluate(f, t)
-	return &v, nil
+	return &v, check, nil
 }
 
 // Regression runs the post-enforce watch of domain (which opens and

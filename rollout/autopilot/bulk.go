@@ -125,7 +125,7 @@ func (e *Engine) promoteOne(ctx context.Context, req BulkRequest, name string, a
 		r.Outcome, r.Message = OutcomeError, err.Error()
 		return r
 	}
-	v, err := e.Publisher.Verdict(ctx, domain)
+	v, _, err := e.Publisher.Verdict(ctx, domain)
 	if err != nil {
 		r.Outcome, r.Message = OutcomeError, err.Error()
 		return r

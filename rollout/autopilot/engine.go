@@ -41,8 +41,11 @@ const (
 // through: the same versions, reconciler and watch as a promotion by hand.
 type Publisher interface {
 	// Verdict is the readiness verdict of domain now, with the live
-	// check's findings when the publisher runs one.
-	Verdict(ctx context.Context, domain string) (*rollout.Verdict, error)
+	// check's findings when the publisher runs one; check is that live
+	// check (nil without one): for a domain in enforce the verdict leaves
+	// out the check's problems that would block a promotion, and the
+	// autopilot pauses on them.
+	Verdict(ctx context.Context, domain string) (v *rollout.Verdict, check *rollout.CheckResult, err error)
 	// Regression is the watch's finding for a domain in enforce (the
 	// failures rose against the days before), nil when the watch is clean.
 	Regression(ctx context.Context, domain string) (*rollout.Finding, error)
@@ -324,7 +327,7 @@ func (e *Engine) decide(ctx context.Context, domain string, s Settings, day time
 		d.stage = ramp.StageOf(latest.Policy)
 		d.evidence["version"] = map[string]any{"id": latest.ID, "kind": latest.Kind, "mode": latest.Policy.Mode, "max_age": latest.Policy.MaxAge}
 	}
-	verdict, err := e.Publisher.Verdict(ctx, domain)
+	verdict, check, err := e.Publisher.Verdict(ctx, domain)
 	if err != nil {
 		return d, err
 	}
@@ -338,13 +341,13 @@ func (e *Engine) decide(ctx context.Context, domain string, s Settings, day time
 	if d.stage == 0 {
 		err = e.decideTesting(ctx, &d, domain, s, ramp, verdict, day)
 	} else {
-		err = e.decideEnforce(ctx, &d, domain, ramp, verdict, latest, day)
+		err = e.decideEnforce(ctx, &d, domain, ramp, verdict, check, latest, day)
 	}
 	if err != nil {
 		return d, err
 	}
 	// At most one change per domain per UTC day, whoever made the last.
-	if latest != nil && !utcDay(latest.CreatedAt).Before(day) &&
+	if latest != nil && !utcDay(madeAt(*latest)).Before(day) &&
 		(d.action == ActionPromote || d.action == ActionRamp || d.action == ActionRollback) {
 		d.plan = fmt.Sprintf("%s tomorrow: version %s was made today (at most one change a day)", d.plan, latest.ID)
 		d.action = ActionWait
@@ -385,7 +388,7 @@ func (e *Engine) decideTesting(ctx context.Context, d *decision, domain string, 
 
 // decideEnforce: roll back on a regression; pause on a blocker; raise the
 // max_age once the stage's version has been live for its hold days.
-func (e *Engine) decideEnforce(ctx context.Context, d *decision, domain string, ramp Ramp, v *rollout.Verdict, latest *db.PolicyVersion, day time.Time) error {
+func (e *Engine) decideEnforce(ctx context.Context, d *decision, domain string, ramp Ramp, v *rollout.Verdict, check *rollout.CheckResult, latest *db.PolicyVersion, day time.Time) error {
 	reg, err := e.Publisher.Regression(ctx, domain)
 	if err != nil {
 		return err
@@ -396,7 +399,7 @@ func (e *Engine) decideEnforce(ctx context.Context, d *decision, domain string, 
 		d.plan = "roll back to testing: " + reg.Message
 		return nil
 	}
-	d.blockers = enforceBlockers(v, latest)
+	d.blockers = enforceBlockers(v, check, latest)
 	st := ramp.Stage(d.stage)
 	if len(d.blockers) > 0 {
 		d.verdict, d.action = VerdictBlocked, ActionPause
@@ -425,9 +428,10 @@ func (e *Engine) decideEnforce(ctx context.Context, d *decision, domain string, 
 }
 
 // enforceBlockers are what pauses a domain in enforce: the live check's
-// problems that make enforce unsafe, no recent reports (no evidence that
-// the watch is clean), and a version that is not live or drifted.
-func enforceBlockers(v *rollout.Verdict, latest *db.PolicyVersion) []string {
+// problems that make enforce unsafe (those that would block a promotion),
+// a live check that could not run, no recent reports (no evidence that the
+// watch is clean), and a version that is not live or drifted.
+func enforceBlockers(v *rollout.Verdict, check *rollout.CheckResult, latest *db.PolicyVersion) []string {
 	var out []string
 	add := func(code string) {
 		if !slices.Contains(out, code) {
@@ -440,11 +444,19 @@ func enforceBlockers(v *rollout.Verdict, latest *db.PolicyVersion) []string {
 		}
 	}
 	for _, w := range v.Warnings {
-		switch {
-		case w.Code == rollout.WarningNoRecentReports:
+		if w.Code == rollout.WarningNoRecentReports {
 			add(w.Code)
-		case w.Source == rollout.SourceCheck && (slices.Contains(rollout.UnsafeCheckCodes, w.Code) || w.Severity == "error"):
-			add(w.Code)
+		}
+	}
+	if check != nil {
+		if check.Error != "" {
+			add("check-failed")
+		}
+		for _, p := range check.Problems {
+			if slices.Contains(rollout.UnsafeCheckCodes, p.Code) ||
+				(p.Code == rollout.CodeMXCertificateExpiring && p.Severity == rollout.SeverityError) {
+				add(p.Code)
+			}
 		}
 	}
 	if LiveAt(*latest) == nil {
@@ -472,6 +484,20 @@ func LiveAt(v db.PolicyVersion) *time.Time {
 		return &t
 	}
 	return nil
+}
+
+// madeAt is when version v was made, on the clock of the process that made
+// it: its first publishing step (stamped by the publisher's clock), else
+// the row's creation time.
+func madeAt(v db.PolicyVersion) time.Time {
+	t := v.CreatedAt
+	first := true
+	for _, p := range []*time.Time{v.PolicyPublishedAt, v.RecordPublishedAt, v.VerifiedAt} {
+		if p != nil && (first || p.Before(t)) {
+			t, first = *p, false
+		}
+	}
+	return t
 }
 
 func nonNil(s []string) []string {
