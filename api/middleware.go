@@ -165,4 +165,7 @@ var flashes = map[string]string{
 	"user-removed":     "User removed; its sessions ended.",
 	"token-revoked":    "Token revoked.",
 	"password-changed": "Password changed; your other sessions ended.",
+	// The autopilot panel (autopilot.go).
+	"autopilot-on":  "Autopilot switched on: it evaluates the domain once a day.",
+	"autopilot-off": "Autopilot switched off.",
 }

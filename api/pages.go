@@ -97,13 +97,17 @@ func (s *Server) overviewPage(c echo.Context) error {
 		return err
 	}
 	page := ui.OverviewPage{Layout: s.layout(c, "Overview", "overview"), Total: int64(total),
-		Filter: ui.OverviewFilter{Name: q.Name, Kind: q.Kind, Sort: q.Sort, PerPage: q.PerPage},
-		Kinds:  db.BadgeKinds[:], Page: q.Page, Pages: max(1, (total+q.PerPage-1)/q.PerPage)}
+		Filter: ui.OverviewFilter{Name: q.Name, Kind: q.Kind, Sort: q.Sort, PerPage: q.PerPage, Mode: q.Mode, Stage: q.Stage, Autopilot: q.Autopilot},
+		Kinds:  db.BadgeKinds[:], Page: q.Page, Pages: max(1, (total+q.PerPage-1)/q.PerPage),
+		Modes: fleetModes, Stages: fleetStages, AutopilotStates: fleetStates}
 	for _, r := range rows {
 		row := ui.DomainRow{Name: r.Domain, Trend: ui.NewSparkline(r.Days, 120, 28), Badge: uiBadge(r.OverviewRow), Mode: rowMode(r.OverviewRow)}
 		row.Sessions7, row.Failures7 = sumDays(r.Days, 7)
 		row.Sessions30, row.Failures30 = sumDays(r.Days, 30)
 		page.Domains = append(page.Domains, row)
+	}
+	if err := s.fleetColumns(c, page.Domains); err != nil {
+		return err
 	}
 	if q.Page > 1 {
 		page.PrevURL = q.url(q.Page - 1)
@@ -287,6 +291,7 @@ func (s *Server) domainPage(c echo.Context) error {
 	}
 	page.Mode = s.mode(ctx, domain, v)
 	page.Promote = s.promoteView(c, domain, v)
+	page.Autopilot = s.autopilotView(c, domain)
 	// The promote panel shows the policy a promotion publishes, with its
 	// id and record: the verdict points there instead of a second copy.
 	if page.Verdict != nil && page.Promote.Next != nil {

@@ -292,6 +292,8 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/domains/:domain/mx-move", accessAdmin, s.mxMoveForm)
 	s.add(http.MethodPost, "/domains/:domain/verify", accessAdmin, s.verifyForm)
 	s.add(http.MethodGet, "/domains/:domain/mta-sts.txt", accessViewer, s.policyDownload)
+	s.add(http.MethodPost, "/domains/:domain/autopilot", accessAdmin, s.autopilotForm)
+	s.add(http.MethodPost, "/promotions", accessAdmin, s.promotionsForm)
 
 	// JSON API.
 	s.add(http.MethodGet, "/api/v1/domains", accessViewer, s.apiDomains)
@@ -310,6 +312,10 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/api/v1/domains/:domain/mx-move", accessAdmin, s.apiMXMove)
 	s.add(http.MethodPost, "/api/v1/domains/:domain/verify", accessAdmin, s.apiVerifyPolicy)
 	s.add(http.MethodGet, "/api/v1/domains/:domain/versions", accessViewer, s.apiVersions)
+	s.add(http.MethodGet, "/api/v1/domains/:domain/autopilot", accessViewer, s.apiAutopilot)
+	s.add(http.MethodPut, "/api/v1/domains/:domain/autopilot", accessAdmin, s.apiPutAutopilot)
+	s.add(http.MethodPut, "/api/v1/autopilot", accessAdmin, s.apiPutFleetAutopilot)
+	s.add(http.MethodPost, "/api/v1/promotions", accessAdmin, s.apiPromotions)
 	s.add(http.MethodGet, "/api/v1/reports", accessViewer, s.apiReports)
 	s.add(http.MethodGet, "/api/v1/reports/:id", accessViewer, s.apiReport)
 	s.add(http.MethodGet, "/api/v1/reports/:id/raw", accessViewer, s.apiReportRaw)

@@ -165,6 +165,10 @@ type overviewQuery struct {
 	Sort    string // name or severity
 	Page    int    // from 1
 	PerPage int
+	// Mode, Stage and Autopilot are the fleet filters (autopilot.go).
+	Mode      string
+	Stage     string
+	Autopilot string
 }
 
 // overviewParams reads and checks the overview's query parameters.
@@ -202,6 +206,9 @@ func overviewParams(c echo.Context) (overviewQuery, error) {
 	if err := num("per_page", &q.PerPage, db.MaxOverviewPage); err != nil {
 		return q, err
 	}
+	if err := fleetParams(c, &q); err != nil {
+		return q, err
+	}
 	return q, nil
 }
 
@@ -225,6 +232,11 @@ func (q overviewQuery) values(p int) url.Values {
 	}
 	if q.Sort != "name" {
 		v.Set("sort", q.Sort)
+	}
+	for _, f := range [][2]string{{"mode", q.Mode}, {"stage", q.Stage}, {"autopilot", q.Autopilot}} {
+		if f[1] != "" {
+			v.Set(f[0], f[1])
+		}
 	}
 	if q.PerPage != DefaultOverviewPage {
 		v.Set("per_page", strconv.Itoa(q.PerPage))
@@ -256,7 +268,8 @@ type overviewRow struct {
 func (s *Server) overviewRows(ctx context.Context, q overviewQuery) ([]overviewRow, int, error) {
 	today := rollout.UTCDay(s.now())
 	dq := db.OverviewQuery{Name: q.Name, Kind: q.Kind, BySeverity: q.Sort == "severity",
-		Offset: (q.Page - 1) * q.PerPage, Limit: q.PerPage, Today: today}
+		Offset: (q.Page - 1) * q.PerPage, Limit: q.PerPage, Today: today,
+		Mode: q.Mode, Autopilot: q.Autopilot, Stage: stageFilter(q.Stage)}
 	list, total, err := s.cfg.DB.OverviewDomains(ctx, dq)
 	if err != nil {
 		return nil, 0, err

@@ -268,3 +268,105 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// Autopilot states of the fleet view's filter.
+const (
+	AutopilotOn     = "on"
+	AutopilotDryRun = "dry-run"
+	AutopilotOff    = "off"
+)
+
+// StageFilter selects domains by ramp stage from their newest version:
+// not in enforce (Enforce false), at the final max_age (Final), or in
+// enforce with MinMaxAge <= max_age < MaxMaxAge below the final one.
+// DefaultFinal is the final max_age of domains that set none (nor the
+// fleet).
+type StageFilter struct {
+	Enforce      bool
+	Final        bool
+	MinMaxAge    int64
+	MaxMaxAge    int64
+	DefaultFinal int64
+}
+
+// Setting expressions of the overview's filters: the domain's own value,
+// else the fleet's, else the default.
+const (
+	apEnabledSQL = `coalesce((SELECT a.enabled FROM autopilot_settings a WHERE a.domain = d.name),
+		(SELECT a.enabled FROM autopilot_settings a WHERE a.domain = ''), false)`
+	apDryRunSQL = `coalesce((SELECT a.dry_run FROM autopilot_settings a WHERE a.domain = d.name),
+		(SELECT a.dry_run FROM autopilot_settings a WHERE a.domain = ''), false)`
+	latestModeSQL   = `(SELECT pv.mode FROM policy_versions pv WHERE pv.domain = d.name ORDER BY pv.seq DESC LIMIT 1)`
+	latestMaxAgeSQL = `(SELECT pv.max_age FROM policy_versions pv WHERE pv.domain = d.name ORDER BY pv.seq DESC LIMIT 1)`
+)
+
+// fleetConds adds the conditions of the mode, autopilot and stage filters.
+func (q OverviewQuery) fleetConds(conds []string, args []any) ([]string, []any) {
+	if q.Mode != "" {
+		args = append(args, q.Mode)
+		conds = append(conds, fmt.Sprintf(`coalesce(nullif(v.mode, ''), 'unknown') = $%d`, len(args)))
+	}
+	switch q.Autopilot {
+	case AutopilotOn:
+		conds = append(conds, apEnabledSQL+` AND NOT `+apDryRunSQL)
+	case AutopilotDryRun:
+		conds = append(conds, apEnabledSQL+` AND `+apDryRunSQL)
+	case AutopilotOff:
+		conds = append(conds, `NOT `+apEnabledSQL)
+	}
+	if st := q.Stage; st != nil {
+		if !st.Enforce {
+			return append(conds, `coalesce(`+latestModeSQL+`, '') <> 'enforce'`), args
+		}
+		args = append(args, st.DefaultFinal)
+		final := fmt.Sprintf(`coalesce((SELECT a.final_max_age FROM autopilot_settings a WHERE a.domain = d.name),
+			(SELECT a.final_max_age FROM autopilot_settings a WHERE a.domain = ''), $%d::bigint)`, len(args))
+		conds = append(conds, latestModeSQL+` = 'enforce'`)
+		if st.Final {
+			return append(conds, latestMaxAgeSQL+` >= `+final), args
+		}
+		args = append(args, st.MinMaxAge, st.MaxMaxAge)
+		conds = append(conds, fmt.Sprintf(`%s < %s AND %s >= $%d AND %s < $%d`, latestMaxAgeSQL, final,
+			latestMaxAgeSQL, len(args)-1, latestMaxAgeSQL, len(args)))
+	}
+	return conds, args
+}
+
+// FleetState is what the overview shows of a domain's autopilot: its
+// newest version and its stored settings.
+type FleetState struct {
+	// Mode and MaxAge are the newest version's ("" without one).
+	Mode   string
+	MaxAge int64
+	// Settings is the domain's own stored row (nil fields: not set).
+	Settings AutopilotSettings
+}
+
+// FleetStates returns the fleet state of each of names.
+func (d *DB) FleetStates(ctx context.Context, names []string) (map[string]FleetState, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT n.name, coalesce(v.mode, ''), coalesce(v.max_age, 0),
+			a.enabled, a.dry_run, a.ready_days, a.final_max_age
+		FROM unnest($1::text[]) AS n(name)
+		LEFT JOIN LATERAL (SELECT pv.mode, pv.max_age FROM policy_versions pv WHERE pv.domain = n.name
+			ORDER BY pv.seq DESC LIMIT 1) v ON true
+		LEFT JOIN autopilot_settings a ON a.domain = n.name`, names)
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet states: %w", err)
+	}
+	out := make(map[string]FleetState, len(names))
+	var (
+		name string
+		st   FleetState
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &st.Mode, &st.MaxAge, &st.Settings.Enabled, &st.Settings.DryRun,
+		&st.Settings.ReadyDays, &st.Settings.FinalMaxAge}, func() error {
+		st.Settings.Domain = name
+		out[name] = st
+		st = FleetState{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet states: %w", err)
+	}
+	return out, nil
+}

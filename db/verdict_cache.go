@@ -75,6 +75,13 @@ type OverviewQuery struct {
 	Limit int
 	// Today is the reader's UTC day: a badge of an earlier day is stale.
 	Today time.Time
+	// Mode keeps the domains whose badge shows this mode ("" all).
+	Mode string
+	// Autopilot keeps the domains whose autopilot is in this state:
+	// AutopilotOn, AutopilotDryRun or AutopilotOff ("" all).
+	Autopilot string
+	// Stage keeps the domains at this ramp stage (nil all).
+	Stage *StageFilter
 }
 
 // OverviewRow is one listed domain with its stored badge.
@@ -107,6 +114,7 @@ func overviewWhere(q OverviewQuery, args []any) (string, []any) {
 		args = append(args, q.Kind)
 		conds = append(conds, fmt.Sprintf(`coalesce(v.kind, 'unknown') = $%d`, len(args)))
 	}
+	conds, args = q.fleetConds(conds, args)
 	if len(conds) == 0 {
 		return "", args
 	}

@@ -58,15 +58,19 @@ type OverviewPage struct {
 	Layout
 	// Domains is one page of the allow-list (Page of Pages), Total the
 	// domains that match Filter.
-	Domains  []DomainRow
-	Total    int64
-	Page     int
-	Pages    int
-	Filter   OverviewFilter
-	Kinds    []string // the badge kinds the filter offers
-	PrevURL  string
-	NextURL  string
-	Unlisted []UnlistedRow
+	Domains []DomainRow
+	Total   int64
+	Page    int
+	Pages   int
+	Filter  OverviewFilter
+	Kinds   []string // the badge kinds the filter offers
+	// Modes, Stages and AutopilotStates are the other filters' choices.
+	Modes           []string
+	Stages          []string
+	AutopilotStates []string
+	PrevURL         string
+	NextURL         string
+	Unlisted        []UnlistedRow
 	// UnlistedCount is how many unlisted domains reported in the window,
 	// counted up to a bound; UnlistedMore says there are more than that.
 	UnlistedCount int64
@@ -79,6 +83,11 @@ type OverviewFilter struct {
 	Kind    string
 	Sort    string // name or severity
 	PerPage int
+	// Mode, Stage and Autopilot filter the fleet: a mode, a ramp stage
+	// (testing, 1, 2, 3, final) and an autopilot state (on, dry-run, off).
+	Mode      string
+	Stage     string
+	Autopilot string
 }
 
 // DomainRow is one line of the overview.
@@ -91,6 +100,10 @@ type DomainRow struct {
 	Failures30 int64
 	Trend      Sparkline
 	Badge      Badge
+	// Stage is the ramp stage ("testing", "1".., "final"); Autopilot its
+	// state (on, dry-run, off).
+	Stage     string
+	Autopilot string
 }
 
 // Rate7 is the failure rate of the last 7 days, formatted.
@@ -146,6 +159,8 @@ type DomainPage struct {
 	// Promote is the place of the promote panel (docs/publishing.md); nil
 	// until that lands.
 	Promote *PromoteView
+	// Autopilot is the autopilot panel; nil when it could not be read.
+	Autopilot *AutopilotView
 }
 
 // Rate is the failure rate of the window, formatted.

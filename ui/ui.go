@@ -30,7 +30,7 @@ const StaticPrefix = "/static/"
 
 // Pages are the templates a Renderer knows; rendering any other name is an
 // error.
-var pageNames = [...]string{"login", "error", "overview", "domain", "reports", "report", "quarantine", "settings", "settings_domain", "users", "tokens", "account", "audit"}
+var pageNames = [...]string{"login", "error", "overview", "domain", "reports", "report", "quarantine", "settings", "settings_domain", "users", "tokens", "account", "audit", "promotions"}
 
 // Asset is one static file with its content-hash name.
 type Asset struct {
