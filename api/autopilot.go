@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +151,26 @@ func (s *Server) putAutopilot(c echo.Context, domain string) error {
 	if err := s.Autopilot().Set(c.Request().Context(), set, actor(c)); err != nil {
 		return settingError(err)
 	}
+	if domain != db.FleetDefault && in.Enabled != nil && *in.Enabled {
+		s.planNow(c, domain)
+	}
 	return nil
+}
+
+// planTimeout bounds the evaluation planNow runs in a request (the live
+// check's DNS and HTTPS).
+const planTimeout = 15 * time.Second
+
+// planNow writes today's plan of domain right after its autopilot was
+// switched on, so that the panel shows it at once: a dry-run evaluation,
+// which changes nothing and which the real evaluation of the day (tlsrpt
+// serve's loop, "tlsrpt autopilot run") replaces. A failure is logged.
+func (s *Server) planNow(c echo.Context, domain string) {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), planTimeout)
+	defer cancel()
+	if _, err := s.Autopilot().EvaluateDomain(ctx, domain, autopilot.Options{DryRun: true}); err != nil {
+		s.log.WarnContext(ctx, "Planning the autopilot failed", "domain", clip(domain), "error", clipErr(err))
+	}
 }
 
 // settingError makes a refused setting a 400 with its message.
@@ -183,6 +203,7 @@ func (s *Server) autopilotForm(c echo.Context) error {
 	done := "autopilot-off"
 	if on {
 		done = "autopilot-on"
+		s.planNow(c, d)
 	}
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"?done="+done+"#autopilot")
 }

@@ -178,6 +178,13 @@ func TestAutopilotPanel(t *testing.T) {
 	if !strings.Contains(page, `data-enabled="true"`) || !strings.Contains(page, "Switch autopilot off") || !strings.Contains(page, "Autopilot switched on") {
 		t.Errorf("domain page after switching on: want on, the off button and the flash")
 	}
+	// Its plan at once: a dry-run evaluation of today, nothing changed.
+	if !strings.Contains(page, `class="autopilot-plan">ready 1 of 3 days: would promote to enforce with max_age 86400 on `) {
+		t.Errorf("domain page after switching on: want the plan line")
+	}
+	if vs, _ := e.d.PolicyVersions(ctx, "example.com", 0); len(vs) != 0 {
+		t.Errorf("switching on made %d versions", len(vs))
+	}
 	s, err := e.d.AutopilotSettings(ctx, "example.com")
 	if err != nil || s.Enabled == nil || !*s.Enabled || s.UpdatedBy != "admin-user" {
 		t.Errorf("stored settings = %+v, %v", s, err)

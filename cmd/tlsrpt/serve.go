@@ -323,6 +323,14 @@ func (a *app) run(ctx context.Context) error {
 			srv.RunProbes(pollCtx)
 		}()
 	}
+	// The autopilot's daily evaluation of the domains that have it on
+	// (docs/autopilot.md): hourly rounds, one evaluation per domain and
+	// UTC day.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srv.Autopilot().Run(pollCtx, time.Hour)
+	}()
 	// Partitions ahead of time and retention, daily (docs/retention.md).
 	wg.Add(1)
 	go func() {

@@ -36,8 +36,8 @@ type Status struct {
 }
 
 // Status returns the autopilot status of domain.
-func (e *Engine) Status(ctx context.Context, domain string) (Status, error) {
-	domain, err := db.NormalizeDomain(domain)
+func (e *Engine) Status(ctx context.Context, domain string) (st Status, err error) {
+	domain, err = db.NormalizeDomain(domain)
 	if err != nil {
 		return Status{}, fmt.Errorf("reading the autopilot status: %w", err)
 	}
@@ -45,7 +45,7 @@ func (e *Engine) Status(ctx context.Context, domain string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Domain: domain, Settings: s, Ramp: s.Ramp()}
+	st = Status{Domain: domain, Settings: s, Ramp: s.Ramp()}
 	st.FinalStage = st.Ramp.Final()
 	evs, err := e.DB.AutopilotEvaluations(ctx, domain, 1)
 	if err != nil {
@@ -59,6 +59,9 @@ func (e *Engine) Status(ctx context.Context, domain string) (Status, error) {
 		return st, err
 	}
 	first := st.Ramp.Stage(1).MaxAge
+	if !s.Enabled {
+		defer func() { st.Next = "autopilot is off; with it on: " + st.Next }()
+	}
 	if err != nil {
 		st.Next = fmt.Sprintf("promote to enforce with max_age %d after the verdict is ready on %d consecutive days", first, s.ReadyDays)
 		return st, nil
@@ -80,9 +83,6 @@ func (e *Engine) Status(ctx context.Context, domain string) (Status, error) {
 		d := utcDay(*st.LiveSince).AddDate(0, 0, hold)
 		st.NextDate = &d
 		st.Next = fmt.Sprintf("raise max_age to %d (stage %d) on %s if the watch stays clean", st.Ramp.Stage(st.Stage+1).MaxAge, st.Stage+1, date(d))
-	}
-	if !s.Enabled {
-		st.Next = "autopilot is off; with it on: " + st.Next
 	}
 	return st, nil
 }
