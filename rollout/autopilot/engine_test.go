@@ -31,8 +31,6 @@ func (e *env) simDay(t *testing.T, domain string, n int, failing bool) autopilot
 
 func boolp(b bool) *bool { return &b }
 
-func int64p(v int64) *int64 { return &v }
-
 func versionsOf(t *testing.T, d *db.DB, domain string) []db.PolicyVersion {
 	t.Helper()
 	vs, err := d.PolicyVersions(context.Background(), domain, 0)
