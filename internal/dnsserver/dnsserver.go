@@ -21,7 +21,7 @@ import (
 type Server struct {
 	// Addr is the host:port it serves on, UDP and TCP.
 	Addr string
-	// Zone is the zone updates are accepted for (FQDN).
+	// Zone is the zone updates are accepted for (FQDN); AddZone adds more.
 	Zone string
 	// KeyName and Secret are the TSIG key updates must be signed with
 	// (hmac-sha256, Secret in base64).
@@ -29,6 +29,7 @@ type Server struct {
 	Secret  string
 
 	mu      sync.Mutex
+	zones   map[string]bool
 	rrs     map[string][]dns.RR // by lower-case FQDN
 	updates int
 	refused int
@@ -39,6 +40,7 @@ type Server struct {
 // Close. Updates must be signed with keyName/secret.
 func Start(host, zone, keyName, secret string) (*Server, error) {
 	s := &Server{Zone: dns.Fqdn(strings.ToLower(zone)), KeyName: dns.Fqdn(keyName), Secret: secret, rrs: map[string][]dns.RR{}}
+	s.zones = map[string]bool{s.Zone: true}
 	var pc net.PacketConn
 	var ln net.Listener
 	for i := 0; ; i++ {
@@ -76,6 +78,13 @@ func (s *Server) Close() error {
 		errs = append(errs, srv.Shutdown())
 	}
 	return errors.Join(errs...)
+}
+
+// AddZone accepts updates for zone too.
+func (s *Server) AddZone(zone string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.zones[dns.Fqdn(strings.ToLower(zone))] = true
 }
 
 // acceptUpdates lets UPDATE messages through, which the library's default
@@ -190,7 +199,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 // update applies an RFC 2136 update: only signed with the key, only for
-// the zone; the prerequisite section is not supported (tlsrpt sends none).
+// a zone it accepts; the prerequisite section is not supported (tlsrpt sends none).
 func (s *Server) update(w dns.ResponseWriter, req *dns.Msg, m *dns.Msg) {
 	tsig := req.IsTsig()
 	if tsig == nil || w.TsigStatus() != nil || !strings.EqualFold(tsig.Hdr.Name, s.KeyName) {
@@ -199,7 +208,7 @@ func (s *Server) update(w dns.ResponseWriter, req *dns.Msg, m *dns.Msg) {
 		return
 	}
 	m.SetTsig(tsig.Hdr.Name, tsig.Algorithm, 300, int64(tsig.TimeSigned))
-	if len(req.Question) != 1 || !strings.EqualFold(req.Question[0].Name, s.Zone) || len(req.Answer) > 0 {
+	if len(req.Question) != 1 || !s.zones[strings.ToLower(req.Question[0].Name)] || len(req.Answer) > 0 {
 		s.refused++
 		m.Rcode = dns.RcodeNotZone
 		return
@@ -207,7 +216,7 @@ func (s *Server) update(w dns.ResponseWriter, req *dns.Msg, m *dns.Msg) {
 	for _, rr := range req.Ns {
 		h := rr.Header()
 		name := strings.ToLower(h.Name)
-		if !dns.IsSubDomain(s.Zone, name) {
+		if !dns.IsSubDomain(strings.ToLower(req.Question[0].Name), name) {
 			s.refused++
 			m.Rcode = dns.RcodeNotZone
 			return
