@@ -15,7 +15,6 @@ import (
 // command must be added here.
 var flagArgs = map[string][]string{
 	"audit":         nil,
-	"bench":         {"seed"},
 	"check":         {"example.com"},
 	"demo":          nil,
 	"domain":        {"add", "example.com"},
