@@ -141,6 +141,29 @@ func TestBindDNSUpdateRefused(t *testing.T) {
 	}
 }
 
+// TestBindDNSUpdatePolicy: the narrow BIND grant docs/publishing.md
+// recommends lets tlsrpt replace _mta-sts.<domain> and nothing else; a
+// name outside the grant is REFUSED, said as such.
+func TestBindDNSUpdatePolicy(t *testing.T) {
+	srv := bindtest.StartUpdatePolicy(t, "example.com", "grant "+bindtest.KeyName+" name _mta-sts.example.com. TXT;")
+	u := bindUpdater(srv)
+	ctx := context.Background()
+	if err := u.PublishTXT(ctx, "_mta-sts.example.com", "v=STSv1; id=1"); err != nil {
+		t.Fatalf("PublishTXT under the grant: %v\n%s", err, srv.Log())
+	}
+	if got := srv.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=1"}) {
+		t.Errorf("TXT = %q, want the pushed record", got)
+	}
+	err := u.PublishTXT(ctx, "_mta-sts.sub.example.com", "v=STSv1; id=2")
+	if err == nil || !errors.Is(err, ErrPublish) || !strings.Contains(err.Error(), "REFUSED") ||
+		!strings.Contains(err.Error(), "does not let TSIG key "+srv.KeyName()) {
+		t.Errorf("PublishTXT outside the grant = %v, want ErrPublish saying REFUSED for the key", err)
+	}
+	if got := srv.TXT("_mta-sts.sub.example.com"); len(got) != 0 {
+		t.Errorf("TXT outside the grant = %q, want none", got)
+	}
+}
+
 // TestBindDNSUpdateServerDown: a server that is gone or never answers
 // gives a clear error within the timeout, not a hang.
 func TestBindDNSUpdateServerDown(t *testing.T) {

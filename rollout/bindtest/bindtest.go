@@ -55,11 +55,26 @@ type Server struct {
 	stderr *lockedBuffer
 }
 
+// KeyName is the name of the TSIG key every Server makes (its secret is
+// new each time), for update policies written before Start.
+const KeyName = "tlsrpt-test."
+
 // Start runs named serving zone (e.g. "example.com") until the test ends.
 // The zone holds an SOA, an NS (ns1.<zone>) and the NS's A record
-// (127.0.0.1). Start skips the test when named is missing, unless
-// TLSRPT_TEST_REQUIRE lists bind.
+// (127.0.0.1); the key may update any name in it (allow-update). Start
+// skips the test when named is missing, unless TLSRPT_TEST_REQUIRE lists
+// bind.
 func Start(t testing.TB, zone string) *Server {
+	t.Helper()
+	return StartUpdatePolicy(t, zone, "")
+}
+
+// StartUpdatePolicy is Start with the zone's update-policy statements
+// instead of allow-update, e.g. the narrow grant docs/publishing.md
+// recommends: `grant tlsrpt-test. name _mta-sts.example.com. TXT;`
+// (KeyName is the key). AddRecord and SetA then work only where the
+// policy lets the key write.
+func StartUpdatePolicy(t testing.TB, zone, policy string) *Server {
 	t.Helper()
 	if _, err := os.Stat(NamedPath); err != nil {
 		if Required() {
@@ -74,11 +89,11 @@ func Start(t testing.TB, zone string) *Server {
 	s := &Server{
 		t:       t,
 		zone:    dns.Fqdn(strings.ToLower(zone)),
-		keyName: "tlsrpt-test.",
+		keyName: KeyName,
 		secret:  base64.StdEncoding.EncodeToString(key),
 		dir:     t.TempDir(),
 	}
-	if err := s.writeConfig(); err != nil {
+	if err := s.writeConfig(policy); err != nil {
 		t.Fatalf("writing the named config: %v", err)
 	}
 	// The port is picked free on UDP and TCP, then handed to named; another
@@ -97,7 +112,11 @@ func Start(t testing.TB, zone string) *Server {
 // writeConfig writes named.conf, the key and the zone file. When the test
 // runs as root, named drops to the bind user (-u), so the directory is
 // handed to that user and its parent made traversable.
-func (s *Server) writeConfig() error {
+func (s *Server) writeConfig(policy string) error {
+	update := fmt.Sprintf("allow-update { key %q; };", s.keyName)
+	if policy != "" {
+		update = "update-policy { " + policy + " };"
+	}
 	conf := fmt.Sprintf(`key %q {
 	algorithm %s;
 	secret %q;
@@ -118,10 +137,10 @@ zone %q {
 	type primary;
 	file "zone.db";
 	journal "zone.db.jnl";
-	allow-update { key %q; };
+	%s
 };
 `, s.keyName, Algorithm, s.secret, s.dir, filepath.Join(s.dir, "named.pid"), filepath.Join(s.dir, "session.key"),
-		s.dir, "@PORT@", s.zone, s.keyName)
+		s.dir, "@PORT@", s.zone, update)
 	zoneFile := fmt.Sprintf(`$TTL 300
 @	IN SOA ns1.%[1]s hostmaster.%[1]s 1 3600 600 86400 300
 @	IN NS ns1.%[1]s
