@@ -3,9 +3,9 @@
 # installs what is missing, and nothing else: the Debian packages
 # postgresql, dovecot-imapd, chromium, bind9 and postfix (apt-get, only
 # those absent; bind9 may start the system's named.service on install,
-# which this script leaves as it is: the BIND tests run their own named on
-# a loopback high port, rollout/bindtest; postfix only where no other mail system provides
-# /usr/sbin/sendmail, which installing it would replace, and preseeded as
+# which this script leaves as it is: the BIND tests run their own named
+# on a loopback high port, rollout/bindtest; postfix only where no other
+# mail system provides /usr/sbin/sendmail, which installing it would replace, and preseeded as
 # "No configuration", so the package sets up no mail system and starts
 # none) and staticcheck (go install, into $(go env GOPATH)/bin). promtool
 # is fetched, not installed: the prometheus package is downloaded and
