@@ -1,10 +1,15 @@
 # Convenience targets; scripts/test.sh is what CI runs.
 GO ?= go
 
-.PHONY: build test demo screenshots fuzz bench bench-peer lint torture
+.PHONY: build bench-tool test demo screenshots fuzz bench bench-peer lint torture
 
 build:
 	$(GO) build -o bin/tlsrpt ./cmd/tlsrpt
+
+# The scale benchmarks' tool (seed, web, post; docs/bench-scale.md), not
+# part of the product binary.
+bench-tool:
+	$(GO) build -o bin/tlsrpt-bench ./cmd/tlsrpt-bench
 
 test:
 	./scripts/test.sh

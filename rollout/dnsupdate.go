@@ -2,7 +2,10 @@ package rollout
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -61,21 +64,66 @@ func (u *DNSUpdate) PublishTXT(ctx context.Context, name, value string) error {
 		timeout = defaultTimeout
 	}
 	c := &dns.Client{Net: "tcp", Timeout: timeout}
+	key := ""
 	if u.KeyName != "" {
 		alg := dns.Fqdn(strings.ToLower(u.Algorithm))
 		if u.Algorithm == "" {
 			alg = dns.HmacSHA256
 		}
-		key := dns.Fqdn(strings.ToLower(u.KeyName))
+		key = dns.Fqdn(strings.ToLower(u.KeyName))
+		if _, err := base64.StdEncoding.DecodeString(u.Secret); err != nil || u.Secret == "" {
+			return fmt.Errorf("updating %s: %w: the secret of TSIG key %s is not base64", fqdn, ErrPublish, key)
+		}
 		c.TsigSecret = map[string]string{key: u.Secret}
 		m.SetTsig(key, alg, 300, time.Now().Unix())
 	}
 	r, _, err := c.ExchangeContext(ctx, m, u.Server)
-	if err != nil {
-		return fmt.Errorf("updating %s at %s: %w: %w", fqdn, u.Server, ErrPublish, err)
-	}
-	if r.Rcode != dns.RcodeSuccess {
-		return fmt.Errorf("updating %s at %s: %w: the server answered %s", fqdn, u.Server, ErrPublish, dns.RcodeToString[r.Rcode])
+	switch {
+	case r != nil && r.Rcode != dns.RcodeSuccess:
+		// A refusal is often unsigned or signed with an empty MAC (a TSIG
+		// error, RFC 8945 §5.3), which miekg/dns reports as an error of its
+		// own; the answer's code and TSIG error say what went wrong.
+		return fmt.Errorf("updating %s at %s: %w: %s", fqdn, u.Server, ErrPublish, refusal(r, zone, key))
+	case err != nil && r != nil:
+		return fmt.Errorf("updating %s at %s: %w: the answer's TSIG signature did not verify (the update may have been applied): %w", fqdn, u.Server, ErrPublish, err)
+	case err != nil:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("updating %s at %s: %w: no answer within %s", fqdn, u.Server, ErrPublish, timeout)
+		}
+		return fmt.Errorf("updating %s at %s: %w: the server cannot be reached: %w", fqdn, u.Server, ErrPublish, err)
 	}
 	return nil
+}
+
+// refusal explains an answer other than NOERROR to an update: the code,
+// the TSIG error when the server gives one (RFC 8945 §5.2: NOTAUTH with
+// BADSIG, BADKEY or BADTIME), and what usually causes it.
+func refusal(r *dns.Msg, zone, key string) string {
+	if t := r.IsTsig(); t != nil && t.Error != dns.RcodeSuccess {
+		switch t.Error {
+		case dns.RcodeBadSig:
+			return fmt.Sprintf("the server rejected the signature (BADSIG): the secret of TSIG key %s differs from the server's", key)
+		case dns.RcodeBadKey:
+			return fmt.Sprintf("the server does not know TSIG key %s (BADKEY): check the key name and algorithm", key)
+		case dns.RcodeBadTime:
+			return "the server rejected the signature's time (BADTIME): this machine's clock and the server's differ by more than 5 minutes"
+		default:
+			return fmt.Sprintf("the server answered %s, TSIG error %d", dns.RcodeToString[r.Rcode], t.Error)
+		}
+	}
+	switch r.Rcode {
+	case dns.RcodeNotAuth:
+		return fmt.Sprintf("the server is not authoritative for zone %s (NOTAUTH): check the zone and that the server is its primary", zone)
+	case dns.RcodeRefused:
+		if key == "" {
+			return fmt.Sprintf("the server refused the unsigned update to zone %s (REFUSED): set a TSIG key", zone)
+		}
+		return fmt.Sprintf("the server refused the update to zone %s (REFUSED): the zone does not let TSIG key %s update this name (allow-update or update-policy)", zone, key)
+	case dns.RcodeNotZone:
+		return fmt.Sprintf("the name is not in zone %s (NOTZONE)", zone)
+	case dns.RcodeServerFailure:
+		return fmt.Sprintf("the server failed to apply the update to zone %s (SERVFAIL): see its log", zone)
+	}
+	return "the server answered " + dns.RcodeToString[r.Rcode]
 }

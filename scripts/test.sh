@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test of tlsrpt. On a fresh Debian machine it first
 # installs what is missing, and nothing else: the Debian packages
-# postgresql, dovecot-imapd, chromium and postfix (apt-get, only those
-# absent; postfix only where no other mail system provides
-# /usr/sbin/sendmail, which installing it would replace, and preseeded as
+# postgresql, dovecot-imapd, chromium, bind9 and postfix (apt-get, only
+# those absent; bind9 may start the system's named.service on install,
+# which this script leaves as it is: the BIND tests run their own named
+# on a loopback high port, rollout/bindtest; postfix only where no other
+# mail system provides /usr/sbin/sendmail, which installing it would replace, and preseeded as
 # "No configuration", so the package sets up no mail system and starts
 # none) and staticcheck (go install, into $(go env GOPATH)/bin). promtool
 # is fetched, not installed: the prometheus package is downloaded and
@@ -21,6 +23,7 @@ missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing+=(postgresql); fi
 if [ ! -x /usr/sbin/dovecot ]; then missing+=(dovecot-imapd); fi
 if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ! -x /usr/sbin/named ]; then missing+=(bind9); fi
 if [ ! -x /usr/lib/postfix/sbin/master ]; then
 	if [ -e /usr/sbin/sendmail ]; then
 		echo "== not installing postfix: another mail system provides /usr/sbin/sendmail (the Postfix test skips)"
@@ -72,7 +75,7 @@ echo "== staticcheck"
 staticcheck ./...
 
 # Integration tests fail instead of skipping when their servers are absent.
-require=postgres,dovecot,chromium,promtool
+require=postgres,dovecot,chromium,promtool,bind
 # The Postfix test needs root (Postfix's master runs only as root).
 if [ -x /usr/lib/postfix/sbin/master ] && [ "$(id -u)" = 0 ]; then require="$require,postfix"; fi
 export TLSRPT_TEST_REQUIRE="$require"

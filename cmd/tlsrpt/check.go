@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,23 +43,15 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		printFlags(env, fs, "check")
 	}
 	// Flags may come before and after the domain.
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if envErr != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt check: %v\n", envErr)
 		return 2
 	}
 	domain := fs.Arg(0)
-	if fs.NArg() > 0 {
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return 2
-		}
-	}
-	if domain == "" || fs.NArg() > 0 {
+	if domain == "" || fs.NArg() > 1 {
 		fs.Usage()
 		return 2
 	}

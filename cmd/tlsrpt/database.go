@@ -51,15 +51,6 @@ func dataDir(env *Env) string {
 	return defaultDataDir
 }
 
-// embeddedDataDir is dataDir when a command given flagURL uses the
-// embedded PostgreSQL (no --db, no DATABASE_URL), else "".
-func embeddedDataDir(env *Env, flagURL string) string {
-	if flagURL != "" || env.Getenv("DATABASE_URL") != "" {
-		return ""
-	}
-	return dataDir(env)
-}
-
 // openDatabaseUnchecked is openDatabase without the schema check, for the
 // commands that decide about migrations themselves (migrate, serve).
 // embedded says whether the embedded default is used.

@@ -12,19 +12,52 @@ import (
 // false when parsing stopped; code is then the exit code: 0 for -h, 2 for
 // a bad flag (fs has printed why).
 func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0, false
-			}
-			return nil, 2, false
-		}
-		if fs.NArg() == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
 	}
+	return fs.Args(), 0, true
+}
+
+// permute reorders args so that the standard flag package, which stops
+// at the first positional argument, sees every flag: the flags (each with
+// its value when it takes one) first, in their order, then "--", then the
+// positional arguments in theirs. "--" on the line ends the flags: what
+// follows it is positional even when it starts with "-". A lone "-" is
+// positional (standard input). An unknown flag stays among the flags, so
+// that fs.Parse reports it.
+func permute(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if len(pos) == 0 {
+		return flags
+	}
+	return append(append(flags, "--"), pos...)
 }
 
 // verbCommand starts a "tlsrpt NAME VERB [flags] [args]" command (domain,
@@ -77,10 +110,12 @@ func setUsage(fs *flag.FlagSet, env *Env, name, synopsis string) {
 	}
 }
 
-// parseFlags parses args; ok is false when the command ends here, with
-// code 0 for -h and 2 for a bad flag (fs has printed why and the usage).
+// parseFlags parses args, flags before, between or after the positional
+// arguments (permute), which fs.Args() then returns; ok is false when the
+// command ends here, with code 0 for -h and 2 for a bad flag (fs has
+// printed why and the usage). Every command parses its flags here.
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(permute(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}

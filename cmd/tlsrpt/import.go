@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -36,11 +35,8 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "PATH is a report (.json, .json.gz), a mail message, an mbox file, a Maildir or a directory (walked).")
 		printFlags(env, fs, "import")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -34,11 +34,8 @@ func runIngest(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "The IMAP settings are TLSRPT_IMAP_* variables; see docs/imap.md.")
 		printFlags(env, fs, "ingest")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -23,11 +22,8 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt migrate [--db URL]")
 		printFlags(env, fs, "migrate")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fs.Usage()

@@ -31,11 +31,8 @@ func runParse(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt parse [flags] FILE... (- reads standard input)")
 		printFlags(env, fs, "parse")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

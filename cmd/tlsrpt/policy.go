@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,11 +52,8 @@ func runPolicy(_ context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "       tlsrpt policy --check FILE|- [--json]")
 		printFlags(env, fs, "policy")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "tlsrpt policy: unexpected argument %q\n", fs.Arg(0))

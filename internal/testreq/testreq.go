@@ -1,6 +1,6 @@
 // Package testreq reads TLSRPT_TEST_REQUIRE, the test command's list of
 // the real servers and programs integration tests need (postgres,
-// dovecot, chromium, postfix, promtool): a test whose server is missing
+// dovecot, chromium, postfix, promtool, bind): a test whose server is missing
 // skips, unless the list names it, and then fails, so that CI cannot pass
 // by skipping.
 package testreq

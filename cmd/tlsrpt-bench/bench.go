@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -9,38 +8,6 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
-
-// The bench command measures tlsrpt at scale (BENCHMARKS.md, docs/bench-scale.md):
-//
-//	tlsrpt bench seed  --domains 1000 --years 3   seed realistic history through the store
-//	tlsrpt bench web   --requests 200             p50/p95 of overview, domain page, verdict
-//	tlsrpt bench post  --count 20000              load generator for POST /tlsrpt
-//
-// Every subcommand opens the database like the others (--db, DATABASE_URL,
-// else the embedded PostgreSQL under TLSRPT_DATA_DIR). It is a tool for
-// operators sizing a deployment and for the figures of the docs, not for
-// production stores: seed writes synthetic reports.
-func init() {
-	register(command{name: "bench", summary: "measure performance at scale: seed, web, post (docs/bench-scale.md)", run: runBench})
-}
-
-// benchSubcommands are the parts of "tlsrpt bench".
-var benchSubcommands = map[string]func(ctx context.Context, env *Env, args []string) int{
-	"seed": runBenchSeed,
-	"web":  runBenchWeb,
-	"post": runBenchPost,
-}
-
-func runBench(ctx context.Context, env *Env, args []string) int {
-	if len(args) == 0 || benchSubcommands[args[0]] == nil {
-		fmt.Fprintf(env.Stderr, "usage: tlsrpt bench seed|web|post [flags]\n\n%s\n\nrun \"tlsrpt bench seed -h\" for the flags of one\n", commands["bench"].summary)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return 0
-		}
-		return 2
-	}
-	return benchSubcommands[args[0]](ctx, env, args[1:])
-}
 
 // benchDomain is the name of the i-th seeded domain.
 func benchDomain(i int) string { return fmt.Sprintf("d%04d.example", i) }

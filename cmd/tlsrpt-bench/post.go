@@ -30,7 +30,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
 
-// Bounds of "tlsrpt bench post".
+// Bounds of "tlsrpt-bench post".
 const (
 	maxPostCount       = 1_000_000
 	maxPostConcurrency = 512
@@ -44,7 +44,7 @@ const (
 // --max-time whatever is left. Afterwards it counts the rows the run
 // stored, so that a report answered 200 but not stored shows as lost.
 func runBenchPost(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("bench post", flag.ContinueOnError)
+	fs := flag.NewFlagSet("post", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (default DATABASE_URL, else the embedded server)")
 	count := fs.Int("count", 20000, "reports to post")
@@ -58,20 +58,20 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	fs.IntVar(&intake.Workers, "workers", 0, "intake: transactions in flight (0: the server's default)")
 	fs.IntVar(&intake.MaxReports, "max-batch", 0, "intake: reports per transaction at most (0: the server's default)")
 	fs.DurationVar(&intake.MaxDelay, "max-delay", 0, "intake: longest a batch waits for more reports (0: the server's default)")
-	setUsage(fs, env, "bench post", "[flags]")
+	setUsage(fs, env, "post", "[flags]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *count < 1 || *count > maxPostCount || *conc < 1 || *conc > maxPostConcurrency ||
 		*maxTime <= 0 || *maxTime > maxPostDuration || *domains < 1 || *domains > maxSeedDomains || *details < 0 || *details > maxPostDetails ||
 		intake.Workers < 0 || intake.Workers > 64 || intake.MaxReports < 0 || intake.MaxReports > 10_000 || intake.MaxDelay < 0 || intake.MaxDelay > time.Second {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: out of bounds (count 1..%d, concurrency 1..%d, max-time ≤ %s, domains 1..%d, details 0..%d, workers ≤ 64, max-batch ≤ 10000, max-delay ≤ 1s)\n",
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: out of bounds (count 1..%d, concurrency 1..%d, max-time ≤ %s, domains 1..%d, details 0..%d, workers ≤ 64, max-batch ≤ 10000, max-delay ≤ 1s)\n",
 			maxPostCount, maxPostConcurrency, maxPostDuration, maxSeedDomains, maxPostDetails)
 		return 2
 	}
 	d, closeDB, err := openDatabase(ctx, env, *dbURL)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: %v\n", err)
 		return 1
 	}
 	defer closeDB()
@@ -82,12 +82,12 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	pipe := &ingest.Pipeline{Store: d, Limits: reports.DefaultLimits(), Log: log}
 	srv, err := api.New(api.Config{DB: d, Pipeline: pipe, Log: log, PublicRate: api.Rate{Per: 1e9, Every: time.Second, Burst: 1 << 30}, Intake: intake})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: creating server: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: creating server: %v\n", err)
 		return 1
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: listening: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: listening: %v\n", err)
 		return 1
 	}
 	// Connections opened: with keep-alive, one per client connection,
@@ -105,7 +105,7 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	if *useTLS {
 		cert, pool, err := benchCertificate()
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+			fmt.Fprintf(env.Stderr, "tlsrpt-bench post: %v\n", err)
 			return 1
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
@@ -136,12 +136,12 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	}
 	var before int64
 	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&before); err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: counting: %v\n", err)
 		return 1
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: %v\n", err)
 		return 1
 	}
 	defer stopProfile()
@@ -156,7 +156,7 @@ func runBenchPost(ctx context.Context, env *Env, args []string) int {
 	}
 	var after int64
 	if err := d.Pool.QueryRow(ctx, `SELECT count(*) FROM reports WHERE source = 'https'`).Scan(&after); err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench post: counting: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench post: counting: %v\n", err)
 		return 1
 	}
 	s := percentiles(res.latencies)

@@ -17,10 +17,10 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// maxWebRequests bounds the requests per page of "tlsrpt bench web".
+// maxWebRequests bounds the requests per page of "tlsrpt-bench web".
 const maxWebRequests = 100_000
 
-// benchPage is one page or API call timed by "tlsrpt bench web"; path
+// benchPage is one page or API call timed by "tlsrpt-bench web"; path
 // gives the URL of the i-th request.
 type benchPage struct {
 	name string
@@ -33,10 +33,10 @@ func fixed(p string) func(int) string { return func(int) string { return p } }
 // runBenchWeb times the overview page, a domain page over 365 days and a
 // verdict through the real router (api.New, the handler the server runs,
 // authenticated by an API token as a script would be), with the store
-// seeded by "tlsrpt bench seed". The time is server-side: from the request
+// seeded by "tlsrpt-bench seed". The time is server-side: from the request
 // entering the handler to the last byte written, without a network.
 func runBenchWeb(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("bench web", flag.ContinueOnError)
+	fs := flag.NewFlagSet("web", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (default DATABASE_URL, else the embedded server)")
 	requests := fs.Int("requests", 200, "timed requests per page")
@@ -46,40 +46,40 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed requests to this file")
 	listedFlag := fs.Int("listed", -1, "first make the allow-list exactly the first N seeded domains (-1: leave it)")
 	spread := fs.Int("spread", 1, "the domain page and the verdict of request i are those of seeded domain i mod N (1: always --domain), so that most are not in PostgreSQL's cache")
-	setUsage(fs, env, "bench web", "[flags]")
+	setUsage(fs, env, "web", "[flags]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *requests < 1 || *requests > maxWebRequests || *warmup < 0 || *warmup > maxWebRequests || *spread < 1 || *spread > maxSeedDomains {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: --requests and --warmup are 1..%d, --spread 1..%d\n", maxWebRequests, maxSeedDomains)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: --requests and --warmup are 1..%d, --spread 1..%d\n", maxWebRequests, maxSeedDomains)
 		return 2
 	}
 	d, closeDB, err := openDatabase(ctx, env, *dbURL)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 		return 1
 	}
 	defer closeDB()
 	if *listedFlag >= 0 {
 		if err := setListed(ctx, d, *listedFlag); err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+			fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 			return 1
 		}
 	}
 	srv, token, err := newBenchServer(ctx, d, api.Rate{})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 		return 1
 	}
 	h := srv.Handler()
 	var listed, nReports int64
 	if err := d.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM reports)`).Scan(&listed, &nReports); err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: counting: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: counting: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(env.Stdout, "store: %d reports, %d listed domains; %d requests per page after %d warm-up\n", nReports, listed, *requests, *warmup)
 	if err := printTableSizes(ctx, env, d); err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 		return 1
 	}
 	// The overview reads stored verdict badges: compute them all first,
@@ -87,7 +87,7 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	// that takes (it is also what a new UTC day costs).
 	n, el, err := refreshAllBadges(ctx, srv)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 		return 1
 	}
 	per := "-"
@@ -111,7 +111,7 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench web: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %v\n", err)
 		return 1
 	}
 	defer stopProfile()
@@ -128,7 +128,7 @@ func runBenchWeb(ctx context.Context, env *Env, args []string) int {
 		cpu0 := processCPU()
 		ds, err := timePage(ctx, h, token, p.path, *warmup, *requests)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench web: %s: %v\n", p.name, err)
+			fmt.Fprintf(env.Stderr, "tlsrpt-bench web: %s: %v\n", p.name, err)
 			return 1
 		}
 		all := time.Duration(*warmup + *requests)
@@ -200,7 +200,7 @@ func timePage(ctx context.Context, h http.Handler, token string, path func(int) 
 	return ds, nil
 }
 
-// benchTables are the tables whose size "tlsrpt bench web" prints, for
+// benchTables are the tables whose size "tlsrpt-bench web" prints, for
 // the storage figures of SCALING.md.
 var benchTables = []string{"reports", "report_policies", "failure_details", "daily_policy_rollups",
 	"daily_failure_rollups", "daily_mode_rollups", "daily_sender_rollups", "daily_ip_rollups", "domain_verdicts"}

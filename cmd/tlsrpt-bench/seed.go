@@ -13,7 +13,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 )
 
-// Bounds of "tlsrpt bench seed": enough for the benchmarks' 1,000 domains × 3
+// Bounds of "tlsrpt-bench seed": enough for the benchmarks' 1,000 domains × 3
 // years ten times over, not enough to fill a disk by a typo.
 const (
 	maxSeedDomains = 100_000
@@ -29,7 +29,7 @@ const (
 // reporter that rotates with the day; the last day seeded is yesterday
 // (UTC) unless --end says otherwise.
 func runBenchSeed(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("bench seed", flag.ContinueOnError)
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (default DATABASE_URL, else the embedded server)")
 	domains := fs.Int("domains", 1000, "policy domains (d0000.example ...)")
@@ -39,7 +39,7 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 	batch := fs.Int("batch", 1000, "reports per StoreReports call")
 	workers := fs.Int("workers", 2, "concurrent StoreReports calls")
 	endFlag := fs.String("end", "", "last day seeded, YYYY-MM-DD (default yesterday UTC)")
-	setUsage(fs, env, "bench seed", "[flags]")
+	setUsage(fs, env, "seed", "[flags]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -48,7 +48,7 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 	if *endFlag != "" {
 		t, err := time.Parse(time.DateOnly, *endFlag)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench seed: --end: %v\n", err)
+			fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: --end: %v\n", err)
 			return 2
 		}
 		end = t
@@ -57,13 +57,13 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 	case *domains < 1 || *domains > maxSeedDomains, days < 1 || days > maxSeedDays,
 		*domains*days > maxSeedReports, *batch < 1 || *batch > maxSeedBatch,
 		*workers < 1 || *workers > 64, *details < 0 || *details > 100:
-		fmt.Fprintf(env.Stderr, "tlsrpt bench seed: out of bounds (domains 1..%d, days 1..%d, reports ≤ %d, batch 1..%d, workers 1..64, details 0..100)\n",
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: out of bounds (domains 1..%d, days 1..%d, reports ≤ %d, batch 1..%d, workers 1..64, details 0..100)\n",
 			maxSeedDomains, maxSeedDays, maxSeedReports, maxSeedBatch)
 		return 2
 	}
 	d, closeDB, err := openDatabase(ctx, env, *dbURL)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench seed: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: %v\n", err)
 		return 1
 	}
 	defer closeDB()
@@ -72,7 +72,7 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 	}
 	for i := range *listed {
 		if _, _, err := d.AddDomain(ctx, benchDomain(i)); err != nil {
-			fmt.Fprintf(env.Stderr, "tlsrpt bench seed: adding domain: %v\n", err)
+			fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: adding domain: %v\n", err)
 			return 1
 		}
 	}
@@ -81,11 +81,11 @@ func runBenchSeed(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stderr, "  %d reports, %d details, %.0f reports/s\n", s.reports, s.details, s.rate())
 		})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench seed: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: %v\n", err)
 		return 1
 	}
 	if _, err := d.Pool.Exec(ctx, `ANALYZE`); err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt bench seed: analyzing: %v\n", err)
+		fmt.Fprintf(env.Stderr, "tlsrpt-bench seed: analyzing: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(env.Stdout, "seeded %d domains × %d days: %d reports (%d new), %d failure details in %s: %.0f reports/s, %.0f details/s\n",
