@@ -15,6 +15,7 @@ import (
 // command must be added here.
 var flagArgs = map[string][]string{
 	"audit":         nil,
+	"autopilot":     {"example.com"},
 	"check":         {"example.com"},
 	"demo":          nil,
 	"domain":        {"add", "example.com"},
