@@ -80,7 +80,8 @@ func secretVar(name string, getenv func(string) string) (value, from string, err
 // SecretState says whether the secret a setting names is present in this
 // process's environment, for the page and the CLI: Variable is where it is
 // read from (or should be set), Present whether it is there, Problem why
-// not ("" when present or when the setting needs no secret).
+// it cannot be read when it is set but unusable (both NAME and NAME_FILE
+// set, the file unreadable); a secret simply not set has no Problem.
 type SecretState struct {
 	Credential string `json:"credential"`
 	Variable   string `json:"variable"`
@@ -96,11 +97,8 @@ func Check(p db.Publishing, getenv func(string) string) (s SecretState, ok bool)
 	}
 	_, from, err := Secret(p.Credential, getenv)
 	s = SecretState{Credential: p.Credential, Variable: from, Present: err == nil}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrMissingSecret) {
 		s.Problem = err.Error()
-		if errors.Is(err, ErrMissingSecret) {
-			s.Problem = "missing in this process's environment"
-		}
 	}
 	return s, true
 }
@@ -164,4 +162,24 @@ func (u *unavailable) Method() string { return u.method }
 
 func (u *unavailable) PublishTXT(context.Context, string, string) error {
 	return fmt.Errorf("%w: %w", rollout.ErrPublish, u.err)
+}
+
+// View is a domain's effective setting as the CLI, the API and the page
+// show it: the setting (Source says where it comes from) and whether the
+// secret it names is in this process's environment.
+type View struct {
+	// Domain is the domain asked about, or db.DefaultPublishing.
+	Domain  string        `json:"domain"`
+	Setting db.Publishing `json:"setting"`
+	// Secret is nil when the setting names no credential.
+	Secret *SecretState `json:"secret"`
+}
+
+// Describe returns the view of domain's effective setting p.
+func Describe(domain string, p db.Publishing, getenv func(string) string) View {
+	v := View{Domain: domain, Setting: p}
+	if s, ok := Check(p, getenv); ok {
+		v.Secret = &s
+	}
+	return v
 }

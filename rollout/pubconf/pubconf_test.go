@@ -70,7 +70,7 @@ func TestPublishingMissingSecret(t *testing.T) {
 		t.Errorf("PublishTXT() = %v, want the missing secret as the cause", perr)
 	}
 	st, ok := Check(p, envOf(nil))
-	if !ok || st.Present || st.Variable != "TLSRPT_SECRET_DNS_PROD" {
+	if !ok || st.Present || st.Variable != "TLSRPT_SECRET_DNS_PROD" || st.Problem != "" {
 		t.Errorf("Check() = %+v, %v", st, ok)
 	}
 	st, _ = Check(p, envOf(map[string]string{"TLSRPT_SECRET_DNS_PROD": "x"}))
