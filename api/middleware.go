@@ -149,6 +149,7 @@ var flashes = map[string]string{
 	"added":       "Domain added.",
 	"removed":     "Domain removed from the list; its reports stay stored.",
 	"saved":       "Settings saved.",
+	"publishing":  "Publishing setting saved; it applies to the next version published.",
 	"reprocessed": "Message reprocessed.",
 	"deleted":     "Message deleted.",
 	// The report page and list (report_exclude.go).

@@ -255,7 +255,7 @@ func (a *app) run(ctx context.Context) error {
 		poller = p
 	}
 	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices,
-		Resolver: netResolver(a.cfg.resolver)}
+		Resolver: netResolver(a.cfg.resolver), Getenv: a.env.Getenv}
 	a.cfg.web.ApplyTo(&apiCfg)
 	if poller != nil {
 		apiCfg.PollerStatus = func() api.PollerStatus {
