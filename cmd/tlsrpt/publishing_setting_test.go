@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
+	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/pubconf"
 )
 
@@ -164,5 +168,72 @@ func TestPublishingLegacyImport(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d import entries in the audit log, want 1", n)
+	}
+}
+
+// TestPublishingServeStart starts serve with the old variables and
+// without the token they name: it imports them, audits it as serve, and
+// starts (the missing secret is a warning naming the variable, not a
+// refusal to start).
+func TestPublishingServeStart(t *testing.T) {
+	store := dbtest.New(t)
+	var stderr syncBuilder
+	vars := map[string]string{"TLSRPT_HOST_POLICY": "1", "TLSRPT_DNS_PROVIDER": "hetzner"}
+	env := &Env{Stdout: &strings.Builder{}, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
+	ready := make(chan string, 1)
+	a := &app{env: env, cfg: &serveConfig{web: api.Settings{Listen: "127.0.0.1:0"}}, log: newLogger(env, &serveConfig{}), store: store,
+		ready: func(addr, _ string) { ready <- addr }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("run() = %v before it was ready; stderr:\n%s", err, stderr.String())
+	case <-time.After(time.Minute):
+		t.Fatal("server not ready within a minute")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run() after cancel = %v", err)
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "Imported the publishing variables") || !strings.Contains(log, "TLSRPT_SECRET_HETZNER") {
+		t.Errorf("serve's log does not tell the import and the missing secret:\n%s", log)
+	}
+	p, err := store.Publishing(context.Background(), "example.com")
+	if err != nil || p.Source != db.PublishingFromDefault || p.Policy != "hosted" || p.Record != "hetzner" || p.UpdatedBy != "serve" {
+		t.Errorf("default after serve's start = %+v, %v", p, err)
+	}
+}
+
+func TestPublishingApplyStored(t *testing.T) {
+	d := dbtest.New(t)
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	vars := map[string]string{}
+	env := &Env{Getenv: func(k string) string { return vars[k] }}
+	var cfg api.PromoteConfig
+	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil || cfg.HostPolicy || cfg.Records != nil {
+		t.Fatalf("applyStoredPublishing(nothing stored) = %+v, %v; want download and by hand", cfg, err)
+	}
+	if err := applyStoredPublishing(ctx, d, env, &cfg, true, quiet); err != nil || !cfg.HostPolicy {
+		t.Errorf("applyStoredPublishing(forced hosting) = %+v, %v", cfg, err)
+	}
+	if _, err := d.SetPublishing(ctx, db.Publishing{Domain: db.DefaultPublishing, Policy: "hosted", Record: "rfc2136", Server: "127.0.0.1:53", TSIGKey: "k", Credential: "DNS"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil || !cfg.HostPolicy || cfg.Records == nil || cfg.Records.Method() != rollout.RecordRFC2136 {
+		t.Fatalf("applyStoredPublishing(missing secret) = %+v, %v", cfg, err)
+	}
+	if err := cfg.Records.PublishTXT(ctx, "_mta-sts.example.com", "v=STSv1; id=1"); err == nil || !strings.Contains(err.Error(), "TLSRPT_SECRET_DNS") {
+		t.Errorf("a push without the secret = %v, want the variable named", err)
+	}
+	vars["TLSRPT_SECRET_DNS"] = "c2VjcmV0"
+	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := cfg.Records.(*rollout.DNSUpdate); !ok || u.Secret != "c2VjcmV0" || u.KeyName != "k" || u.Server != "127.0.0.1:53" {
+		t.Errorf("applyStoredPublishing() publisher = %#v", cfg.Records)
 	}
 }
