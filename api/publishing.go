@@ -20,9 +20,11 @@ import (
 func (s *Server) publishingRoutes() {
 	s.add(http.MethodGet, "/api/v1/domains/:domain/publishing", accessViewer, s.apiPublishing)
 	s.add(http.MethodPut, "/api/v1/domains/:domain/publishing", accessAdmin, s.apiPutPublishing)
+	s.add(http.MethodDelete, "/api/v1/domains/:domain/publishing", accessAdmin, s.apiDeletePublishing)
 	s.add(http.MethodGet, "/api/v1/publishing/default", accessViewer, s.apiPublishing)
 	s.add(http.MethodPut, "/api/v1/publishing/default", accessAdmin, s.apiPutPublishing)
 	s.add(http.MethodPost, "/settings/domains/:domain/publishing", accessAdmin, s.publishingForm)
+	s.add(http.MethodPost, "/settings/domains/:domain/publishing/reset", accessAdmin, s.resetPublishingForm)
 	s.add(http.MethodPost, "/settings/publishing", accessAdmin, s.publishingForm)
 }
 
@@ -183,7 +185,7 @@ func (s *Server) publishingFormFor(ctx context.Context, scope string) (ui.Publis
 
 // publishingView is the form showing p, the setting of scope.
 func (s *Server) publishingView(scope string, p db.Publishing) ui.PublishingForm {
-	f := ui.PublishingForm{Scope: "domain", Action: "/settings/domains/" + scope + "/publishing",
+	f := ui.PublishingForm{Scope: "domain", Action: "/settings/domains/" + scope + "/publishing", Own: p.Source == db.PublishingFromDomain,
 		Policy: p.Policy, Record: p.Record, Server: p.Server, Zone: p.Zone, TSIGKey: p.TSIGKey, TSIGAlgorithm: p.TSIGAlgorithm,
 		Credential: p.Credential, Algorithms: db.TSIGAlgorithms,
 		Policies: []ui.Option{
@@ -218,4 +220,46 @@ func (s *Server) publishingView(scope string, p db.Publishing) ui.PublishingForm
 		f.Secret = &ui.SecretLine{Variable: st.Variable, Present: st.Present, Problem: st.Problem}
 	}
 	return f
+}
+
+// resetPublishing removes the domain's own setting (the fleet default
+// applies again) and audits it when there was one.
+func (s *Server) resetPublishing(c echo.Context) (string, error) {
+	scope, err := s.publishingScope(c, true)
+	if err != nil {
+		return "", err
+	}
+	ctx := c.Request().Context()
+	cur, err := s.cfg.DB.Publishing(ctx, scope)
+	if err != nil {
+		return "", err
+	}
+	removed, err := s.cfg.DB.DeletePublishing(ctx, scope)
+	if err != nil || !removed {
+		return scope, err
+	}
+	return scope, s.audit(c, "settings.publishing.reset", scope, map[string]any{"scope": "domain", "previous": cur.AuditDetail()})
+}
+
+// apiDeletePublishing gives a domain back to the fleet default; it answers
+// the effective setting.
+func (s *Server) apiDeletePublishing(c echo.Context) error {
+	scope, err := s.resetPublishing(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.cfg.DB.Publishing(c.Request().Context(), scope)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pubconf.Describe(scope, p, s.getenv))
+}
+
+// resetPublishingForm is the page's "Use the fleet default".
+func (s *Server) resetPublishingForm(c echo.Context) error {
+	scope, err := s.resetPublishing(c)
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/settings/domains/"+scope+"?done=publishing-reset#publishing")
 }

@@ -111,6 +111,16 @@ func TestPublishingAPI(t *testing.T) {
 	if len(all) != 2 || all[1].Action != "settings.publishing" || all[1].Domain != "" {
 		t.Errorf("audit log = %+v, want the default's entry too", all)
 	}
+	if rec := e.do(viewer, request{method: http.MethodDelete, path: domainPath}); rec.Code != http.StatusForbidden {
+		t.Errorf("DELETE as viewer = %d, want 403", rec.Code)
+	}
+	rec = e.do(admin, request{method: http.MethodDelete, path: domainPath})
+	if v := decodeView(t, rec.Body.Bytes()); rec.Code != http.StatusOK || v.Setting.Source != db.PublishingFromDefault || v.Setting.Record != "hetzner" {
+		t.Errorf("DELETE = %d, %+v; want the default again", rec.Code, v)
+	}
+	if entries, _ := e.d.AuditLog(context.Background(), "example.com", 1); len(entries) != 1 || entries[0].Action != "settings.publishing.reset" {
+		t.Errorf("audit log after DELETE = %+v", entries)
+	}
 }
 
 func TestPublishingForm(t *testing.T) {
@@ -145,6 +155,15 @@ func TestPublishingForm(t *testing.T) {
 	if got, _ := e.d.Publishing(context.Background(), "example.com"); got.Server != "192.0.2.53:53" || got.UpdatedBy != "admin-user" {
 		t.Errorf("stored %+v", got)
 	}
+	if !strings.Contains(rec.Body.String(), `action="/settings/domains/example.com/publishing/reset"`) {
+		t.Errorf("no \"Use the fleet default\" on a domain with its own setting")
+	}
+	if rec := e.do(admin, request{method: http.MethodPost, path: action + "/reset", withCSRF: true}); rec.Code != http.StatusSeeOther {
+		t.Errorf("POST reset = %d", rec.Code)
+	}
+	if got, _ := e.d.Publishing(context.Background(), "example.com"); got.Source != db.PublishingBuiltIn {
+		t.Errorf("after the reset = %+v, want the built-in default", got)
+	}
 	// The fleet default on the settings page.
 	rec = e.do(admin, request{method: http.MethodPost, path: "/settings/publishing", withCSRF: true,
 		form: url.Values{"policy": {"download"}, "record": {"cloudflare"}, "credential": {"cf_prod"}}})
@@ -168,6 +187,6 @@ func TestPublishingForm(t *testing.T) {
 		}
 	}
 	if n != 2 {
-		t.Errorf("%d settings.publishing entries, want 2 (refused forms are not stored)", n)
+		t.Errorf("%d settings.publishing entries, want 2 (refused forms are not audited)", n)
 	}
 }

@@ -7,6 +7,9 @@ type PublishingForm struct {
 	// Action is the form's address; Scope is "domain" or "default".
 	Action string
 	Scope  string
+	// Own: the domain has a setting of its own, which it can give up
+	// for the fleet default.
+	Own bool
 	// Source says where the effective setting comes from, in words.
 	Source string
 	// The fields, as stored or as the admin typed them after an error.

@@ -22,7 +22,7 @@ func init() {
 }
 
 // publishingSynopsis is the first line of the usage.
-const publishingSynopsis = "[DOMAIN | --default] [--policy hosted|download] [--record manual|rfc2136|cloudflare|hetzner] [--server HOST:PORT] [--zone ZONE] [--tsig-key NAME] [--tsig-algorithm ALG] [--credential NAME] [--json] [--db URL]"
+const publishingSynopsis = "[DOMAIN [--reset] | --default] [--policy hosted|download] [--record manual|rfc2136|cloudflare|hetzner] [--server HOST:PORT] [--zone ZONE] [--tsig-key NAME] [--tsig-algorithm ALG] [--credential NAME] [--json] [--db URL]"
 
 // runPublishingCmd is "tlsrpt publishing" (docs/publishing.md "Settings"):
 // without change flags it shows the effective setting of a domain (or of
@@ -35,6 +35,7 @@ func runPublishingCmd(ctx context.Context, env *Env, args []string) int {
 	dbURL := fs.String("db", "", "PostgreSQL URL (default: $DATABASE_URL, else the embedded database under $TLSRPT_DATA_DIR)")
 	def := fs.Bool("default", false, "the fleet default: the setting of every domain without one of its own")
 	asJSON := fs.Bool("json", false, "print the setting as JSON")
+	reset := fs.Bool("reset", false, "remove the domain's own setting: the fleet default applies to it again")
 	fields := map[string]*string{}
 	for _, f := range []struct{ name, help string }{
 		{"policy", "hosted (tlsrpt serves mta-sts.<domain>) or download (you serve the file)"},
@@ -51,7 +52,8 @@ func runPublishingCmd(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "usage: tlsrpt publishing %s\n", publishingSynopsis)
 		fmt.Fprintln(env.Stderr, "Without DOMAIN or --default it lists every stored setting. Without change flags it shows the effective")
 		fmt.Fprintln(env.Stderr, "setting, where it comes from (domain, default, built-in) and whether its secret is set in this environment;")
-		fmt.Fprintln(env.Stderr, "with them it changes those fields and keeps the others. Flags may stand before or after the domain.")
+		fmt.Fprintln(env.Stderr, "with them it changes those fields and keeps the others; --reset gives the domain back to the fleet default.")
+		fmt.Fprintln(env.Stderr, "Flags may stand before or after the domain.")
 		printFlags(env, fs, "publishing")
 		fmt.Fprintln(env.Stderr, "exit code: 0 done, 1 failure, 2 usage error (or an invalid setting)")
 	}
@@ -69,7 +71,7 @@ func runPublishingCmd(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt publishing: %s\n", api.PlainMessage(err))
 		return code
 	}
-	if len(pos) > 1 || (len(pos) == 1 && *def) || (len(pos) == 0 && !*def && len(changed) > 0) {
+	if len(pos) > 1 || (len(pos) == 1 && *def) || (len(pos) == 0 && !*def && len(changed) > 0) || (*reset && (len(pos) != 1 || len(changed) > 0)) {
 		if len(pos) == 0 {
 			fmt.Fprintln(env.Stderr, "tlsrpt publishing: give a DOMAIN or --default to change")
 		}
@@ -127,6 +129,21 @@ func runPublishingCmd(ctx context.Context, env *Env, args []string) int {
 	cur, err := d.Publishing(ctx, scope)
 	if err != nil {
 		return fail(exitFailed, err)
+	}
+	if *reset {
+		removed, err := d.DeletePublishing(ctx, scope)
+		if err != nil {
+			return fail(exitFailed, err)
+		}
+		if removed {
+			detail := map[string]any{"scope": "domain", "previous": cur.AuditDetail()}
+			if _, err := d.AddAudit(ctx, db.AuditEntry{Actor: "cli", Action: "settings.publishing.reset", Domain: scope, Detail: detail}); err != nil {
+				return fail(exitFailed, err)
+			}
+		}
+		if cur, err = d.Publishing(ctx, scope); err != nil {
+			return fail(exitFailed, err)
+		}
 	}
 	if len(changed) == 0 {
 		return out(pubconf.Describe(scope, cur, env.Getenv))

@@ -96,16 +96,29 @@ func TestPublishingCommand(t *testing.T) {
 	if code, out, _ := run("example.com", "--record", "manual", "--json"); code != 0 || !strings.Contains(out, `"server": ""`) {
 		t.Errorf("publishing --record manual = %d, %s", code, out)
 	}
+	if code, _, _ := run("example.com", "--reset", "--policy", "hosted"); code != exitUsage {
+		t.Errorf("publishing --reset with a change = %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := run("--default", "--reset"); code != exitUsage {
+		t.Errorf("publishing --default --reset = %d, want %d", code, exitUsage)
+	}
 	code, out, _ = run("--json")
 	var list []pubconf.View
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 2 || list[0].Domain != "*" || list[1].Domain != "example.com" {
 		t.Errorf("publishing (list) = %d, %v: %s", code, err, out)
+	}
+	code, out, _ = run("example.com", "--reset")
+	if code != 0 || !strings.Contains(out, "example.com: from the fleet default") {
+		t.Errorf("publishing example.com --reset = %d, %q", code, out)
 	}
 	d, err := db.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	if resets, _ := d.AuditLog(context.Background(), "example.com", 1); len(resets) != 1 || resets[0].Action != "settings.publishing.reset" {
+		t.Errorf("audit log after --reset = %+v", resets)
+	}
 	entries, err := d.AuditLog(context.Background(), "", 20)
 	var perDomain, fleet int
 	for _, e := range entries {
