@@ -183,3 +183,15 @@ func Describe(domain string, p db.Publishing, getenv func(string) string) View {
 	}
 	return v
 }
+
+// ForDomain resolves the effective setting of domain (its own, else the
+// fleet default, else the built-in one) with the secrets of getenv: the
+// body of the publisher's per-domain hook. Errors are Resolve's, plus a
+// failure to read the setting.
+func ForDomain(ctx context.Context, d *db.DB, domain string, getenv func(string) string) (hostPolicy bool, records rollout.RecordPublisher, err error) {
+	p, err := d.Publishing(ctx, domain)
+	if err != nil {
+		return false, nil, err
+	}
+	return Resolve(p, getenv)
+}

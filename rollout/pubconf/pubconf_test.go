@@ -154,6 +154,11 @@ func TestPublishingImportLegacyOnce(t *testing.T) {
 	ctx := context.Background()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
+	// Without anything stored a domain is published by hand, from a
+	// download: nothing changes DNS or serves on its own.
+	if host, rec, err := ForDomain(ctx, d, "example.com", envOf(nil)); host || rec != nil || err != nil {
+		t.Fatalf("ForDomain(nothing stored) = %v, %v, %v", host, rec, err)
+	}
 	if ok, err := ImportLegacy(ctx, d, envOf(nil), "serve", log); ok || err != nil || logs.Len() != 0 {
 		t.Fatalf("ImportLegacy(no variables) = %v, %v, log %q", ok, err, logs.String())
 	}
@@ -168,6 +173,10 @@ func TestPublishingImportLegacyOnce(t *testing.T) {
 	got, _ := d.Publishing(ctx, "example.com")
 	if got.Source != db.PublishingFromDefault || got.Policy != "hosted" || got.Record != "hetzner" || got.Credential != "HETZNER" {
 		t.Errorf("after the import Publishing() = %+v", got)
+	}
+	host, rec, err := ForDomain(ctx, d, "example.com", envOf(map[string]string{"TLSRPT_HETZNER_TOKEN": "tok"}))
+	if h, ok := rec.(*rollout.Hetzner); !host || err != nil || !ok || h.Token != "tok" {
+		t.Errorf("ForDomain() after the import = %v, %#v, %v", host, rec, err)
 	}
 	// A second process, with other variables: nothing imported, one
 	// warning naming the setting that wins.
