@@ -44,6 +44,8 @@ type errorBody struct {
 type errorDetail struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
+	// Field names the invalid field of a 422 (publishing settings).
+	Field string `json:"field,omitempty"`
 }
 
 // classify maps err to the status and message shown.
@@ -122,11 +124,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // PlainMessage is err's message for people: without the package names
-// that sentinel errors carry for programmers ("api: ", "db: "), at the
+// that sentinel errors carry for programmers ("api: ", "db: ", "pubconf: "), at the
 // start or after a wrapping ": ". errors.Is still works on err itself.
 func PlainMessage(err error) string {
 	msg := err.Error()
-	for _, prefix := range []string{"api: ", "db: "} {
+	for _, prefix := range []string{"api: ", "db: ", "pubconf: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 		msg = strings.ReplaceAll(msg, ": "+prefix, ": ")
 	}

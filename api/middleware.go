@@ -146,11 +146,14 @@ func (s *Server) healthz(c echo.Context) error {
 
 // flashes are the messages a redirect after a form can show (?done=code).
 var flashes = map[string]string{
-	"added":       "Domain added.",
-	"removed":     "Domain removed from the list; its reports stay stored.",
-	"saved":       "Settings saved.",
-	"reprocessed": "Message reprocessed.",
-	"deleted":     "Message deleted.",
+	"added":      "Domain added.",
+	"removed":    "Domain removed from the list; its reports stay stored.",
+	"saved":      "Settings saved.",
+	"publishing": "Publishing setting saved; it applies to the next version published.",
+	// The domain's own publishing setting removed (publishing.go).
+	"publishing-reset": "This domain uses the fleet default publishing setting again.",
+	"reprocessed":      "Message reprocessed.",
+	"deleted":          "Message deleted.",
 	// The report page and list (report_exclude.go).
 	"excluded":       "Report excluded: its sessions no longer count.",
 	"included":       "Report included again: its sessions count.",

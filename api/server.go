@@ -76,6 +76,10 @@ type Config struct {
 	// Resolver checks the reverse DNS of addresses that POST reports
 	// (ingest.ConfirmedName); nil means the system's.
 	Resolver ingest.Resolver
+	// Getenv reads the secrets that publishing settings name, to show
+	// whether they are set in this server's environment; nil means
+	// os.Getenv.
+	Getenv func(string) string
 }
 
 // PollerStatus is the IMAP poller's state as the metrics show it.
@@ -328,6 +332,7 @@ func (s *Server) routes() {
 	s.add(http.MethodGet, "/api/v1/quarantine", accessViewer, s.apiQuarantine)
 	s.add(http.MethodPost, "/api/v1/quarantine/:id/reprocess", accessAdmin, s.apiReprocess)
 	s.add(http.MethodDelete, "/api/v1/quarantine/:id", accessAdmin, s.apiDeleteQuarantine)
+	s.publishingRoutes()
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

@@ -37,6 +37,12 @@ func (s *Server) domainSettingsPage(c echo.Context) error {
 }
 
 func (s *Server) renderDomainSettings(c echo.Context, status int, d, removeError string) error {
+	return s.renderDomainSettingsWith(c, status, d, removeError, nil)
+}
+
+// renderDomainSettingsWith renders the page; publishing, when set, is the
+// Publishing form as the admin typed it (with its errors).
+func (s *Server) renderDomainSettingsWith(c echo.Context, status int, d, removeError string, publishing *ui.PublishingForm) error {
 	t, err := s.thresholds(c.Request().Context(), d)
 	if err != nil {
 		return err
@@ -46,6 +52,11 @@ func (s *Server) renderDomainSettings(c echo.Context, status int, d, removeError
 	page.Domain = d
 	for _, f := range settingFields {
 		page.Fields = append(page.Fields, ui.SettingField{Name: f.name, Label: f.label, Value: vals[f.name], Help: f.help})
+	}
+	if publishing != nil {
+		page.Publishing = *publishing
+	} else if page.Publishing, err = s.publishingFormFor(c.Request().Context(), d); err != nil {
+		return err
 	}
 	return s.render(c, status, "settings_domain", page)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
@@ -275,18 +276,29 @@ func parseThresholds(get func(string) string, t *rollout.Thresholds) error {
 // on a single page grew to thousands of pixels with "Remove" under each
 // Save; each domain now has its own page (settings_domain.go).
 func (s *Server) settingsPage(c echo.Context) error {
+	return s.renderSettings(c, http.StatusOK, nil)
+}
+
+// renderSettings renders the settings page; publishing, when set, is the
+// fleet default's form as the admin typed it (with its errors).
+func (s *Server) renderSettings(c echo.Context, status int, publishing *ui.PublishingForm) error {
 	names, err := s.cfg.DB.Domains(c.Request().Context())
 	if err != nil {
 		return err
 	}
 	page := ui.SettingsPage{Layout: s.layout(c, "Settings", "settings")}
+	if publishing != nil {
+		page.Publishing = *publishing
+	} else if page.Publishing, err = s.publishingFormFor(c.Request().Context(), db.DefaultPublishing); err != nil {
+		return err
+	}
 	for _, d := range names {
 		page.Domains = append(page.Domains, ui.DomainLink{Domain: d.Name})
 	}
 	if page.Shipped, page.Rules, err = s.reporterRuleViews(c); err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "settings", page)
+	return s.render(c, status, "settings", page)
 }
 
 // apiSettings returns a domain's thresholds.

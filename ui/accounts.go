@@ -11,6 +11,8 @@ type DomainSettingsPage struct {
 	// RemoveError says why the last removal was refused ("" when none
 	// was).
 	RemoveError string
+	// Publishing is how the domain is published.
+	Publishing PublishingForm
 }
 
 // DomainLink is one domain in the settings index.

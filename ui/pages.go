@@ -408,6 +408,8 @@ type SettingsPage struct {
 	// Rules are the operator's (section "Trusted reporters").
 	Shipped []ReporterRuleView
 	Rules   []ReporterRuleView
+	// Publishing is the fleet default publishing setting.
+	Publishing PublishingForm
 }
 
 // ReporterRuleView is one rule that verifies posted reports: reports of

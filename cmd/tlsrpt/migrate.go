@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 
 	"github.com/tlsrpt/tlsrpt/db"
 )
@@ -44,6 +45,10 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	after, err := appliedCount(ctx, d)
+	if err == nil {
+		// The old publishing variables go into the stored setting once.
+		err = importLegacyPublishing(ctx, d, env, "cli", slog.New(slog.NewTextHandler(env.Stderr, nil)))
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "tlsrpt migrate: %v\n", err)
 		return 1

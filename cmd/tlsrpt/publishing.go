@@ -199,10 +199,11 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 	}
 }
 
-// servePublishing is the publishing part of tlsrpt serve, from the
-// environment only (TLSRPT_HOST_POLICY, the publisher and notifier
-// variables of docs/publishing.md, TLSRPT_POLICY_LISTEN and its
-// certificates).
+// servePublishing is the publishing part of tlsrpt serve that still comes
+// from the environment: the notifier variables of docs/publishing.md,
+// TLSRPT_POLICY_LISTEN and its certificates. How each domain is published
+// (hosting, the record publisher) is the stored setting
+// (applyStoredPublishing), never serve's own environment.
 type servePublishing struct {
 	cfg    api.PromoteConfig
 	listen string
@@ -213,14 +214,12 @@ type servePublishing struct {
 // on (the demo). The verification inspector is set by the caller (serve
 // shares its live-check inspector).
 func publishingFromEnv(env *Env, hostPolicy bool) (*servePublishing, error) {
-	empty := flag.NewFlagSet("publishing", flag.ContinueOnError)
-	ps := addPublishFlags(empty, env)
-	ps.hostPolicy = hostPolicy
-	pc, err := ps.promoteConfig(env)
+	pc := api.PromoteConfig{HostPolicy: hostPolicy}
+	n, err := notifierFromEnv(env)
 	if err != nil {
 		return nil, err
 	}
-	pc.Checker = nil
+	pc.Notifier = n
 	listen, tc, err := policyHostFromEnv(env)
 	if err != nil {
 		return nil, err

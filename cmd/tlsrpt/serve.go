@@ -229,6 +229,9 @@ func (a *app) run(ctx context.Context) error {
 		store = d
 	}
 	store.QuarantineMaxBytes = rc.quarantineMaxBytes
+	if err := importLegacyPublishing(ctx, store, a.env, "serve", a.log); err != nil {
+		return err
+	}
 
 	pipe := &ingest.Pipeline{Store: store, Limits: reports.DefaultLimits(), Log: a.log,
 		VerifyDKIM: ingest.NewDKIMVerifier(a.lookupTXT)}
@@ -252,7 +255,7 @@ func (a *app) run(ctx context.Context) error {
 		poller = p
 	}
 	apiCfg := api.Config{DB: store, Pipeline: pipe, Inspector: inspector, Log: a.log, Notices: a.notices,
-		Resolver: netResolver(a.cfg.resolver)}
+		Resolver: netResolver(a.cfg.resolver), Getenv: a.env.Getenv}
 	a.cfg.web.ApplyTo(&apiCfg)
 	if poller != nil {
 		apiCfg.PollerStatus = func() api.PollerStatus {
@@ -262,6 +265,11 @@ func (a *app) run(ctx context.Context) error {
 	}
 	pub, err := publishingFromEnv(a.env, a.hostPolicy)
 	if err != nil {
+		return err
+	}
+	// How to publish is the stored setting, not this process's
+	// environment (docs/publishing.md "Settings").
+	if err := applyStoredPublishing(ctx, store, a.env, &pub.cfg, a.hostPolicy, a.log); err != nil {
 		return err
 	}
 	apiCfg.Promote = pub.cfg
