@@ -26,6 +26,7 @@ var flagArgs = map[string][]string{
 	"parse":         {"reports.json"},
 	"policy":        nil,
 	"promote":       {"example.com"},
+	"publishing":    {"example.com"},
 	"report":        {"exclude", "1"},
 	"reporter-rule": {"delete", "1"},
 	"reprocess":     {"1"},
