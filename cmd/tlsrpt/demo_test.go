@@ -119,11 +119,24 @@ func TestDemo(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no CSRF token on the overview page")
 	}
+	// Switch the autopilot on for the ready domain: its panel shows the
+	// plan at once (today's dry-run evaluation).
+	resp, err := c.PostForm(base+"/domains/"+reportgen.DemoReady+"/autopilot", url.Values{"csrf": {m[1]}, "enabled": {"on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	panel, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	plan := regexp.MustCompile(`class="autopilot-plan">([^<]*)`).FindStringSubmatch(string(panel))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(panel), `data-enabled="true"`) || plan == nil {
+		t.Fatalf("switching the autopilot on for %s: %s, want the page with the autopilot on and its plan", reportgen.DemoReady, resp.Status)
+	}
+	t.Logf("autopilot plan of %s: %s", reportgen.DemoReady, plan[1])
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/domains/"+reportgen.DemoReady+"/promote",
 		strings.NewReader(`{"reason":"the demo test promotes the ready domain"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-CSRF-Token", m[1])
-	resp, err := c.Do(req)
+	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
