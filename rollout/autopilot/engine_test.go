@@ -80,11 +80,15 @@ func TestAutopilotRamp(t *testing.T) {
 		t.Fatalf("ramp = %+v, want 86400, 604800, 2592000, %d", ramp, final)
 	}
 
-	// The days the rules allow each step: the third ready day promotes;
-	// each stage holds for its days from the day its version went live.
-	promoteDay := s.ReadyDays - 1
+	// The days the rules allow each step: the policy host is down on day
+	// 1, which breaks the ready days, so the third ready day after it
+	// promotes; each stage holds for its days from the day its version
+	// went live, and the policy host is down again the day stage 2 is
+	// due.
+	readyBlockedDay := 1
+	promoteDay := readyBlockedDay + s.ReadyDays
 	stage2Due := promoteDay + ramp.Stage(1).HoldDays
-	blockedDay := stage2Due // the policy host is down that day
+	blockedDay := stage2Due
 	stage2Day := stage2Due + 1
 	stage3Day := stage2Day + ramp.Stage(2).HoldDays
 	finalDay := stage3Day + ramp.Stage(3).HoldDays
@@ -99,7 +103,7 @@ func TestAutopilotRamp(t *testing.T) {
 	}
 	made := map[string]int{} // version id → day
 	for n := 0; n <= finalDay+2; n++ {
-		e.down.Store(n == blockedDay)
+		e.down.Store(n == blockedDay || n == readyBlockedDay)
 		r := e.simDay(t, domain, n, false)
 		e.down.Store(false)
 		if r.Skipped != "" {
@@ -113,9 +117,9 @@ func TestAutopilotRamp(t *testing.T) {
 			t.Fatalf("day %d: %s made no version (%s, error %q)", n, r.Action, r.Plan, r.Error)
 		case !step && r.VersionID != "":
 			t.Fatalf("day %d: action %s made version %s (%s), want no change", n, r.Action, r.VersionID, r.Plan)
-		case n == blockedDay && (r.Action != autopilot.ActionPause || r.Verdict != autopilot.VerdictBlocked || !slices.Contains(r.Blockers, "policy-unreachable")):
+		case (n == blockedDay || n == readyBlockedDay) && (r.Action != autopilot.ActionPause || r.Verdict != autopilot.VerdictBlocked || !slices.Contains(r.Blockers, "policy-unreachable")):
 			t.Fatalf("day %d (policy host down): %s %s %v (%s), want a pause on policy-unreachable", n, r.Action, r.Verdict, r.Blockers, r.Plan)
-		case n < promoteDay && (r.Action != autopilot.ActionWait || !strings.Contains(r.Plan, "would promote")):
+		case n < promoteDay && n != readyBlockedDay && (r.Action != autopilot.ActionWait || !strings.Contains(r.Plan, "would promote")):
 			t.Fatalf("day %d: %s (%s), want a wait saying when it would promote", n, r.Action, r.Plan)
 		case n > finalDay && r.Action != autopilot.ActionNone:
 			t.Fatalf("day %d after the final step: %s (%s), want none", n, r.Action, r.Plan)
