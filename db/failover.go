@@ -118,12 +118,17 @@ func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
+	// Any failure to connect: no server, none writable, none accepting
+	// connections to the database; the operator's to fix, not the client's.
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return serverGone[pe.Code] || strings.HasPrefix(pe.Code, "08") || pe.Code == "53300"
 	}
-	var ce *pgconn.ConnectError
 	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+	return errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
