@@ -261,7 +261,11 @@ func TestFailover(t *testing.T) {
 					if a.status != 0 && a.status != http.StatusServiceUnavailable {
 						t.Errorf("POST %s to %s = %d, want 200 or 503", id, instances[in].name, a.status)
 					}
-					time.Sleep(100 * time.Millisecond)
+					select {
+					case <-stop:
+						return // the test failed: the report is not acknowledged
+					case <-time.After(100 * time.Millisecond):
+					}
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
