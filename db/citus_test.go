@@ -44,7 +44,7 @@ func readCitusPlan(t *testing.T) []citusPlan {
 		if len(cells) != 5 || !strings.Contains(cells[1], "`") {
 			continue
 		}
-		kind := strings.TrimRight(strings.Fields(strings.TrimSpace(cells[2])+" ?")[0], ",:;")
+		kind := strings.TrimRight(strings.Fields(strings.TrimSpace(cells[2]) + " ?")[0], ",:;")
 		var column string
 		if m := name.FindStringSubmatch(cells[3]); m != nil {
 			column = m[1]
