@@ -82,7 +82,7 @@ func (s *Server) Kill() error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("pgembed: killing postmaster %d: %w", pid, err)
 	}
-	s.started = false
+	s.started, s.killed = false, true
 	return nil
 }
 
