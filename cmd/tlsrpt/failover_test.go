@@ -468,7 +468,16 @@ func TestFailover(t *testing.T) {
 			}
 		}
 	}
-	if extra := len(got) - len(mailed) - len(posted); extra != 0 {
+	extra := 0
+	for id := range got {
+		if !mailed[id] && !posted[id] {
+			extra++
+		}
+	}
+	if extra != 0 {
+		// A POST whose batch committed while its answer was lost (a
+		// 503 after the commit) is retried and then answered 200: it
+		// is acknowledged too, so nothing may be extra.
 		t.Errorf("%d reports stored that were neither mailed nor acknowledged", extra)
 	}
 
