@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -82,9 +83,18 @@ func classify(err error) (int, string, bool) {
 		return 499, "the request was cancelled", false
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "the server took too long; try again", true
+	case db.Unavailable(err):
+		// No primary during a failover, or the database down: not the
+		// client's fault, and over in seconds (handleError adds
+		// Retry-After).
+		return http.StatusServiceUnavailable, "the database cannot be reached now; try again in a few seconds", true
 	}
 	return http.StatusInternalServerError, "something went wrong on the server; the log has the details", true
 }
+
+// unavailableRetry is the Retry-After (seconds) of a 503 without one of
+// its own: a failover is over in seconds (RELIABILITY.md, "Failover").
+const unavailableRetry = 5
 
 // wantsJSON tells whether the answer to this request is JSON rather than
 // an HTML page.
@@ -101,6 +111,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	status, msg, internal := classify(err)
+	if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
+	}
 	if internal {
 		s.log.ErrorContext(c.Request().Context(), "Request failed", "method", clip(c.Request().Method),
 			"path", clip(c.Request().URL.Path), "user_agent", clip(c.Request().UserAgent()), "status", status, "error", clipErr(err))

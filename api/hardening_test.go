@@ -62,8 +62,8 @@ func TestClientInputLogBounded(t *testing.T) {
 	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "x"})
 	rec := httptest.NewRecorder()
 	e.s.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("GET with the store down = %d, want 500", rec.Code)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("GET with the store down = %d, Retry-After %q; want 503 with it", rec.Code, rec.Header().Get("Retry-After"))
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	var failed, internal int

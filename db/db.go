@@ -33,14 +33,34 @@ type DB struct {
 	parts partitionCache
 	// trust caches the operator's reporter rules (reporters.go).
 	trust trustCache
+	// resetter resets Pool when a server says it is gone or read-only
+	// (failover.go).
+	resetter *poolResetter
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
-// connection string) and checks that it answers. It does not migrate.
+// connection string) and checks that it answers. It does not migrate. The
+// URL may list several hosts, the primary and its standbys: the pool
+// then connects to whichever is the primary and follows a failover
+// (failover.go).
 func Open(ctx context.Context, url string) (*DB, error) {
+	r := &poolResetter{}
+	pool, err := openPool(ctx, url, r)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{Pool: pool, resetter: r}, nil
+}
+
+// openPool opens a pool on url; r, when not nil, makes it the pool of the
+// primary (primaryConfig), else it is a read replica's.
+func openPool(ctx context.Context, url string, r *poolResetter) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("db: parsing database url: %w", err)
+	}
+	if r != nil {
+		primaryConfig(cfg, url, r)
 	}
 	// PostgreSQL's JIT compiles a query whose estimated cost is high; over
 	// the monthly partitions the estimates of the dashboard's queries cross
@@ -53,11 +73,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: opening pool: %w", err)
 	}
+	if r != nil {
+		r.pool.Store(pool)
+	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("db: connecting to %s: %w", cfg.ConnConfig.Host, err)
 	}
-	return &DB{Pool: pool}, nil
+	return pool, nil
 }
 
 // Close closes every connection of the pools.

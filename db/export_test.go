@@ -28,3 +28,7 @@ var (
 	UnlistedCountSQL   = unlistedCountSQL
 	DomainsSeriesSQL   = domainsSeriesSQL
 )
+
+// PoolResets is how many times the primary's pool was reset because a
+// server said it was gone or read-only (failover.go).
+func (d *DB) PoolResets() int64 { return d.resetter.resets.Load() }

@@ -64,16 +64,18 @@ func (d *DB) reader(ctx context.Context) *pgxpool.Pool {
 func (d *DB) HasReplica() bool { return d.Read != nil }
 
 // OpenReplica opens the pool of the read replica at url (DATABASE_READ_URL)
-// with Open's settings and makes it DB.Read.
+// with Open's settings, except those for the primary's failover
+// (failover.go: several hosts keep libpq's target_session_attrs there),
+// and makes it DB.Read.
 func (d *DB) OpenReplica(ctx context.Context, url string) error {
-	r, err := Open(ctx, url)
+	r, err := openPool(ctx, url, nil)
 	if err != nil {
 		return fmt.Errorf("db: opening the read replica: %w", err)
 	}
 	if d.Read != nil {
 		d.Read.Close()
 	}
-	d.Read = r.Pool
+	d.Read = r
 	return nil
 }
 

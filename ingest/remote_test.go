@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tlsrpt/tlsrpt/internal/dnsserver"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
 )
 
@@ -38,7 +39,7 @@ func TestConfirmedName(t *testing.T) {
 		}
 	}
 	// A DNS that cannot be reached is no verdict on the poster.
-	down := &dnstest.Server{Addr: "127.0.0.1:1"}
+	down := &dnsserver.Server{Addr: "127.0.0.1:1"}
 	if _, err := ConfirmedName(ctx, down.Resolver(), netip.MustParseAddr("192.0.2.7")); !errors.Is(err, ErrReverseDNSTemporary) {
 		t.Errorf("ConfirmedName with the DNS down = %v, want ErrReverseDNSTemporary", err)
 	}

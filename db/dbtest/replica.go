@@ -2,11 +2,13 @@ package dbtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
 )
@@ -23,6 +25,47 @@ const replicaDatabase = "tlsrpt"
 // touching any other test's database. Without the PostgreSQL server
 // binaries it skips, or fails when TLSRPT_TEST_REQUIRE lists postgres.
 func NewReplicated(t testing.TB) *db.DB {
+	t.Helper()
+	p := NewPair(t, false)
+	d, err := db.Open(context.Background(), p.Primary.URL(p.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.OpenReplica(context.Background(), p.Standby.URL(p.Database)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Pair is a private primary and its streaming standby (NewPair).
+type Pair struct {
+	Primary, Standby *pgembed.Server
+	// Database is the name of the migrated database on both.
+	Database string
+}
+
+// URL is the multi-host URL of the pair's database, the primary's host
+// first, with the connection parameters params (such as
+// "target_session_attrs=read-write") appended.
+func (p *Pair) URL(params string) string {
+	u := fmt.Sprintf("host=%s,%s port=5432,5432 user=postgres dbname=%s", p.Primary.Host(), p.Standby.Host(), p.Database)
+	if params != "" {
+		u += " " + params
+	}
+	return u
+}
+
+// NewPair starts a private primary, migrates a database on it, and starts
+// a hot standby of it (pg_basebackup -R), both stopped when the test ends
+// (Stop does nothing for a server the test killed). With sync the primary
+// replicates synchronously (synchronous_standby_names '*', synchronous_commit
+// on): a commit returns once the standby has its WAL, so a failover loses
+// nothing that was acknowledged; the standby keeps the test servers'
+// asynchronous settings, so that it takes writes alone once promoted.
+// Without the PostgreSQL server binaries it skips, or fails when
+// TLSRPT_TEST_REQUIRE lists postgres.
+func NewPair(t testing.TB, sync bool) *Pair {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := pgembed.FindBinDir(ctx); err != nil {
@@ -60,7 +103,7 @@ func NewReplicated(t testing.TB) *db.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Close)
+	defer d.Close()
 	if err := d.Migrate(ctx); err != nil {
 		t.Fatalf("migrating the primary: %v", err)
 	}
@@ -69,14 +112,41 @@ func NewReplicated(t testing.TB) *db.DB {
 		t.Fatalf("starting the replica: %v", err)
 	}
 	stop(replica)
-	if err := d.OpenReplica(ctx, replica.URL(replicaDatabase)); err != nil {
+	r, err := pgx.Connect(ctx, replica.URL(replicaDatabase))
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close(ctx)
 	var inRecovery bool
-	if err := d.Read.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil || !inRecovery {
+	if err := r.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil || !inRecovery {
 		t.Fatalf("the replica is not a standby: in recovery %v, %v", inRecovery, err)
 	}
-	return d
+	if sync {
+		// ALTER SYSTEM after the copy: postgresql.auto.conf of the
+		// standby keeps only primary_conninfo.
+		for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '*'`,
+			`ALTER SYSTEM SET synchronous_commit = 'on'`, `SELECT pg_reload_conf()`} {
+			if _, err := d.Pool.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var state string
+			err := d.Pool.QueryRow(ctx, `SELECT coalesce(max(sync_state), '') FROM pg_stat_replication`).Scan(&state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if state == "sync" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the standby is not synchronous within a minute: sync_state %q", state)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return &Pair{Primary: primary, Standby: replica, Database: replicaDatabase}
 }
 
 // WaitReplay waits until the replica of d (NewReplicated) has replayed

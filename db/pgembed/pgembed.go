@@ -74,8 +74,11 @@ type Server struct {
 	// by a process that crashed, or shared with another tlsrpt process);
 	// Stop then leaves it running.
 	started bool
-	log     io.Writer
-	asUser  *user.User // non-nil when running as root
+	// killed: Kill ended the server; Stop only removes its socket
+	// directory.
+	killed bool
+	log    io.Writer
+	asUser *user.User // non-nil when running as root
 }
 
 // Start starts the cluster in cfg.Dir, creating it first when the directory
@@ -509,6 +512,9 @@ func CreateDatabase(ctx context.Context, adminURL, name string) error {
 // that Start found already running is left alone.
 func (s *Server) Stop() error {
 	if !s.started {
+		if s.killed {
+			s.cleanupSocketDir()
+		}
 		return nil
 	}
 	s.started = false

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"os"
-
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 )
 
 // StartReplica makes a streaming replica of primary in cfg.Dir and starts
@@ -59,4 +59,38 @@ func StartReplica(ctx context.Context, primary *Server, cfg Config) (*Server, er
 	}
 	s.started = true
 	return s, nil
+}
+
+// Host is the server's socket directory: the host of its connection URL,
+// for a multi-host URL listing a primary and its standbys.
+func (s *Server) Host() string { return s.socketDir }
+
+// Kill sends SIGKILL to the server's postmaster, as a crash of the
+// machine would stop it: no shutdown checkpoint, sessions cut without a
+// word. Its backends notice that their postmaster is gone and exit. Stop
+// does nothing afterwards; the cluster stays as the crash left it.
+func (s *Server) Kill() error {
+	pidFile := filepath.Join(s.data, "postmaster.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return fmt.Errorf("pgembed: reading %s: %w", pidFile, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 || !isPostgres(pid) {
+		return fmt.Errorf("pgembed: %s names no running postmaster", pidFile)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("pgembed: killing postmaster %d: %w", pid, err)
+	}
+	s.started, s.killed = false, true
+	return nil
+}
+
+// Promote makes a standby (StartReplica) the primary with pg_ctl promote,
+// waiting until it accepts writes.
+func (s *Server) Promote(ctx context.Context) error {
+	if err := s.run(ctx, "pg_ctl", "promote", "-D", s.data, "-w", "-t", strconv.Itoa(int(startTimeout.Seconds()))); err != nil {
+		return fmt.Errorf("pgembed: promoting the standby in %s: %w", s.data, err)
+	}
+	return nil
 }
