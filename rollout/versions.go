@@ -20,6 +20,7 @@ const (
 	KindRollback = "rollback" // back to testing with a new id
 	KindRetire   = "retire"   // mode none, the way out (RFC 8461 §8.3)
 	KindMXMove   = "mx-move"  // the same mode with a new mx list
+	KindRamp     = "ramp"     // enforce → enforce with another max_age (the ramp)
 )
 
 // Publishing step names, in the order they are done.
@@ -63,6 +64,11 @@ type Expected struct {
 	// Verified says the version was seen fully live once: any difference
 	// from now on is drift.
 	Verified bool
+	// Known are the ids of every earlier version tlsrpt published: a
+	// record carrying one of them is tlsrpt's own older record (not
+	// pushed again yet, or put back by a restore), never "someone
+	// changed it".
+	Known []string
 }
 
 // SamePolicy reports whether a and b publish the same policy: mode,
@@ -85,7 +91,13 @@ func SamePolicy(a, b Policy) bool {
 // VerifySteps compares a live check with the expected version and returns
 // the policy step and the record step, in publishing order.
 func VerifySteps(e Expected, res *CheckResult) []Step {
-	return []Step{verifyPolicy(e, res), verifyRecord(e, res)}
+	pol, rec := verifyPolicy(e, res), verifyRecord(e, res)
+	if pol.State != StateDone && rec.State != StateDone {
+		// The record must never name a policy that is not served: no
+		// advice to set it while the file is not live.
+		rec.Fix = "none yet: the TXT record follows once the policy file is live (step policy); setting it first would name a policy that is not served"
+	}
+	return []Step{pol, rec}
 }
 
 func verifyPolicy(e Expected, res *CheckResult) Step {
@@ -132,6 +144,15 @@ func verifyRecord(e Expected, res *CheckResult) Step {
 		s.State = StatePending
 		s.Detail = fmt.Sprintf("%s TXT still carries the previous id %s", name, rc.ID)
 		s.Fix = fmt.Sprintf("set the TXT record to %q; resolvers answer the old value until its TTL runs out", want)
+		return s
+	case rc.Valid && slices.Contains(e.Known, rc.ID):
+		// An id tlsrpt published itself: an older version of its own.
+		s.State = StatePending
+		if e.Verified {
+			s.State = StateDrifted
+		}
+		s.Detail = fmt.Sprintf("%s TXT carries id %s of an earlier version tlsrpt published, not this version's (%s)", name, rc.ID, e.ID)
+		s.Fix = fmt.Sprintf("push the record again (the domain page's \"Push the record again\", or tlsrpt status %s --push); by hand: set it to %q", e.Domain, want)
 		return s
 	case rc.Valid:
 		s.State = StateDrifted

@@ -1,10 +1,9 @@
-package api
+package publish
 
 import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
@@ -71,7 +70,7 @@ func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error
 	if ep.NotifiedAt != nil || !p.Notifier.Configured() {
 		return res, nil
 	}
-	a := Alert{Domain: v.Domain, Message: res.Regression.Message, Link: p.domainLink(v.Domain), Rollback: verdict.Proposal, OpenedAt: ep.OpenedAt}
+	a := Alert{Domain: v.Domain, Message: res.Regression.Message, Link: p.DomainLink(v.Domain), Rollback: verdict.Proposal, OpenedAt: ep.OpenedAt}
 	nerr := p.Notifier.Notify(ctx, a)
 	msg := ""
 	if nerr != nil {
@@ -85,65 +84,11 @@ func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error
 	return res, nil
 }
 
-func (p *Promoter) domainLink(domain string) string {
+// DomainLink is the URL of domain's page on the dashboard, for
+// notifications.
+func (p *Promoter) DomainLink(domain string) string {
 	if p.PublicURL == "" {
 		return "/domains/" + domain
 	}
 	return strings.TrimRight(p.PublicURL, "/") + "/domains/" + domain
-}
-
-// Run polls until ctx ends: every interval, for each allow-listed domain
-// with a policy version, one verification poll (it publishes pending
-// records and notices drift) and one watch poll. Errors are logged; the
-// next round tries again.
-func (p *Promoter) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		p.pollOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// driftInterval is how often the poll loop checks a verified version.
-const driftInterval = time.Hour
-
-// pollOnce is one round of Run; it returns how many domains it looked at.
-func (p *Promoter) pollOnce(ctx context.Context) int {
-	domains, err := p.DB.Domains(ctx)
-	if err != nil {
-		p.log().ErrorContext(ctx, "Listing domains for the publisher failed", "error", err)
-		return 0
-	}
-	n := 0
-	for _, d := range domains {
-		if ctx.Err() != nil {
-			return n
-		}
-		v, err := p.DB.LatestPolicyVersion(ctx, d.Name)
-		if errors.Is(err, db.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			p.log().WarnContext(ctx, "Reading the policy version failed", "domain", d.Name, "error", err)
-			continue
-		}
-		n++
-		// A verified version is checked for drift once per
-		// driftInterval, not at every poll: each check is DNS and HTTPS
-		// traffic to the domain.
-		if v.VerifiedAt == nil || v.LastCheckedAt == nil || p.now().Sub(*v.LastCheckedAt) >= driftInterval {
-			if _, err := p.Verify(ctx, d.Name); err != nil {
-				p.log().WarnContext(ctx, "Verifying the policy failed", "domain", d.Name, "error", err)
-			}
-		}
-		if _, err := p.Watch(ctx, d.Name); err != nil {
-			p.log().WarnContext(ctx, "Watching the domain failed", "domain", d.Name, "error", err)
-		}
-	}
-	return n
 }
