@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -22,12 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // writeTestPKI writes a CA (ca.pem) and a certificate for host
@@ -166,19 +165,15 @@ func TestPromoteCommand(t *testing.T) {
 }
 
 // startPolicyHost serves the hosted policies of d over HTTPS with the
-// certificates in pki, as tlsrpt serve does, until the test ends; it
+// certificates in pki, as tlsrpt serve's policy listener does, until the test ends; it
 // returns the port.
 func startPolicyHost(t *testing.T, d *db.DB, pki string) string {
 	t.Helper()
-	srv, err := api.New(api.Config{DB: d, Log: slog.New(slog.DiscardHandler), Promote: api.PromoteConfig{HostPolicy: true}})
+	tc, err := publish.PolicyTLSConfig(publish.PolicyTLS{CertDir: pki}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := api.PolicyTLSConfig(api.PolicyTLS{CertDir: pki}, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
+	hs := httptest.NewUnstartedServer(publish.PolicyOnly(publish.PolicyFile(d)))
 	hs.TLS = tc
 	hs.StartTLS()
 	t.Cleanup(hs.Close)

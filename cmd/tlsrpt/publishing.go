@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // publishSettings are the settings of publishing policy versions
@@ -51,8 +51,8 @@ func addPublishFlags(fs *flag.FlagSet, env *Env) *publishSettings {
 
 // promoteConfig builds the publishing configuration from the settings and
 // the secrets in the environment.
-func (p *publishSettings) promoteConfig(env *Env) (api.PromoteConfig, error) {
-	var pc api.PromoteConfig
+func (p *publishSettings) promoteConfig(env *Env) (publish.PromoteConfig, error) {
+	var pc publish.PromoteConfig
 	for name, dst := range map[string]*bool{"TLSRPT_HOST_POLICY": &p.hostPolicy, "TLSRPT_ALLOW_PRIVATE": &p.allowPrivate} {
 		v, err := envBool(env, name)
 		if err != nil {
@@ -114,8 +114,8 @@ func (p *publishSettings) promoteConfig(env *Env) (api.PromoteConfig, error) {
 
 // notifierFromEnv reads the regression notification settings: a
 // Slack-compatible webhook and SMTP.
-func notifierFromEnv(env *Env) (*api.Notifier, error) {
-	n := &api.Notifier{WebhookURL: env.Getenv("TLSRPT_WEBHOOK_URL")}
+func notifierFromEnv(env *Env) (*publish.Notifier, error) {
+	n := &publish.Notifier{WebhookURL: env.Getenv("TLSRPT_WEBHOOK_URL")}
 	if addr := env.Getenv("TLSRPT_SMTP_ADDR"); addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, settingError("TLSRPT_SMTP_ADDR", err)
@@ -134,7 +134,7 @@ func notifierFromEnv(env *Env) (*api.Notifier, error) {
 		if from == "" || len(to) == 0 {
 			return nil, errors.New("TLSRPT_SMTP_ADDR needs TLSRPT_SMTP_FROM and TLSRPT_SMTP_TO")
 		}
-		n.SMTP = &api.SMTPConfig{Addr: addr, From: from, To: to, Username: env.Getenv("TLSRPT_SMTP_USERNAME"), Password: pw}
+		n.SMTP = &publish.SMTPConfig{Addr: addr, From: from, To: to, Username: env.Getenv("TLSRPT_SMTP_USERNAME"), Password: pw}
 	}
 	if !n.Configured() {
 		return nil, nil
@@ -145,7 +145,7 @@ func notifierFromEnv(env *Env) (*api.Notifier, error) {
 // policyHost is the HTTPS listener for mta-sts.<domain> that serve runs
 // when TLSRPT_POLICY_LISTEN is set, with certificates from
 // TLSRPT_POLICY_CERT_DIR and/or ACME (TLSRPT_ACME_CACHE_DIR).
-func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
+func policyHostFromEnv(env *Env) (listen string, cfg publish.PolicyTLS, err error) {
 	listen = env.Getenv("TLSRPT_POLICY_LISTEN")
 	if listen == "" {
 		return "", cfg, nil
@@ -153,7 +153,7 @@ func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
 	if _, _, err := net.SplitHostPort(listen); err != nil {
 		return "", cfg, settingError("TLSRPT_POLICY_LISTEN", err)
 	}
-	cfg = api.PolicyTLS{CertDir: env.Getenv("TLSRPT_POLICY_CERT_DIR"), ACMECacheDir: env.Getenv("TLSRPT_ACME_CACHE_DIR"),
+	cfg = publish.PolicyTLS{CertDir: env.Getenv("TLSRPT_POLICY_CERT_DIR"), ACMECacheDir: env.Getenv("TLSRPT_ACME_CACHE_DIR"),
 		ACMEEmail: env.Getenv("TLSRPT_ACME_EMAIL"), ACMEDirectory: env.Getenv("TLSRPT_ACME_DIRECTORY")}
 	if cfg.CertDir == "" && cfg.ACMECacheDir == "" {
 		return "", cfg, errors.New("TLSRPT_POLICY_LISTEN needs TLSRPT_POLICY_CERT_DIR or TLSRPT_ACME_CACHE_DIR")
@@ -161,21 +161,21 @@ func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
 	return listen, cfg, nil
 }
 
-// runPublishing runs, until ctx ends, the publisher's poll loop
-// (verification and the watch) and, when listen is set, the policy host
-// listener. It returns when both stopped.
-func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen string, tc api.PolicyTLS, interval time.Duration, log *slog.Logger) error {
+// runPublishing runs, until ctx ends, the reconciler loop (publishing,
+// verification, drift and the watch: publish.Promoter.Run) and, when
+// listen is set, the policy host listener. It returns when both stopped.
+func runPublishing(ctx context.Context, pub *publish.Promoter, store *db.DB, listen string, tc publish.PolicyTLS, interval time.Duration, log *slog.Logger) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Promoter().Run(ctx, interval)
+		pub.Run(ctx, interval)
 	}()
 	defer func() { <-done }()
 	if listen == "" {
 		<-ctx.Done()
 		return nil
 	}
-	tlsCfg, err := api.PolicyTLSConfig(tc, store)
+	tlsCfg, err := publish.PolicyTLSConfig(tc, store)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 	if err != nil {
 		return settingError("TLSRPT_POLICY_LISTEN", err)
 	}
-	hs := &http.Server{Handler: srv.PolicyHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	hs := &http.Server{Handler: publish.PolicyOnly(publish.PolicyFile(store)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, tlsCfg)) }()
@@ -204,15 +204,16 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 // variables of docs/publishing.md, TLSRPT_POLICY_LISTEN and its
 // certificates).
 type servePublishing struct {
-	cfg    api.PromoteConfig
+	cfg    publish.PromoteConfig
 	listen string
-	tls    api.PolicyTLS
+	tls    publish.PolicyTLS
 }
 
 // publishingFromEnv reads the serve settings; hostPolicy forces hosting
-// on (the demo). The verification inspector is set by the caller (serve
-// shares its live-check inspector).
-func publishingFromEnv(env *Env, hostPolicy bool) (*servePublishing, error) {
+// on (the demo). Verification uses serve's live-check inspector (its
+// resolver, roots and --allow-private) without the STARTTLS probe, on
+// TLSRPT_POLICY_PORT when set: the same checks as "tlsrpt status".
+func publishingFromEnv(env *Env, hostPolicy bool, inspector *rollout.Inspector) (*servePublishing, error) {
 	empty := flag.NewFlagSet("publishing", flag.ContinueOnError)
 	ps := addPublishFlags(empty, env)
 	ps.hostPolicy = hostPolicy
@@ -220,7 +221,10 @@ func publishingFromEnv(env *Env, hostPolicy bool) (*servePublishing, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc.Checker = nil
+	pc.Checker = inspector.WithoutSMTP()
+	if ps.policyPort != "" && pc.Checker != nil {
+		pc.Checker = pc.Checker.WithPolicyPort(ps.policyPort)
+	}
 	listen, tc, err := policyHostFromEnv(env)
 	if err != nil {
 		return nil, err

@@ -9,9 +9,10 @@ import (
 	"io"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -61,7 +62,7 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 		return exitUsage
 	}
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, errtext.Plain(err))
 		return code
 	}
 	domain, err := db.NormalizeDomain(pos[0])
@@ -77,10 +78,10 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 		return fail(exitFailed, err)
 	}
 	defer closeDB()
-	p := &api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"}
+	p := &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"}
 	var v db.PolicyVersion
 	if *wait > 0 {
-		v, err = p.WaitVerified(ctx, domain, 10*time.Second, *wait)
+		v, err = p.WaitLive(ctx, domain, waitInterval, *wait)
 	} else {
 		v, err = p.Verify(ctx, domain)
 	}
