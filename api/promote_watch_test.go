@@ -165,4 +165,3 @@ func TestWatch(t *testing.T) {
 		t.Error("the episode was still open after the rollback")
 	}
 }
-
