@@ -116,15 +116,22 @@ func TestWatch(t *testing.T) {
 		c.Promote.Notifier = &publish.Notifier{WebhookURL: hook.URL, SMTP: &publish.SMTPConfig{Addr: sink.ln.Addr().String(),
 			From: "tlsrpt@example.net", To: []string{"postmaster@example.com"}}}
 	})
-	// Clean for 17 days, failing on the last 3: promoted (with the
-	// override, as the rise blocks it) and then watched.
+	// Clean for 17 days, failing on the last 3: promoted live four days
+	// ago, when the days before were clean, and watched now (the watch
+	// counts only the days after the version went live).
 	seedDomain(t, f.d, testNow, "example.com", 20, 3)
 	ctx := context.Background()
 	p := f.s.Promoter()
+	clock := testNow.AddDate(0, 0, -4)
+	p.Now = func() time.Time { return clock }
 	if _, err := p.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test",
 		Override: true, Confirm: "example.com", Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	if v, err := p.Reconcile(ctx, "example.com"); err != nil || v.VerifiedAt == nil {
+		t.Fatalf("promotion not live: %+v %v", v, err)
+	}
+	clock = testNow
 	res, err := p.Watch(ctx, "example.com")
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,17 @@ func verifyPolicy(e Expected, res *CheckResult) Step {
 	default:
 		s.Detail = url + ": no valid policy served"
 	}
-	s.Fix = "serve exactly this file at " + url + " (text/plain, status 200, no redirect, a Web PKI certificate for mta-sts." + e.Domain + ")"
+	host := "mta-sts." + e.Domain
+	if pc.Address != "" {
+		// Where the fetch went: a host other than the intended one is
+		// the first thing to rule out.
+		s.Detail += " (answered by " + pc.Address + ")"
+		s.Fix = "make the host at " + pc.Address + " (where " + host + " points) serve this version's file at " + url +
+			" (text/plain, status 200, no redirect, a Web PKI certificate for " + host + "), or point " + host + " at the host that does"
+	} else {
+		s.Fix = host + " could not be reached (DNS or the connection failed): point it (A/AAAA or CNAME) at the host that serves this version's file, " +
+			"then check " + url + " answers 200 text/plain"
+	}
 	if e.Verified {
 		s.State = StateDrifted
 		s.Fix = "the policy file changed after it was live: " + s.Fix + "; if another tool edits it, stop it or make a new version here"

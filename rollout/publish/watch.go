@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
@@ -18,10 +19,14 @@ type WatchResult struct {
 	Notified bool
 }
 
-// Watch is the post-enforce watch of one domain (docs/publishing.md step 5): when its newest version is in enforce, the verdict is
-// computed as for an enforcing domain; a regression opens an episode and
-// notifies once per episode, with the rollback proposal and a link to the
-// domain page; no regression closes the episode.
+// Watch is the post-enforce watch of one domain (docs/publishing.md, "The
+// watch"): when its newest version is in enforce and live, the verdict is
+// computed as for an enforcing domain, its trend window holding only the
+// full days after the version went live (the live day mixes both
+// policies; days before are the old version's); a regression opens an
+// episode of that version and notifies once per episode, with the rollback
+// proposal and a link to the domain page; no regression closes the
+// episode. A new version gets its own episode.
 func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error) {
 	res := WatchResult{Domain: domain}
 	// It opens and closes episodes from what it reads: the primary's
@@ -38,6 +43,20 @@ func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error
 		_, err := p.DB.CloseWatchEpisode(ctx, v.Domain, p.now())
 		return res, err
 	}
+	liveAt := v.VerifiedAt
+	if liveAt == nil && p.Checker == nil {
+		liveAt = v.PolicyPublishedAt // no verification: published is live
+	}
+	firstDay := time.Time{}
+	if liveAt != nil {
+		firstDay = rollout.UTCDay(*liveAt).AddDate(0, 0, 1)
+	}
+	today := rollout.UTCDay(p.now())
+	if liveAt == nil || !firstDay.Before(today) {
+		// Not live yet, or no full day under it: nothing to compare.
+		_, err := p.DB.CloseWatchEpisode(ctx, v.Domain, p.now())
+		return res, err
+	}
 	t, err := p.DB.DomainThresholds(ctx, v.Domain)
 	if err != nil {
 		return res, err
@@ -45,6 +64,9 @@ func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error
 	f, err := p.DB.Facts(ctx, v.Domain, p.now(), t.SpanDays())
 	if err != nil {
 		return res, err
+	}
+	if trendFrom := today.AddDate(0, 0, -t.RisingDays); trendFrom.Before(firstDay) {
+		f.DropDays(trendFrom, firstDay)
 	}
 	// The reports lag behind a promotion by a day or more; the version
 	// is what is published.
@@ -59,13 +81,14 @@ func (p *Promoter) Watch(ctx context.Context, domain string) (WatchResult, error
 		_, err := p.DB.CloseWatchEpisode(ctx, v.Domain, p.now())
 		return res, err
 	}
-	ep, opened, err := p.DB.OpenWatchEpisode(ctx, v.Domain, p.now(), res.Regression)
+	ep, opened, err := p.DB.OpenWatchEpisode(ctx, v.Domain, v.Seq, p.now(), res.Regression)
 	if err != nil {
 		return res, err
 	}
 	res.Opened = opened
 	if opened {
-		p.audit(ctx, "watch", "watch.regression", v.Domain, res.Regression)
+		p.audit(ctx, "watch", "watch.regression", v.Domain, map[string]any{"seq": v.Seq, "id": v.ID, "regression": res.Regression})
+		p.log().WarnContext(ctx, "Failures rose after enforce", "domain", v.Domain, "id", v.ID, "message", res.Regression.Message)
 	}
 	if ep.NotifiedAt != nil || !p.Notifier.Configured() {
 		return res, nil
