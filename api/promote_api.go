@@ -143,6 +143,21 @@ func (s *Server) apiVerifyPolicy(c echo.Context) error {
 	return c.JSON(http.StatusOK, toVersionJSON(v))
 }
 
+// apiPushRecord is POST /api/v1/domains/:domain/push: push the TXT record
+// of the newest version again (a drifted record); 409 while its policy
+// file is not live or when the record is set by hand.
+func (s *Server) apiPushRecord(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.pub.Push(c.Request().Context(), d, actor(c))
+	if err != nil {
+		return changeError(err)
+	}
+	return c.JSON(http.StatusOK, toVersionJSON(v))
+}
+
 // apiVersions is GET /api/v1/domains/:domain/versions, newest first.
 func (s *Server) apiVersions(c echo.Context) error {
 	d, err := domainParam(c)

@@ -129,6 +129,19 @@ func (s *Server) verifyForm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
 }
 
+// pushForm is POST /domains/:domain/push: the "Push the record again"
+// button of a drifted record.
+func (s *Server) pushForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.pub.Push(c.Request().Context(), d, actor(c)); err != nil {
+		return changeError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
 // policyDownload is GET /domains/:domain/mta-sts.txt: the newest version's
 // policy file as a download, for operators hosting it themselves; with
 // ?proposed=1 the file a promotion would publish, which is what they
@@ -208,6 +221,12 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	}
 	for i, ver := range versions {
 		vv := versionView(ver, s.now())
+		// Push again: a record tlsrpt pushes that drifted or failed, once
+		// the policy file is live (never a record naming a file that is
+		// not served).
+		vv.CanPush = i == 0 && ver.RecordMethod == pv.RecordMethod && pv.RecordMethod != rollout.RecordManual &&
+			rollout.StepState(ver.Steps, rollout.StepPolicy) == rollout.StateDone &&
+			(rollout.StepState(ver.Steps, rollout.StepRecord) == rollout.StateDrifted || ver.RecordError != "")
 		pv.History = append(pv.History, vv)
 		if i == 0 {
 			pv.Latest = &vv

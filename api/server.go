@@ -309,6 +309,7 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/domains/:domain/rollback", accessAdmin, s.rollbackForm)
 	s.add(http.MethodPost, "/domains/:domain/mx-move", accessAdmin, s.mxMoveForm)
 	s.add(http.MethodPost, "/domains/:domain/verify", accessAdmin, s.verifyForm)
+	s.add(http.MethodPost, "/domains/:domain/push", accessAdmin, s.pushForm)
 	s.add(http.MethodGet, "/domains/:domain/mta-sts.txt", accessViewer, s.policyDownload)
 
 	// JSON API.
@@ -327,6 +328,7 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/api/v1/domains/:domain/rollback", accessAdmin, s.apiRollback)
 	s.add(http.MethodPost, "/api/v1/domains/:domain/mx-move", accessAdmin, s.apiMXMove)
 	s.add(http.MethodPost, "/api/v1/domains/:domain/verify", accessAdmin, s.apiVerifyPolicy)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/push", accessAdmin, s.apiPushRecord)
 	s.add(http.MethodGet, "/api/v1/domains/:domain/versions", accessViewer, s.apiVersions)
 	s.add(http.MethodGet, "/api/v1/reports", accessViewer, s.apiReports)
 	s.add(http.MethodGet, "/api/v1/reports/:id", accessViewer, s.apiReport)

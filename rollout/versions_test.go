@@ -76,7 +76,7 @@ func TestSafeAfter(t *testing.T) {
 	}
 }
 
-// TestVerifyStepWords (issue item 7): no advice to set the TXT record
+// TestVerifyStepWords (review item 7): no advice to set the TXT record
 // while the policy file is not live; an id of an earlier version tlsrpt
 // published is named so, never "someone changed it"; a policy fetch that
 // reached no host says so, one that reached a host names its address.

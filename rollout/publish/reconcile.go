@@ -32,13 +32,24 @@ func (p *Promoter) Verify(ctx context.Context, domain string) (db.PolicyVersion,
 	return p.Reconcile(ctx, domain)
 }
 
-// Push is the "push again" action: one reconciler pass that pushes the
-// TXT record of the newest version even when it was pushed before (a
-// drifted or hand-edited record). It refuses with ErrNotPushable while the
-// policy file is not live (the record must never name a policy that is
-// not served) or when the domain's record is set by hand.
-func (p *Promoter) Push(ctx context.Context, domain string) (db.PolicyVersion, error) {
-	return p.reconcile(ctx, domain, true, true)
+// Push is the "push again" action (the page's button, POST
+// /api/v1/domains/{domain}/push, "tlsrpt status DOMAIN --push"): one
+// reconciler pass that pushes the TXT record of the newest version even
+// when it was pushed before (a drifted or hand-edited record). It refuses
+// with ErrNotPushable while the policy file is not live (the record must
+// never name a policy that is not served) or when the domain's record is
+// set by hand. actor is audited with the request; the push itself is
+// audited as every push is.
+func (p *Promoter) Push(ctx context.Context, domain, actor string) (db.PolicyVersion, error) {
+	v, err := p.reconcile(ctx, domain, true, true)
+	detail := map[string]any{"seq": v.Seq, "id": v.ID}
+	if err != nil {
+		detail["refused"] = err.Error()
+	}
+	if v.Seq != 0 || err == nil {
+		p.audit(ctx, actor, "policy.push_again", v.Domain, detail)
+	}
+	return v, err
 }
 
 func (p *Promoter) reconcile(ctx context.Context, domain string, wait, force bool) (db.PolicyVersion, error) {

@@ -145,7 +145,7 @@ func TestChangeDoesNotWait(t *testing.T) {
 
 func domainN(i int) string { return "d" + string(rune('a'+i/26)) + string(rune('a'+i%26)) + ".example" }
 
-// TestRollbackFromAnotherShell (issue item 1): a rollback made by a
+// TestRollbackFromAnotherShell (review item 1): a rollback made by a
 // process without hosting settings (a shell without TLSRPT_HOST_POLICY,
 // while serve hosts the policy) is still hosted and pushed by the
 // domain's methods, so serve serves mode testing; and a version that never
@@ -208,7 +208,7 @@ func TestRollbackFromAnotherShell(t *testing.T) {
 	}
 }
 
-// TestRepromoteAfterRollbackWithEnforceDays (issue item 2): after a
+// TestRepromoteAfterRollbackWithEnforceDays (review item 2): after a
 // rollback, reports from the enforce days arrive; promoting again is
 // refused with the blockers named (never an empty reason) and the audit
 // entry lists them (never null), and the override promotes.
@@ -298,7 +298,7 @@ func TestMaxAgeAndRamp(t *testing.T) {
 	}
 }
 
-// TestPushAgain (issue item 8): a record that carries the id of an
+// TestPushAgain (review item 8): a record that carries the id of an
 // earlier version tlsrpt published is named so (not "someone changed
 // it"); Push puts this version's record back; it refuses while the policy
 // file is not live, or when the record is set by hand.
@@ -332,7 +332,7 @@ func TestPushAgain(t *testing.T) {
 		strings.Contains(rec.Fix, "someone") || !strings.Contains(rec.Fix, "push the record again") {
 		t.Errorf("record step with an earlier id of tlsrpt's = %+v, want drifted, named tlsrpt's own, the push-again fix", rec)
 	}
-	v, err = p.Push(ctx, "example.com")
+	v, err = p.Push(ctx, "example.com", "test")
 	if err != nil || !rollout.StepsDone(v.Steps) {
 		t.Fatalf("Push = %+v %v, want the record back and both steps done", v.Steps, err)
 	}
@@ -341,7 +341,7 @@ func TestPushAgain(t *testing.T) {
 	}
 	// Not pushable: a record set by hand, a policy file not live.
 	byHand := e.promoter(func(p *Promoter) { p.Records = nil })
-	if _, err := byHand.Push(ctx, "example.com"); !errors.Is(err, ErrNotPushable) {
+	if _, err := byHand.Push(ctx, "example.com", "test"); !errors.Is(err, ErrNotPushable) {
 		t.Errorf("Push without a publisher = %v, want ErrNotPushable", err)
 	}
 	download := e.promoter(func(p *Promoter) {
@@ -352,7 +352,7 @@ func TestPushAgain(t *testing.T) {
 	if _, err := download.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindRetire, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := download.Push(ctx, "example.com"); !errors.Is(err, ErrNotPushable) || !strings.Contains(err.Error(), "not live") {
+	if _, err := download.Push(ctx, "example.com", "test"); !errors.Is(err, ErrNotPushable) || !strings.Contains(err.Error(), "not live") {
 		t.Errorf("Push while the policy file is not served = %v, want ErrNotPushable", err)
 	}
 	if got := e.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {

@@ -12,7 +12,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
-// TestWatchOnlyAfterLive (issue item 6): the watch compares only the
+// TestWatchOnlyAfterLive (review item 6): the watch compares only the
 // days after the version went live, and each version has its own
 // episode. Fails on the old code: a promotion made now raised "failures
 // rose after enforce" from the days before it, and a new version inside
