@@ -48,7 +48,7 @@ func (p *Promoter) Change(ctx context.Context, req ChangeRequest) (db.PolicyVers
 	p.log().InfoContext(ctx, "Made a policy version", "domain", domain, "id", v.ID, "kind", v.Kind, "mode", v.Policy.Mode,
 		"policy_method", pm, "record_method", rm, "actor", req.Actor)
 	if pm == rollout.PolicyHosted {
-		if err := p.DB.MarkPolicyPublished(ctx, v.Seq, p.now()); err != nil {
+		if err := p.servePolicy(ctx, req.Actor, v); err != nil {
 			return v, err
 		}
 		if v, err = p.DB.LatestPolicyVersion(ctx, domain); err != nil {

@@ -106,10 +106,9 @@ func (p *Promoter) pass(ctx context.Context, domain string, force bool) (db.Poli
 	// Step 1: the policy file. A hosted one is served from the moment it
 	// is marked; a downloaded one is the operator's to serve.
 	if v.PolicyMethod == rollout.PolicyHosted && v.PolicyPublishedAt == nil {
-		if err := p.DB.MarkPolicyPublished(ctx, v.Seq, p.now()); err != nil {
+		if err := p.servePolicy(ctx, p.actor(), v); err != nil {
 			return v, err
 		}
-		p.log().InfoContext(ctx, "Serving the hosted policy file", "domain", v.Domain, "id", v.ID)
 	}
 	pub, err := p.publisher(ctx, v)
 	if err != nil {
@@ -145,6 +144,17 @@ func (p *Promoter) pass(ctx context.Context, domain string, force bool) (db.Poli
 		p.recordVerification(ctx, v, steps)
 	}
 	return p.DB.LatestPolicyVersion(ctx, v.Domain)
+}
+
+// servePolicy marks the hosted policy file of v published: from now on
+// the policy host serves it. Logged and audited once (the state change).
+func (p *Promoter) servePolicy(ctx context.Context, actor string, v db.PolicyVersion) error {
+	if err := p.DB.MarkPolicyPublished(ctx, v.Seq, p.now()); err != nil {
+		return err
+	}
+	p.log().InfoContext(ctx, "Serving the hosted policy file", "domain", v.Domain, "id", v.ID)
+	p.audit(ctx, actor, "policy.file_served", v.Domain, map[string]any{"seq": v.Seq, "id": v.ID, "url": rollout.PolicyURL(v.Domain)})
+	return nil
 }
 
 // publisher returns the record publisher of v when this process has the

@@ -36,6 +36,9 @@ func TestReconcileSteps(t *testing.T) {
 	if st, body := e.fetchPolicy(t); st != 200 || !strings.Contains(body, "mode: enforce\r\n") {
 		t.Errorf("hosted policy after Change = %d %q, want enforce served", st, body)
 	}
+	if served := audits(t, e.d, "example.com", "policy.file_served"); len(served) != 1 || served[0].Actor != "test" {
+		t.Errorf("policy.file_served entries = %+v, want one by the actor of the change", served)
+	}
 	v, err = p.Reconcile(ctx, "example.com")
 	if err != nil {
 		t.Fatal(err)
