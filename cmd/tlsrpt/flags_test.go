@@ -25,6 +25,8 @@ var flagArgs = map[string][]string{
 	"parse":         {"reports.json"},
 	"policy":        nil,
 	"promote":       {"example.com"},
+	"publishing":    {"example.com"},
+	"mx-move":       {"example.com"},
 	"report":        {"exclude", "1"},
 	"reporter-rule": {"delete", "1"},
 	"reprocess":     {"1"},
