@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 )
@@ -79,6 +80,56 @@ func TestRollupIndexesCovering(t *testing.T) {
 		if scan == nil || scan.NodeType != "Index Only Scan" || scan.Index != table+"_pkey" || scan.HeapFetches != 0 || scan.Rows == 0 {
 			t.Errorf("%s: read by %+v, want an index-only scan of %s_pkey returning rows without heap fetches\n%s", table, scan, table, out)
 		}
+	}
+}
+
+// TestUnlistedRollupsDoNotWait pins the unlisted-domains trigger of
+// migration 105: a store whose reports are older than the newest day
+// already recorded for their unlisted domain leaves that row alone
+// without locking it, so it does not wait for another transaction that
+// is adding to the same domain (the two stores of an import did, in turn,
+// for every batch); a newer day still moves last_day on.
+func TestUnlistedRollupsDoNotWait(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.New(t)
+	lastDay := func() time.Time {
+		t.Helper()
+		var day time.Time
+		if err := d.Pool.QueryRow(ctx, `SELECT last_day FROM unlisted_domains WHERE domain = 'example.com'`).Scan(&day); err != nil {
+			t.Fatal(err)
+		}
+		return day.UTC()
+	}
+	if _, _, err := d.StoreReport(ctx, sample("google.com", "newest", day1.AddDate(0, 0, 10))); err != nil {
+		t.Fatal(err)
+	}
+	// Another store in flight: it added an older day of example.com and
+	// has not committed.
+	tx, err := d.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO daily_policy_rollups (policy_domain, day, organization_name, policy_type, trusted, reports, successful, failed, reporter)
+		VALUES ('example.com', $1, 'yahoo.com', 'sts', true, 1, 10, 0, 'yahoo.com')`, day1.AddDate(0, 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, _, err := d.StoreReport(wctx, sample("microsoft.com", "older", day1.AddDate(0, 0, 7))); err != nil {
+		t.Fatalf("StoreReport of an older day beside an open store of the same unlisted domain: %v", err)
+	}
+	if got, want := lastDay(), day1.AddDate(0, 0, 10); !got.Equal(want) {
+		t.Errorf("last_day = %s, want %s", got, want)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.StoreReport(ctx, sample("google.com", "newer", day1.AddDate(0, 0, 12))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lastDay(), day1.AddDate(0, 0, 12); !got.Equal(want) {
+		t.Errorf("last_day after a newer day = %s, want %s", got, want)
 	}
 }
 
