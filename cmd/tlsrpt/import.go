@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -59,14 +58,6 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 	}
 	defer closeFn()
 
-	// An import allocates a few short-lived kilobytes per report (file,
-	// gunzip, JSON, rows): with Go's default GOGC of 100 the collector ran
-	// all the time on a heap of a few MiB. Four times the live heap is
-	// still under 300 MiB for 1,000,000 files (docs/bench-import.md). An
-	// operator's GOGC is left alone.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	var total int64
 	for _, f := range files {
 		total += f.Size
