@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
@@ -32,7 +30,7 @@ const (
 	// AdminUser is the name of the admin account.
 	AdminUser = "admin"
 	// TokenPrefix starts every API token, so a leaked one is recognisable.
-	TokenPrefix = "tlsrpt_"
+	TokenPrefix = db.TokenPrefix
 	// maxPasswordBytes is bcrypt's limit: it ignores what follows.
 	maxPasswordBytes = 72
 	// maxLoginBody bounds the login form's body: a user name, a password
@@ -62,30 +60,15 @@ func principalOf(c echo.Context) *principal {
 	return p
 }
 
-// NewSecret returns a random 256-bit secret, base64url-encoded.
-func NewSecret() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+// NewSecret returns a random 256-bit secret, base64url-encoded
+// (db.NewSecret).
+func NewSecret() string { return db.NewSecret() }
 
 // NewAPIToken returns a fresh API token; store only db.SecretHash of it.
-func NewAPIToken() string { return TokenPrefix + NewSecret() }
+func NewAPIToken() string { return db.NewAPIToken() }
 
-// HashPassword hashes a password with bcrypt.
-func HashPassword(pw string) (string, error) {
-	if pw == "" {
-		return "", errors.New("hashing password: empty")
-	}
-	if len(pw) > maxPasswordBytes {
-		return "", fmt.Errorf("hashing password: longer than %d bytes", maxPasswordBytes)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-	if err != nil {
-		return "", fmt.Errorf("hashing password: %w", err)
-	}
-	return string(h), nil
-}
+// HashPassword hashes a password with bcrypt (db.HashPassword).
+func HashPassword(pw string) (string, error) { return db.HashPassword(pw) }
 
 // EnsureAdmin makes sure the admin account exists. With
 // Config.AdminPassword set, the account gets that password (and its

@@ -334,3 +334,7 @@ func (s *Server) fleetColumns(c echo.Context, rows []ui.DomainRow) error {
 	}
 	return nil
 }
+
+// Autopilot returns the server's autopilot engine, publishing through the
+// server's promoter.
+func (s *Server) Autopilot() *autopilot.Engine { return autopilot.New(s.Promoter()) }

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
@@ -137,13 +138,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // PlainMessage is err's message for people: without the package names
-// that sentinel errors carry for programmers ("api: ", "db: ", "pubconf: "), at the
-// start or after a wrapping ": ". errors.Is still works on err itself.
-func PlainMessage(err error) string {
-	msg := err.Error()
-	for _, prefix := range []string{"api: ", "db: ", "pubconf: "} {
-		msg = strings.TrimPrefix(msg, prefix)
-		msg = strings.ReplaceAll(msg, ": "+prefix, ": ")
-	}
-	return msg
-}
+// that sentinel errors carry for programmers ("api: ", "db: ",
+// "publish: ", "pubconf: "), at the start or after a wrapping ": " (errtext.Plain).
+// errors.Is still works on err itself.
+func PlainMessage(err error) string { return errtext.Plain(err) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
@@ -59,12 +60,12 @@ func (s *Server) RecordProbe(ctx context.Context, domain, cause string, res *rol
 	if out.Probe.ID, err = s.cfg.DB.SaveProbe(ctx, out.Probe); err != nil {
 		return out, err
 	}
-	n := s.cfg.Promote.Notifier
+	n := s.pub.Notifier
 	if len(out.Probe.Alerts) == 0 || !n.Configured() {
 		return out, nil
 	}
-	a := Alert{Domain: domain, Subject: "TLS certificate alert for " + domain + " (enforce)",
-		Message: strings.Join(out.Probe.Alerts, "; "), Link: s.Promoter().domainLink(domain), OpenedAt: out.Probe.ProbedAt}
+	a := publish.Alert{Domain: domain, Subject: "TLS certificate alert for " + domain + " (enforce)",
+		Message: strings.Join(out.Probe.Alerts, "; "), Link: s.pub.DomainLink(domain), OpenedAt: out.Probe.ProbedAt}
 	msg := ""
 	if nerr := n.Notify(ctx, a); nerr != nil {
 		msg = nerr.Error()

@@ -14,6 +14,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 	"github.com/tlsrpt/tlsrpt/rollout/smtptest"
 )
 
@@ -54,7 +55,7 @@ func TestProbeAlerts(t *testing.T) {
 		c.Now = now
 		c.PublicURL = "https://tlsrpt.example.net/"
 		c.Inspector = &rollout.Inspector{Resolver: zone.Addr, RootCAs: ca.Pool, AllowPrivate: true, Timeout: 2 * time.Second, SMTPPort: srv.Port, Now: now}
-		c.Promote.Notifier = &Notifier{WebhookURL: hook.URL}
+		c.Promote.Notifier = &publish.Notifier{WebhookURL: hook.URL}
 	})
 	ctx := context.Background()
 	if _, _, err := e.d.AddDomain(ctx, "example.com"); err != nil {

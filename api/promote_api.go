@@ -8,6 +8,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // versionJSON is a policy version in the JSON API.
@@ -87,8 +88,8 @@ func (s *Server) readChange(c echo.Context) (string, changeJSON, error) {
 	return d, in, nil
 }
 
-func (s *Server) apiChange(c echo.Context, req ChangeRequest) error {
-	v, err := s.Promoter().Change(c.Request().Context(), req)
+func (s *Server) apiChange(c echo.Context, req publish.ChangeRequest) error {
+	v, err := s.change(c.Request().Context(), req)
 	if err != nil {
 		return changeError(err)
 	}
@@ -101,7 +102,7 @@ func (s *Server) apiPromote(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.apiChange(c, ChangeRequest{Domain: d, Kind: rollout.KindPromote, Actor: actor(c), Reason: in.Reason,
+	return s.apiChange(c, publish.ChangeRequest{Domain: d, Kind: rollout.KindPromote, Actor: actor(c), Reason: in.Reason,
 		Override: in.Override, Confirm: in.Confirm, ID: in.ID})
 }
 
@@ -116,7 +117,7 @@ func (s *Server) apiRollback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.apiChange(c, ChangeRequest{Domain: d, Kind: kind, Actor: actor(c), Reason: in.Reason, ID: in.ID})
+	return s.apiChange(c, publish.ChangeRequest{Domain: d, Kind: kind, Actor: actor(c), Reason: in.Reason, ID: in.ID})
 }
 
 // apiMXMove is POST /api/v1/domains/:domain/mx-move.
@@ -125,7 +126,7 @@ func (s *Server) apiMXMove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.apiChange(c, ChangeRequest{Domain: d, Kind: rollout.KindMXMove, Actor: actor(c), Reason: in.Reason, MX: in.MX, ID: in.ID})
+	return s.apiChange(c, publish.ChangeRequest{Domain: d, Kind: rollout.KindMXMove, Actor: actor(c), Reason: in.Reason, MX: in.MX, ID: in.ID})
 }
 
 // apiVerifyPolicy is POST /api/v1/domains/:domain/verify: one verification
@@ -135,9 +136,24 @@ func (s *Server) apiVerifyPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.Promoter().Verify(c.Request().Context(), d)
+	v, err := s.pub.Verify(c.Request().Context(), d)
 	if err != nil {
 		return err
+	}
+	return c.JSON(http.StatusOK, toVersionJSON(v))
+}
+
+// apiPushRecord is POST /api/v1/domains/:domain/push: push the TXT record
+// of the newest version again (a drifted record); 409 while its policy
+// file is not live or when the record is set by hand.
+func (s *Server) apiPushRecord(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.pub.Push(c.Request().Context(), d, actor(c))
+	if err != nil {
+		return changeError(err)
 	}
 	return c.JSON(http.StatusOK, toVersionJSON(v))
 }
@@ -166,7 +182,7 @@ func (s *Server) apiPromotePlan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pl, err := s.Promoter().PlanChange(c.Request().Context(), ChangeRequest{Domain: d, Kind: rollout.KindPromote})
+	pl, err := s.pub.PlanChange(c.Request().Context(), publish.ChangeRequest{Domain: d, Kind: rollout.KindPromote})
 	if err != nil {
 		return err
 	}

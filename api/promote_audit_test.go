@@ -14,6 +14,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // domainAudit returns the actions of domain's audit entries, oldest
@@ -57,9 +58,12 @@ func TestPublishAudit(t *testing.T) {
 	seedDomain(t, f.d, testNow, "example.com", 20, 0)
 	ctx := context.Background()
 	p := f.s.Promoter()
-	v, err := p.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
-	if err != nil || v.VerifiedAt == nil {
-		t.Fatalf("Change = %+v %v, want verified", v, err)
+	v, err := p.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
+	if err != nil || v.VerifiedAt != nil {
+		t.Fatalf("Change = %+v %v, want a version not verified yet (Change does not wait)", v, err)
+	}
+	if v, err = p.Verify(ctx, "example.com"); err != nil || v.VerifiedAt == nil {
+		t.Fatalf("Verify after Change = %+v %v, want verified", v, err)
 	}
 	if _, err := p.Verify(ctx, "example.com"); err != nil {
 		t.Fatal(err)
@@ -83,11 +87,15 @@ func TestPublishAudit(t *testing.T) {
 
 	// A push refused by the DNS server (a wrong TSIG secret): audited
 	// once with the error, though the next poll retries it.
-	bad := f.s.Promoter()
+	bad := &publish.Promoter{DB: f.d, PromoteConfig: f.s.Promoter().PromoteConfig, Now: f.s.Promoter().Now, Actor: "publisher"}
 	bad.Records = &rollout.DNSUpdate{Server: f.dns.Addr, Zone: "example.com", KeyName: flowKey, Secret: "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==", Timeout: 5 * time.Second}
-	if _, err := bad.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindRollback, Actor: "test"}); err != nil {
+	if _, err := bad.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindRollback, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := bad.Verify(ctx, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	// Every poll retries the push.
 	if _, err := bad.Verify(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +134,16 @@ func TestDriftNotified(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	f := newFlowEnv(t, true, func(c *Config) { c.Promote.Notifier = &Notifier{WebhookURL: hook.URL} })
+	f := newFlowEnv(t, true, func(c *Config) { c.Promote.Notifier = &publish.Notifier{WebhookURL: hook.URL} })
 	seedDomain(t, f.d, testNow, "example.com", 20, 0)
 	ctx := context.Background()
 	p := f.s.Promoter()
-	v, err := p.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
+	if _, err := p.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.Reconcile(ctx, "example.com")
 	if err != nil || v.VerifiedAt == nil {
-		t.Fatalf("Change = %+v %v, want verified", v, err)
+		t.Fatalf("Reconcile after Change = %+v %v, want verified", v, err)
 	}
 	got := func() []string {
 		mu.Lock()
@@ -178,12 +189,12 @@ func TestDriftNotified(t *testing.T) {
 // TestPlainMessage: the messages people read name no package, whether the
 // sentinel starts the message or is wrapped, and errors.Is still works.
 func TestPlainMessage(t *testing.T) {
-	wrapped := fmt.Errorf("promoting example.com: %w (rise): promote with the override", ErrBlocked)
+	wrapped := fmt.Errorf("promoting example.com: %w (rise): promote with the override", publish.ErrBlocked)
 	for _, tc := range []struct {
 		err  error
 		want string
 	}{
-		{ErrUnchanged, "nothing to change"},
+		{publish.ErrUnchanged, "nothing to change"},
 		{wrapped, "promoting example.com: the verdict is blocked (rise): promote with the override"},
 		{fmt.Errorf("verifying x: no policy version: %w", db.ErrNotFound), "verifying x: no policy version: not found"},
 		{errors.New("the id: a db: b"), "the id: a db: b"},
@@ -192,7 +203,7 @@ func TestPlainMessage(t *testing.T) {
 			t.Errorf("PlainMessage(%q) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
-	if !errors.Is(wrapped, ErrBlocked) {
+	if !errors.Is(wrapped, publish.ErrBlocked) {
 		t.Error("errors.Is lost the sentinel")
 	}
 }

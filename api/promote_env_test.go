@@ -24,6 +24,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // The publishing tests run the whole flow on loopback: a real PostgreSQL
@@ -134,7 +135,7 @@ func newFlowEnv(t *testing.T, hosted bool, mod func(*Config)) *flowEnv {
 	f.inspector = (&rollout.Inspector{Resolver: f.dns.Addr, RootCAs: f.ca.pool, AllowPrivate: true, Timeout: 5 * time.Second, SkipSMTP: true}).WithPolicyPort(f.policyPort)
 	f.testEnv = newTestEnv(t, func(c *Config) {
 		c.Inspector = f.inspector
-		c.Promote = PromoteConfig{
+		c.Promote = publish.PromoteConfig{
 			HostPolicy: hosted,
 			Records:    &rollout.DNSUpdate{Server: f.dns.Addr, Zone: "example.com", KeyName: flowKey, Secret: flowSecret, Timeout: 5 * time.Second},
 		}
@@ -142,7 +143,7 @@ func newFlowEnv(t *testing.T, hosted bool, mod func(*Config)) *flowEnv {
 			mod(c)
 		}
 	})
-	tc, err := PolicyTLSConfig(PolicyTLS{CertDir: certDir}, f.d)
+	tc, err := publish.PolicyTLSConfig(publish.PolicyTLS{CertDir: certDir}, f.d)
 	if err != nil {
 		t.Fatal(err)
 	}

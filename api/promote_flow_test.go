@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func jsonReq(method, path, body string) request {
@@ -166,7 +167,7 @@ func TestPromoteFlow(t *testing.T) {
 func TestHostedPolicyHosts(t *testing.T) {
 	f := newFlowEnv(t, true, nil)
 	seedDomain(t, f.d, testNow, "example.com", 20, 0)
-	if _, err := f.s.Promoter().Change(context.Background(), ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
+	if _, err := f.s.Promoter().Change(context.Background(), publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	for host, want := range map[string]int{

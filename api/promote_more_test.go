@@ -2,13 +2,10 @@ package api
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // TestMXMove: a new mx list is a new version with a new id in the same
@@ -69,7 +67,7 @@ func TestPollRetriesRecord(t *testing.T) {
 	if _, _, err := f.d.AddDomain(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	v, err := f.s.Promoter().Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
+	v, err := f.s.Promoter().Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +75,7 @@ func TestPollRetriesRecord(t *testing.T) {
 		t.Fatalf("version after a refused push = %+v, want the error and the record pending", v)
 	}
 	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Secret = flowSecret
-	if n := f.s.Promoter().pollOnce(ctx); n != 1 {
+	if n := f.s.Promoter().PollOnce(ctx); n != 1 {
 		t.Errorf("pollOnce looked at %d domains, want 1", n)
 	}
 	v, err = f.d.LatestPolicyVersion(ctx, "example.com")
@@ -89,79 +87,12 @@ func TestPollRetriesRecord(t *testing.T) {
 	}
 }
 
-// TestPolicyTLSConfig: certificates by SNI from the directory, re-read
-// when they change; names outside it fall back or fail; no path escapes.
-func TestPolicyTLSConfig(t *testing.T) {
-	ca := newTestCA(t)
-	dir := t.TempDir()
-	ca.writeLeaf(t, dir, "mta-sts.example.com")
-	if _, err := PolicyTLSConfig(PolicyTLS{}, nil); err == nil {
-		t.Error("PolicyTLSConfig without any source = nil error")
-	}
-	tc, err := PolicyTLSConfig(PolicyTLS{CertDir: dir}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(name string) (*tls.Certificate, error) {
-		return tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
-	}
-	c1, err := get("MTA-STS.example.com")
-	if err != nil || c1 == nil {
-		t.Fatalf("certificate for mta-sts.example.com: %v", err)
-	}
-	if c, err := get("mta-sts.example.com"); err != nil || c != c1 {
-		t.Errorf("second handshake did not reuse the loaded certificate (%v)", err)
-	}
-	for _, bad := range []string{"mta-sts.example.org", "../mta-sts.example.com", ".hidden", ""} {
-		if _, err := get(bad); err == nil {
-			t.Errorf("certificate for %q: want an error", bad)
-		}
-	}
-	// A renewal: new files, a later modification time.
-	ca.writeLeaf(t, dir, "mta-sts.example.com")
-	later := time.Now().Add(time.Minute)
-	if err := os.Chtimes(filepath.Join(dir, "mta-sts.example.com.crt"), later, later); err != nil {
-		t.Fatal(err)
-	}
-	if c2, err := get("mta-sts.example.com"); err != nil || c2 == c1 {
-		t.Errorf("renewed certificate not loaded (%v)", err)
-	}
-	fb := &tls.Certificate{}
-	tc, err = PolicyTLSConfig(PolicyTLS{CertDir: dir, Fallback: fb}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "tlsrpt.example.net"}); err != nil || c != fb {
-		t.Errorf("other name = %v %v, want the fallback", c, err)
-	}
-}
-
-func FuzzPolicyDomain(f *testing.F) {
-	for _, s := range []string{"mta-sts.example.com", "MTA-STS.Example.COM.:443", "mta-sts.", "example.com", "mta-sts.xn--bcher-kva.example", "mta-sts.a..b", "[::1]:80", "mta-sts.ex ample.com"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, host string) {
-		d, ok := policyDomain(host)
-		if !ok {
-			return
-		}
-		// An accepted host names a normalised domain that maps back to
-		// itself.
-		if d2, ok2 := policyDomain("mta-sts." + d); !ok2 || d2 != d {
-			t.Errorf("policyDomain(%q) = %q, but policyDomain(mta-sts.%s) = %q %v", host, d, d, d2, ok2)
-		}
-		if strings.ContainsAny(d, "/\\: ") || d != strings.ToLower(d) {
-			t.Errorf("policyDomain(%q) = %q: not a normalised name", host, d)
-		}
-	})
-}
-
 // TestPolicyHandler: the policy host listener serves the policy file and
 // nothing of the dashboard.
 func TestPolicyHandler(t *testing.T) {
 	f := newFlowEnv(t, true, nil)
 	seedDomain(t, f.d, testNow, "example.com", 20, 0)
-	if _, err := f.s.Promoter().Change(context.Background(), ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
+	if _, err := f.s.Promoter().Change(context.Background(), publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	h := f.s.PolicyHandler()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
@@ -20,12 +21,16 @@ const maxReason = 500
 // changeError maps the errors of a policy change to what a person reads.
 func changeError(err error) error {
 	switch {
-	case errors.Is(err, ErrBlocked), errors.Is(err, ErrUnchanged):
+	case errors.Is(err, publish.ErrBlocked), errors.Is(err, publish.ErrUnchanged):
 		return &Error{Status: http.StatusConflict, Message: firstLine(err), Err: err}
-	case errors.Is(err, ErrConfirmation):
+	case errors.Is(err, publish.ErrConfirmation):
 		return &Error{Status: http.StatusUnprocessableEntity, Message: "the override needs the domain typed again exactly and a reason", Err: err}
 	case errors.Is(err, db.ErrIDUsed):
 		return &Error{Status: http.StatusConflict, Message: "that policy id was used before; reload the page for a new one", Err: err}
+	case errors.Is(err, publish.ErrInvalid):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: firstLine(err), Err: err}
+	case errors.Is(err, publish.ErrNotPushable), errors.Is(err, publish.ErrBusy):
+		return &Error{Status: http.StatusConflict, Message: firstLine(err), Err: err}
 	}
 	return err
 }
@@ -53,7 +58,7 @@ func formReason(c echo.Context) (string, error) {
 // changeForm runs the change that build makes of the form's domain, actor
 // and reason, then shows the domain's promote panel: the body of the
 // promote, rollback and MX-move forms.
-func (s *Server) changeForm(c echo.Context, build func(req *ChangeRequest) error) error {
+func (s *Server) changeForm(c echo.Context, build func(req *publish.ChangeRequest) error) error {
 	d, err := domainParam(c)
 	if err != nil {
 		return err
@@ -62,11 +67,11 @@ func (s *Server) changeForm(c echo.Context, build func(req *ChangeRequest) error
 	if err != nil {
 		return err
 	}
-	req := ChangeRequest{Domain: d, Actor: actor(c), Reason: reason}
+	req := publish.ChangeRequest{Domain: d, Actor: actor(c), Reason: reason}
 	if err := build(&req); err != nil {
 		return err
 	}
-	if _, err := s.Promoter().Change(c.Request().Context(), req); err != nil {
+	if _, err := s.change(c.Request().Context(), req); err != nil {
 		return changeError(err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
@@ -74,7 +79,7 @@ func (s *Server) changeForm(c echo.Context, build func(req *ChangeRequest) error
 
 // promoteForm is POST /domains/:domain/promote.
 func (s *Server) promoteForm(c echo.Context) error {
-	return s.changeForm(c, func(req *ChangeRequest) error {
+	return s.changeForm(c, func(req *publish.ChangeRequest) error {
 		req.Kind = rollout.KindPromote
 		req.Override = c.FormValue("override") == "yes"
 		req.Confirm, req.ID = c.FormValue("confirm"), c.FormValue("id")
@@ -84,7 +89,7 @@ func (s *Server) promoteForm(c echo.Context) error {
 
 // rollbackForm is POST /domains/:domain/rollback: mode testing or none.
 func (s *Server) rollbackForm(c echo.Context) error {
-	return s.changeForm(c, func(req *ChangeRequest) error {
+	return s.changeForm(c, func(req *publish.ChangeRequest) error {
 		var err error
 		req.Kind, err = rollbackKind(c.FormValue("mode"))
 		return err
@@ -103,7 +108,7 @@ func rollbackKind(mode string) (string, error) {
 
 // mxMoveForm is POST /domains/:domain/mx-move.
 func (s *Server) mxMoveForm(c echo.Context) error {
-	return s.changeForm(c, func(req *ChangeRequest) error {
+	return s.changeForm(c, func(req *publish.ChangeRequest) error {
 		req.Kind, req.MX = rollout.KindMXMove, strings.Fields(c.FormValue("mx"))
 		if len(req.MX) > 100 {
 			return errorf(http.StatusBadRequest, "at most 100 mx patterns")
@@ -124,6 +129,19 @@ func (s *Server) verifyForm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
 }
 
+// pushForm is POST /domains/:domain/push: the "Push the record again"
+// button of a drifted record.
+func (s *Server) pushForm(c echo.Context) error {
+	d, err := domainParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.pub.Push(c.Request().Context(), d, actor(c)); err != nil {
+		return changeError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"#promote")
+}
+
 // policyDownload is GET /domains/:domain/mta-sts.txt: the newest version's
 // policy file as a download, for operators hosting it themselves; with
 // ?proposed=1 the file a promotion would publish, which is what they
@@ -136,7 +154,7 @@ func (s *Server) policyDownload(c echo.Context) error {
 	ctx := c.Request().Context()
 	var body string
 	if c.QueryParam("proposed") == "1" {
-		pl, err := s.Promoter().planChange(ctx, ChangeRequest{Domain: d, Kind: rollout.KindPromote}, nil)
+		pl, err := s.Promoter().PlanWithVerdict(ctx, publish.ChangeRequest{Domain: d, Kind: rollout.KindPromote}, nil)
 		if err != nil {
 			return err
 		}
@@ -162,15 +180,23 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	l := s.layout(c, domain, "")
 	pv := &ui.PromoteView{Domain: domain, CanEdit: l.CanEdit, CSRF: l.CSRF}
 	p := s.Promoter()
-	pv.PolicyHosted = p.HostPolicy
-	pv.RecordMethod = p.recordMethod()
+	dc, err := p.DomainConfig(ctx, domain)
+	if err != nil {
+		pv.Action = "How the domain is published could not be read: " + PlainMessage(err)
+		return pv
+	}
+	pv.PolicyHosted = dc.HostPolicy
+	pv.RecordMethod = rollout.RecordManual
+	if dc.Records != nil {
+		pv.RecordMethod = dc.Records.Method()
+	}
 	if !pv.PolicyHosted {
-		pv.HostingSteps = hostingSteps(domain)
+		pv.HostingSteps = guides(publish.HostingSteps(domain))
 	}
 	if pv.RecordMethod == rollout.RecordManual {
-		pv.DNSProviders = dnsProviderSteps
+		pv.DNSProviders = guides(publish.DNSProviderSteps)
 	}
-	pl, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindPromote}, v)
+	pl, err := p.PlanWithVerdict(ctx, publish.ChangeRequest{Domain: domain, Kind: rollout.KindPromote}, v)
 	if err != nil {
 		pv.Action = "No plan: " + PlainMessage(err)
 		return pv
@@ -195,11 +221,17 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 	}
 	for i, ver := range versions {
 		vv := versionView(ver, s.now())
+		// Push again: a record tlsrpt pushes that drifted or failed, once
+		// the policy file is live (never a record naming a file that is
+		// not served).
+		vv.CanPush = i == 0 && ver.RecordMethod == pv.RecordMethod && pv.RecordMethod != rollout.RecordManual &&
+			rollout.StepState(ver.Steps, rollout.StepPolicy) == rollout.StateDone &&
+			(rollout.StepState(ver.Steps, rollout.StepRecord) == rollout.StateDrifted || ver.RecordError != "")
 		pv.History = append(pv.History, vv)
 		if i == 0 {
 			pv.Latest = &vv
 			if pv.Action == "" {
-				pv.Action = fmt.Sprintf("Published: mode %s, id %s.", ver.Policy.Mode, ver.ID)
+				pv.Action = publishingState(ver)
 			}
 		}
 	}
@@ -208,12 +240,12 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 		// Back to testing is offered from enforce (or none), never to a
 		// domain in testing; retiring from testing or enforce.
 		if pl.Current.Mode != rollout.ModeTesting {
-			if rb, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, pl.Verdict); err == nil && rb.Next != nil {
+			if rb, err := p.PlanWithVerdict(ctx, publish.ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, pl.Verdict); err == nil && rb.Next != nil {
 				pv.Rollback = planView(rb.Next, rollout.ModeTesting)
 			}
 		}
 		if pl.Current.Mode != rollout.ModeNone {
-			if rt, err := p.planChange(ctx, ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, pl.Verdict); err == nil && rt.Next != nil {
+			if rt, err := p.PlanWithVerdict(ctx, publish.ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, pl.Verdict); err == nil && rt.Next != nil {
 				pv.Retire = planView(rt.Next, rollout.ModeNone)
 			}
 		}
@@ -232,6 +264,24 @@ func (s *Server) promoteView(c echo.Context, domain string, v *rollout.Verdict) 
 		}
 	}
 	return pv
+}
+
+// publishingState says where the newest version stands: "Published" only
+// once every step is verified live, else what is pending.
+func publishingState(v db.PolicyVersion) string {
+	if rollout.StepsDone(v.Steps) {
+		return fmt.Sprintf("Published: mode %s, id %s.", v.Policy.Mode, v.ID)
+	}
+	return fmt.Sprintf("Publishing: mode %s, id %s (pending: %s).", v.Policy.Mode, v.ID, publish.PendingSteps(v))
+}
+
+// guides turns the publishing guides into the page's step lists.
+func guides(gs []publish.Guide) []ui.Steps {
+	out := make([]ui.Steps, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, ui.Steps{Name: g.Name, Steps: g.Steps, Note: g.Note})
+	}
+	return out
 }
 
 func planView(g *rollout.Generated, mode rollout.Mode) *ui.PolicyPlan {

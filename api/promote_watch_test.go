@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // smtpSink is a minimal SMTP server on loopback that keeps the messages
@@ -112,18 +113,25 @@ func TestWatch(t *testing.T) {
 	sink := startSMTPSink(t)
 	f := newFlowEnv(t, true, func(c *Config) {
 		c.PublicURL = "https://tlsrpt.example.net/"
-		c.Promote.Notifier = &Notifier{WebhookURL: hook.URL, SMTP: &SMTPConfig{Addr: sink.ln.Addr().String(),
+		c.Promote.Notifier = &publish.Notifier{WebhookURL: hook.URL, SMTP: &publish.SMTPConfig{Addr: sink.ln.Addr().String(),
 			From: "tlsrpt@example.net", To: []string{"postmaster@example.com"}}}
 	})
-	// Clean for 17 days, failing on the last 3: promoted (with the
-	// override, as the rise blocks it) and then watched.
+	// Clean for 17 days, failing on the last 3: promoted live four days
+	// ago, when the days before were clean, and watched now (the watch
+	// counts only the days after the version went live).
 	seedDomain(t, f.d, testNow, "example.com", 20, 3)
 	ctx := context.Background()
 	p := f.s.Promoter()
-	if _, err := p.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test",
+	clock := testNow.AddDate(0, 0, -4)
+	p.Now = func() time.Time { return clock }
+	if _, err := p.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test",
 		Override: true, Confirm: "example.com", Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	if v, err := p.Reconcile(ctx, "example.com"); err != nil || v.VerifiedAt == nil {
+		t.Fatalf("promotion not live: %+v %v", v, err)
+	}
+	clock = testNow
 	res, err := p.Watch(ctx, "example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +162,7 @@ func TestWatch(t *testing.T) {
 	}
 	// A rollback ends the watch: the episode closes, the next regression
 	// after a new promotion is a new episode.
-	if _, err := p.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindRollback, Actor: "test"}); err != nil {
+	if _, err := p.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindRollback, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err = p.Watch(ctx, "example.com"); err != nil || res.Regression != nil {
@@ -162,25 +170,5 @@ func TestWatch(t *testing.T) {
 	}
 	if closed, _ := f.d.CloseWatchEpisode(ctx, "example.com", testNow); closed {
 		t.Error("the episode was still open after the rollback")
-	}
-}
-
-// TestNotifierErrors: a failing webhook is an error the watch records and
-// retries.
-func TestNotifierErrors(t *testing.T) {
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "gone", http.StatusGone)
-	}))
-	defer hook.Close()
-	n := &Notifier{WebhookURL: hook.URL}
-	if err := n.Notify(context.Background(), Alert{Domain: "example.com", Message: "m"}); err == nil || !strings.Contains(err.Error(), "410") {
-		t.Errorf("Notify to a 410 webhook = %v, want an error naming the status", err)
-	}
-	if (*Notifier)(nil).Configured() || (&Notifier{}).Configured() {
-		t.Error("an empty notifier says it is configured")
-	}
-	bad := &Notifier{SMTP: &SMTPConfig{Addr: "127.0.0.1:1", From: "a@example.net", To: []string{"b@example.com"}}}
-	if err := bad.Notify(context.Background(), Alert{Domain: "example.com"}); err == nil {
-		t.Error("Notify through a closed SMTP port = nil, want an error")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 	"github.com/tlsrpt/tlsrpt/ui"
 )
 
@@ -69,8 +70,15 @@ type Config struct {
 	// DefaultReplicaLagNotice.
 	ReplicaLagNotice time.Duration
 	// Promote is how policy versions are published (docs/publishing.md): policy
-	// hosting, the record publisher, notifications.
-	Promote PromoteConfig
+	// hosting, the record publisher, notifications. New builds the
+	// server's promoter from it when Publisher is nil.
+	Promote publish.PromoteConfig
+	// Publisher is the promotion service the handlers call; tlsrpt serve
+	// passes the one its reconciler loop runs, so a change made on the
+	// page kicks that loop. Nil: New builds one from Promote, with the
+	// live check's Inspector (without the STARTTLS probe) as checker when
+	// Promote has none.
+	Publisher *publish.Promoter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Resolver checks the reverse DNS of addresses that POST reports
@@ -121,6 +129,8 @@ type Server struct {
 	intake     *ingest.Batcher // group commit of POST /tlsrpt; nil without a pipeline
 	// compareHash is bcrypt.CompareHashAndPassword; tests count the calls.
 	compareHash func(hash, password []byte) error
+	// pub is the promotion service (Config.Publisher).
+	pub *publish.Promoter
 	// refresher keeps the stored verdict badges fresh (verdict_badges.go).
 	refresher verdictRefresher
 	// lag caches the read replica's lag for the pages (replica.go).
@@ -198,6 +208,14 @@ func New(cfg Config) (*Server, error) {
 		compareHash: bcrypt.CompareHashAndPassword,
 	}
 	s.refresher.kick = make(chan struct{}, 1)
+	s.pub = cfg.Publisher
+	if s.pub == nil {
+		pc := cfg.Promote
+		if pc.Checker == nil {
+			pc.Checker = cfg.Inspector.WithoutSMTP()
+		}
+		s.pub = &publish.Promoter{DB: cfg.DB, PromoteConfig: pc, PublicURL: cfg.PublicURL, Now: cfg.Now, Log: cfg.Log}
+	}
 	if cfg.Pipeline != nil {
 		s.intake = s.newIntake()
 	}
@@ -254,7 +272,7 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/login", accessPublic, s.loginSubmit)
 	s.add(http.MethodGet, "/api/v1/openapi.json", accessPublic, s.openAPI)
 	// The MTA-STS policy file for Host: mta-sts.<domain> (docs/publishing.md).
-	s.add(http.MethodGet, "/.well-known/mta-sts.txt", accessPublic, s.hostedPolicy)
+	s.add(http.MethodGet, "/.well-known/mta-sts.txt", accessPublic, echo.WrapHandler(publish.PolicyFile(s.cfg.DB)))
 
 	// Pages.
 	s.add(http.MethodPost, "/logout", accessViewer, s.logout)
@@ -295,6 +313,7 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/domains/:domain/rollback", accessAdmin, s.rollbackForm)
 	s.add(http.MethodPost, "/domains/:domain/mx-move", accessAdmin, s.mxMoveForm)
 	s.add(http.MethodPost, "/domains/:domain/verify", accessAdmin, s.verifyForm)
+	s.add(http.MethodPost, "/domains/:domain/push", accessAdmin, s.pushForm)
 	s.add(http.MethodGet, "/domains/:domain/mta-sts.txt", accessViewer, s.policyDownload)
 	s.add(http.MethodPost, "/domains/:domain/autopilot", accessAdmin, s.autopilotForm)
 	s.add(http.MethodPost, "/promotions", accessAdmin, s.promotionsForm)
@@ -315,6 +334,7 @@ func (s *Server) routes() {
 	s.add(http.MethodPost, "/api/v1/domains/:domain/rollback", accessAdmin, s.apiRollback)
 	s.add(http.MethodPost, "/api/v1/domains/:domain/mx-move", accessAdmin, s.apiMXMove)
 	s.add(http.MethodPost, "/api/v1/domains/:domain/verify", accessAdmin, s.apiVerifyPolicy)
+	s.add(http.MethodPost, "/api/v1/domains/:domain/push", accessAdmin, s.apiPushRecord)
 	s.add(http.MethodGet, "/api/v1/domains/:domain/versions", accessViewer, s.apiVersions)
 	s.add(http.MethodGet, "/api/v1/domains/:domain/autopilot", accessViewer, s.apiAutopilot)
 	s.add(http.MethodPut, "/api/v1/domains/:domain/autopilot", accessAdmin, s.apiPutAutopilot)

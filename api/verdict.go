@@ -26,7 +26,7 @@ func (s *Server) verdict(ctx context.Context, domain string) (*rollout.Verdict, 
 // verdictWithCheck is verdict with the live check's problems and policy
 // put into the facts, when the caller ran one (nil: the reports only).
 func (s *Server) verdictWithCheck(ctx context.Context, domain string, check *rollout.CheckResult) (*rollout.Verdict, error) {
-	f, t, err := s.Promoter().facts(ctx, domain)
+	f, t, err := s.pub.Facts(ctx, domain)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,9 @@ func bulkSet(n int) []reports.Received {
 // TestBulkChunkRollupsEqual pins what a bulk import must keep: the same
 // reports stored in batches of 500 (the normal import) into one database
 // and as one chunk of 1,800 (one transaction, as a bulk chunk would be)
-// into another, on top of the same already-stored reports, leave every
+// into another, on top of the same already-stored reports (one of them
+// excluded and sent again), with the same reports excluded afterwards
+// (trusted, untrusted, past the sending-IP bound), leave every
 // rollup table equal row by row, the same unlisted domains, and the same
 // verdict badges invalidated (migration 070's trigger fires for the listed
 // domains only). No separate bulk store path exists (docs/bench-import.md,
@@ -75,7 +77,13 @@ func TestBulkChunkRollupsEqual(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := d.StoreReports(ctx, pre); err != nil {
+		res, err := d.StoreReports(ctx, pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An excluded report (docs/reporters.md) that the set sends
+		// again: a duplicate, so it must stay out of the rollups.
+		if err := d.ExcludeReport(ctx, res[1].ID, "admin", "test", day1); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Pool.Exec(ctx, `DELETE FROM verdict_invalidations`); err != nil {
@@ -95,6 +103,21 @@ func TestBulkChunkRollupsEqual(t *testing.T) {
 		t.Fatal(err)
 	}
 	newB = countNew(res)
+	// One new report of each kind excluded after the import, on both
+	// sides: a trusted one, an untrusted one (IMAP), one past the bound.
+	for _, i := range []int{300 + 11, 300 + 14, 299} {
+		for _, d := range []*db.DB{a, b} {
+			var id int64
+			rp := set[i].Report
+			if err := d.Pool.QueryRow(ctx, `SELECT id FROM reports WHERE organization_name = $1 AND report_id = $2`,
+				rp.OrganizationName, rp.ReportID).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.ExcludeReport(ctx, id, "admin", "test", day1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if newA != newB || newA != len(set)-2-len(set[300:])/50 {
 		t.Errorf("new reports: batches %d, chunk %d, want %d", newA, newB, len(set)-2-len(set[300:])/50)
 	}

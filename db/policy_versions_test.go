@@ -101,18 +101,18 @@ func TestWatchEpisodes(t *testing.T) {
 	d := dbtest.New(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
-	e1, opened, err := d.OpenWatchEpisode(ctx, "example.com", t0, map[string]string{"code": "regression"})
+	e1, opened, err := d.OpenWatchEpisode(ctx, "example.com", 1, t0, map[string]string{"code": "regression"})
 	if err != nil || !opened {
 		t.Fatalf("OpenWatchEpisode = %v %v, want opened", opened, err)
 	}
-	e2, opened, err := d.OpenWatchEpisode(ctx, "example.com", t0.Add(time.Hour), nil)
+	e2, opened, err := d.OpenWatchEpisode(ctx, "example.com", 1, t0.Add(time.Hour), nil)
 	if err != nil || opened || e2.ID != e1.ID {
 		t.Fatalf("OpenWatchEpisode again = %d %v %v, want episode %d, not opened", e2.ID, opened, err, e1.ID)
 	}
 	if err := d.MarkEpisodeNotified(ctx, e1.ID, t0, ""); err != nil {
 		t.Fatal(err)
 	}
-	e2, _, _ = d.OpenWatchEpisode(ctx, "example.com", t0.Add(time.Hour), nil)
+	e2, _, _ = d.OpenWatchEpisode(ctx, "example.com", 1, t0.Add(time.Hour), nil)
 	if e2.NotifiedAt == nil {
 		t.Error("NotifiedAt not kept")
 	}
@@ -123,8 +123,14 @@ func TestWatchEpisodes(t *testing.T) {
 	if closed, _ := d.CloseWatchEpisode(ctx, "example.com", t0.Add(3*time.Hour)); closed {
 		t.Error("CloseWatchEpisode closed a second time")
 	}
-	e3, opened, err := d.OpenWatchEpisode(ctx, "example.com", t0.Add(4*time.Hour), nil)
-	if err != nil || !opened || e3.ID == e1.ID || e3.NotifiedAt != nil {
-		t.Errorf("OpenWatchEpisode after closing = %+v %v %v, want a new, unnotified episode", e3, opened, err)
+	e3, opened, err := d.OpenWatchEpisode(ctx, "example.com", 1, t0.Add(4*time.Hour), nil)
+	if err != nil || !opened || e3.ID == e1.ID || e3.NotifiedAt != nil || e3.VersionSeq != 1 {
+		t.Errorf("OpenWatchEpisode after closing = %+v %v %v, want a new, unnotified episode of version 1", e3, opened, err)
+	}
+	// A new version (a re-promote) gets its own episode at once: the open
+	// one of version 1 closes.
+	e4, opened, err := d.OpenWatchEpisode(ctx, "example.com", 2, t0.Add(5*time.Hour), nil)
+	if err != nil || !opened || e4.ID == e3.ID || e4.VersionSeq != 2 {
+		t.Errorf("OpenWatchEpisode of version 2 = %+v %v %v, want a new episode of version 2", e4, opened, err)
 	}
 }

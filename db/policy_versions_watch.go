@@ -10,33 +10,45 @@ import (
 // WatchEpisode is one regression episode of an enforcing domain: open from
 // the first poll that found the regression to the first that did not.
 type WatchEpisode struct {
-	ID          int64
-	Domain      string
+	ID     int64
+	Domain string
+	// VersionSeq is the policy version watched (0 for old episodes).
+	VersionSeq  int64
 	OpenedAt    time.Time
 	ClosedAt    *time.Time
 	NotifiedAt  *time.Time
 	NotifyError string
 }
 
-// OpenWatchEpisode opens a regression episode for domain at at, unless one
-// is open; it returns the open episode and whether it was opened now.
-func (d *DB) OpenWatchEpisode(ctx context.Context, domain string, at time.Time, detail any) (WatchEpisode, bool, error) {
+// OpenWatchEpisode opens a regression episode of version seq of domain at
+// at, unless one of that version is open; an open episode of another
+// version is closed first (a new version is watched afresh). It returns
+// the open episode and whether it was opened now.
+func (d *DB) OpenWatchEpisode(ctx context.Context, domain string, seq int64, at time.Time, detail any) (WatchEpisode, bool, error) {
 	b, err := json.Marshal(detail)
 	if err != nil {
 		return WatchEpisode{}, false, fmt.Errorf("encoding the episode of %s: %w", domain, err)
 	}
 	domain = normDomain(domain)
-	tag, err := d.Pool.Exec(ctx, `INSERT INTO watch_episodes (domain, opened_at, detail) VALUES ($1, $2, $3)
-		ON CONFLICT (domain) WHERE closed_at IS NULL DO NOTHING`, domain, at, string(b))
+	if _, err := d.Pool.Exec(ctx, `UPDATE watch_episodes SET closed_at = $3
+		WHERE domain = $1 AND closed_at IS NULL AND version_seq IS DISTINCT FROM $2`, domain, seq, at); err != nil {
+		return WatchEpisode{}, false, fmt.Errorf("closing the episode of an older version of %s: %w", domain, err)
+	}
+	tag, err := d.Pool.Exec(ctx, `INSERT INTO watch_episodes (domain, version_seq, opened_at, detail) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (domain) WHERE closed_at IS NULL DO NOTHING`, domain, seq, at, string(b))
 	if err != nil {
 		return WatchEpisode{}, false, fmt.Errorf("opening the episode of %s: %w", domain, err)
 	}
 	var e WatchEpisode
-	err = d.Pool.QueryRow(ctx, `SELECT id, domain, opened_at, closed_at, notified_at, notify_error
+	var vs *int64
+	err = d.Pool.QueryRow(ctx, `SELECT id, domain, version_seq, opened_at, closed_at, notified_at, notify_error
 		FROM watch_episodes WHERE domain = $1 AND closed_at IS NULL`, domain).
-		Scan(&e.ID, &e.Domain, &e.OpenedAt, &e.ClosedAt, &e.NotifiedAt, &e.NotifyError)
+		Scan(&e.ID, &e.Domain, &vs, &e.OpenedAt, &e.ClosedAt, &e.NotifiedAt, &e.NotifyError)
 	if err != nil {
 		return e, false, fmt.Errorf("reading the episode of %s: %w", domain, err)
+	}
+	if vs != nil {
+		e.VersionSeq = *vs
 	}
 	return e, tag.RowsAffected() == 1, nil
 }

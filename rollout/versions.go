@@ -20,6 +20,7 @@ const (
 	KindRollback = "rollback" // back to testing with a new id
 	KindRetire   = "retire"   // mode none, the way out (RFC 8461 §8.3)
 	KindMXMove   = "mx-move"  // the same mode with a new mx list
+	KindRamp     = "ramp"     // enforce → enforce with another max_age (the ramp)
 )
 
 // Publishing step names, in the order they are done.
@@ -63,6 +64,11 @@ type Expected struct {
 	// Verified says the version was seen fully live once: any difference
 	// from now on is drift.
 	Verified bool
+	// Known are the ids of every earlier version tlsrpt published: a
+	// record carrying one of them is tlsrpt's own older record (not
+	// pushed again yet, or put back by a restore), never "someone
+	// changed it".
+	Known []string
 }
 
 // SamePolicy reports whether a and b publish the same policy: mode,
@@ -85,7 +91,13 @@ func SamePolicy(a, b Policy) bool {
 // VerifySteps compares a live check with the expected version and returns
 // the policy step and the record step, in publishing order.
 func VerifySteps(e Expected, res *CheckResult) []Step {
-	return []Step{verifyPolicy(e, res), verifyRecord(e, res)}
+	pol, rec := verifyPolicy(e, res), verifyRecord(e, res)
+	if pol.State != StateDone && rec.State != StateDone {
+		// The record must never name a policy that is not served: no
+		// advice to set it while the file is not live.
+		rec.Fix = "none yet: the TXT record follows once the policy file is live (step policy); setting it first would name a policy that is not served"
+	}
+	return []Step{pol, rec}
 }
 
 func verifyPolicy(e Expected, res *CheckResult) Step {
@@ -106,7 +118,17 @@ func verifyPolicy(e Expected, res *CheckResult) Step {
 	default:
 		s.Detail = url + ": no valid policy served"
 	}
-	s.Fix = "serve exactly this file at " + url + " (text/plain, status 200, no redirect, a Web PKI certificate for mta-sts." + e.Domain + ")"
+	host := "mta-sts." + e.Domain
+	if pc.Address != "" {
+		// Where the fetch went: a host other than the intended one is
+		// the first thing to rule out.
+		s.Detail += " (answered by " + pc.Address + ")"
+		s.Fix = "make the host at " + pc.Address + " (where " + host + " points) serve this version's file at " + url +
+			" (text/plain, status 200, no redirect, a Web PKI certificate for " + host + "), or point " + host + " at the host that does"
+	} else {
+		s.Fix = host + " could not be reached (DNS or the connection failed): point it (A/AAAA or CNAME) at the host that serves this version's file, " +
+			"then check " + url + " answers 200 text/plain"
+	}
 	if e.Verified {
 		s.State = StateDrifted
 		s.Fix = "the policy file changed after it was live: " + s.Fix + "; if another tool edits it, stop it or make a new version here"
@@ -132,6 +154,15 @@ func verifyRecord(e Expected, res *CheckResult) Step {
 		s.State = StatePending
 		s.Detail = fmt.Sprintf("%s TXT still carries the previous id %s", name, rc.ID)
 		s.Fix = fmt.Sprintf("set the TXT record to %q; resolvers answer the old value until its TTL runs out", want)
+		return s
+	case rc.Valid && slices.Contains(e.Known, rc.ID):
+		// An id tlsrpt published itself: an older version of its own.
+		s.State = StatePending
+		if e.Verified {
+			s.State = StateDrifted
+		}
+		s.Detail = fmt.Sprintf("%s TXT carries id %s of an earlier version tlsrpt published, not this version's (%s)", name, rc.ID, e.ID)
+		s.Fix = fmt.Sprintf("push the record again (the domain page's \"Push the record again\", or tlsrpt status %s --push); by hand: set it to %q", e.Domain, want)
 		return s
 	case rc.Valid:
 		s.State = StateDrifted

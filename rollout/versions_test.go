@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +73,45 @@ func TestSafeAfter(t *testing.T) {
 	at := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 	if got, want := SafeAfter(at, 604800), at.AddDate(0, 0, 7); !got.Equal(want) {
 		t.Errorf("SafeAfter = %v, want %v", got, want)
+	}
+}
+
+// TestVerifyStepWords (review item 7): no advice to set the TXT record
+// while the policy file is not live; an id of an earlier version tlsrpt
+// published is named so, never "someone changed it"; a policy fetch that
+// reached no host says so, one that reached a host names its address.
+func TestVerifyStepWords(t *testing.T) {
+	pol := Policy{Mode: ModeEnforce, MX: []string{"mx.example.com"}, MaxAge: 604800}
+	e := Expected{Domain: "example.com", Policy: pol, ID: "20261120T120000Z", PreviousID: "20261101T000000Z",
+		Known: []string{"20261101T000000Z", "20261001T000000Z"}}
+	// DNS down: neither step done.
+	res := &CheckResult{Domain: "example.com", Policy: PolicyCheck{Error: "lookup mta-sts.example.com: no such host"},
+		Record: RecordCheck{Error: "lookup _mta-sts.example.com: server misbehaving"}}
+	steps := VerifySteps(e, res)
+	if strings.Contains(steps[1].Fix, "set the TXT record") || strings.Contains(steps[1].Fix, "publish exactly one TXT") {
+		t.Errorf("record fix while the policy file is not live = %q, want no advice to set it", steps[1].Fix)
+	}
+	if !strings.Contains(steps[0].Fix, "could not be reached") || strings.Contains(steps[0].Fix, "serve exactly this file") {
+		t.Errorf("policy fix with no host reached = %q, want it to say the host could not be reached", steps[0].Fix)
+	}
+	// Served by another host, the wrong policy.
+	res.Policy = PolicyCheck{Valid: true, Mode: ModeTesting, MX: pol.MX, MaxAge: 86400, Address: "192.0.2.7:443"}
+	steps = VerifySteps(e, res)
+	if !strings.Contains(steps[0].Detail, "192.0.2.7:443") || !strings.Contains(steps[0].Fix, "192.0.2.7:443") {
+		t.Errorf("policy step served elsewhere = %+v, want the address in the detail and the fix", steps[0])
+	}
+	// The file live; the record carries an older id of tlsrpt's after
+	// the version was verified.
+	res.Policy = PolicyCheck{Valid: true, Mode: pol.Mode, MX: pol.MX, MaxAge: pol.MaxAge}
+	res.Record = RecordCheck{Valid: true, ID: "20261001T000000Z"}
+	e.Verified = true
+	steps = VerifySteps(e, res)
+	if steps[1].State != StateDrifted || strings.Contains(steps[1].Fix, "someone") || !strings.Contains(steps[1].Detail, "earlier version tlsrpt published") {
+		t.Errorf("record with an earlier id of tlsrpt's = %+v, want drifted, named as tlsrpt's own", steps[1])
+	}
+	// An id tlsrpt never published is someone else's change.
+	res.Record = RecordCheck{Valid: true, ID: "handmade1"}
+	if steps = VerifySteps(e, res); steps[1].State != StateDrifted || !strings.Contains(steps[1].Fix, "someone") {
+		t.Errorf("record with a foreign id = %+v, want drifted, changed by someone", steps[1])
 	}
 }

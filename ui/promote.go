@@ -73,6 +73,9 @@ type VersionView struct {
 	// SafeNote says when the next move is safe: removing the records of
 	// a retired domain, changing the MX records after an mx move.
 	SafeNote string
+	// CanPush offers "Push the record again": the record drifted or its
+	// push failed, the policy file is live, and tlsrpt pushes it.
+	CanPush bool
 }
 
 // StepView is one publishing step: pending, done or drifted, with the fix.

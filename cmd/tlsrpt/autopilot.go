@@ -12,6 +12,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -38,7 +39,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt autopilot DOMAIN [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--json]")
 		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot --fleet [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--json]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot run [--dry-run] [--json] [publishing flags]")
+		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot run [--dry-run] [--json] [verification flags]")
 		fmt.Fprintln(env.Stderr, "Shows (and with a setting flag sets) a domain's autopilot: its stage on the max_age ramp, the next")
 		fmt.Fprintln(env.Stderr, "step and its date, and the last daily evaluation. \"run\" evaluates every domain whose autopilot is on,")
 		fmt.Fprintln(env.Stderr, "once per UTC day (tlsrpt serve does it too): promote after N ready days, raise max_age stage by")
@@ -61,7 +62,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	case *on && *off:
 		return fail(exitUsage, fmt.Errorf("--on and --off together: choose one"))
 	case isRun && (set["on"] || set["off"] || set["final-max-age"] || set["ready-days"] || *fleet):
-		return fail(exitUsage, fmt.Errorf("run takes --dry-run and --json only (and the publishing flags)"))
+		return fail(exitUsage, fmt.Errorf("run takes --dry-run and --json only (and the verification flags)"))
 	case !isRun && (len(pos) != 1) == !*fleet:
 		fs.Usage()
 		return exitUsage
@@ -75,7 +76,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 		return fail(exitFailed, err)
 	}
 	defer closeDB()
-	eng := api.NewAutopilot(&api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"})
+	eng := autopilot.New(&publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)})
 	if isRun {
 		return autopilotRun(ctx, env, eng, *dry, *asJSON)
 	}
@@ -229,6 +230,20 @@ func autopilotRun(ctx context.Context, env *Env, eng *autopilot.Engine, dry, asJ
 	return 0
 }
 
+// allReady reports whether a promote command line asks for --all-ready
+// (anywhere on the line, before a "--").
+func allReady(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--all-ready", "-all-ready", "--all-ready=true", "-all-ready=true":
+			return true
+		}
+	}
+	return false
+}
+
 // runPromoteAllReady is "tlsrpt promote --all-ready [--dry-run]": every
 // listed domain is checked against its own verdict and the ready ones are
 // promoted (the same as POST /api/v1/promotions); the blocked ones are
@@ -243,7 +258,7 @@ func runPromoteAllReady(ctx context.Context, env *Env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the outcome per domain as JSON")
 	ps := addPublishFlags(fs, env)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt promote --all-ready [--dry-run] [--reason R] [--json] [publishing flags]")
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt promote --all-ready [--dry-run] [--reason R] [--json] [verification flags]")
 		fmt.Fprintln(env.Stderr, "Promotes every listed domain whose own verdict is ready; blocked ones are listed and skipped")
 		fmt.Fprintln(env.Stderr, "(promote them one by one with --override). A domain whose autopilot is on starts at its ramp's first stage.")
 		printFlags(env, fs, "promote")
@@ -278,7 +293,7 @@ func runPromoteAllReady(ctx context.Context, env *Env, args []string) int {
 	for _, dm := range domains {
 		names = append(names, dm.Name)
 	}
-	eng := api.NewAutopilot(&api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"})
+	eng := autopilot.New(&publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)})
 	res, err := eng.BulkPromote(ctx, autopilot.BulkRequest{Domains: names, Reason: *reason, Actor: "cli", DryRun: *dry})
 	if err != nil {
 		return fail(exitFailed, err)

@@ -59,8 +59,13 @@ func TestAutopilotCommand(t *testing.T) {
 		code := Main(context.Background(), args, env)
 		return code, out.String(), errOut.String()
 	}
-	common := []string{"--host-policy", "--dns-update-server", zone.Addr, "--tsig-key", key, "--resolver", zone.Addr,
-		"--ca-file", filepath.Join(pki, "ca.pem"), "--allow-private", "--policy-port", port}
+	// How the domain is published is its stored setting: hosted, the
+	// record by RFC 2136 with the key whose secret is TLSRPT_TSIG_SECRET.
+	if _, err := d.SetPublishing(context.Background(), db.Publishing{Domain: "example.com", Policy: "hosted", Record: "rfc2136",
+		Server: zone.Addr, TSIGKey: key, Credential: "TSIG"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--resolver", zone.Addr, "--ca-file", filepath.Join(pki, "ca.pem"), "--allow-private", "--policy-port", port}
 
 	code, out, errOut := run("autopilot", "example.com")
 	if code != 0 || !strings.Contains(out, "autopilot off (default setting)") || !strings.Contains(out, "next: autopilot is off; with it on: promote to enforce with max_age 86400") {
@@ -123,11 +128,7 @@ func TestAutopilotCommand(t *testing.T) {
 	}
 
 	// Bulk: the enforcing domain is skipped, the quiet one blocked.
-	var bout, berr bytes.Buffer
-	vars := map[string]string{"DATABASE_URL": url, "TLSRPT_TSIG_SECRET": secret}
-	benv := &Env{Stdin: strings.NewReader(""), Stdout: &bout, Stderr: &berr, Getenv: func(k string) string { return vars[k] }}
-	code = runPromoteAllReady(context.Background(), benv, append([]string{"--all-ready", "--dry-run"}, common...))
-	out, errOut = bout.String(), berr.String()
+	code, out, errOut = run(append([]string{"promote", "--dry-run"}, append(common, "--all-ready")...)...)
 	if code != 0 || !strings.Contains(out, "example.com: skipped") || !strings.Contains(out, "quiet.example.com: blocked (blockers: ") {
 		t.Errorf("promote --all-ready --dry-run = %d\n%s%s", code, out, errOut)
 	}

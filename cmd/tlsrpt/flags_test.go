@@ -27,6 +27,7 @@ var flagArgs = map[string][]string{
 	"policy":        nil,
 	"promote":       {"example.com"},
 	"publishing":    {"example.com"},
+	"mx-move":       {"example.com"},
 	"report":        {"exclude", "1"},
 	"reporter-rule": {"delete", "1"},
 	"reprocess":     {"1"},

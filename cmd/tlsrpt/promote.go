@@ -3,16 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -26,6 +26,9 @@ const (
 	exitUsage     = 2
 	exitRefused   = 3 // blocked without override, override without confirmation, nothing to change
 )
+
+// waitInterval is how often --wait runs a reconciler pass.
+const waitInterval = 10 * time.Second
 
 // changeFlags are the flags promote and rollback share.
 type changeFlags struct {
@@ -49,6 +52,9 @@ func addChangeFlags(fs *flag.FlagSet, env *Env) *changeFlags {
 }
 
 func runPromote(ctx context.Context, env *Env, args []string) int {
+	if allReady(args) {
+		return runPromoteAllReady(ctx, env, args)
+	}
 	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	cf := addChangeFlags(fs, env)
@@ -56,6 +62,7 @@ func runPromote(ctx context.Context, env *Env, args []string) int {
 	confirm := fs.String("confirm", "", "with --override: the domain typed again")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: tlsrpt promote [flags] DOMAIN")
+		fmt.Fprintln(env.Stderr, "       tlsrpt promote --all-ready [--dry-run] [flags]   (every listed domain whose verdict is ready; -h with it for its flags)")
 		fmt.Fprintln(env.Stderr, "Makes a policy version in mode enforce (new id, max_age as the verdict proposes) and publishes it:")
 		fmt.Fprintln(env.Stderr, "the policy file first (hosted by tlsrpt serve with --host-policy, else printed to serve yourself),")
 		fmt.Fprintln(env.Stderr, "then the _mta-sts TXT record (RFC 2136 or a DNS provider API, else printed), then verifies.")
@@ -66,15 +73,15 @@ func runPromote(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "  or DNS unreachable, --wait ran out; the version is made: see tlsrpt status), 2 usage error,")
 		fmt.Fprintln(env.Stderr, "  3 refused (blocked verdict, no confirmation, nothing to change)")
 	}
-	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
-		return api.ChangeRequest{Domain: domain, Kind: rollout.KindPromote, Override: *override, Confirm: *confirm}, nil
+	return runChange(ctx, env, fs, args, cf, func(domain string) (publish.ChangeRequest, error) {
+		return publish.ChangeRequest{Domain: domain, Kind: rollout.KindPromote, Override: *override, Confirm: *confirm}, nil
 	})
 }
 
 // runChange parses (flags before and after the domain), builds the
 // promoter, makes the change and prints it. The exit code is 0 only when
 // the version went live as far as the command takes it (liveProblem).
-func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, cf *changeFlags, req func(domain string) (api.ChangeRequest, error)) int {
+func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, cf *changeFlags, req func(domain string) (publish.ChangeRequest, error)) int {
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
@@ -85,7 +92,7 @@ func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, c
 	}
 	name := fs.Name()
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, errtext.Plain(err))
 		return code
 	}
 	domain, err := db.NormalizeDomain(pos[0])
@@ -105,19 +112,27 @@ func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, c
 		return fail(exitFailed, err)
 	}
 	defer closeDB()
-	p := &api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"}
+	p := &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)}
 	r.Actor, r.Reason, r.ID = "cli", cf.reason, cf.id
 	v, err := p.Change(ctx, r)
-	if errors.Is(err, api.ErrBlocked) || errors.Is(err, api.ErrConfirmation) || errors.Is(err, api.ErrUnchanged) || errors.Is(err, db.ErrIDUsed) {
+	if errtext.Is(err, publish.ErrBlocked, publish.ErrConfirmation, publish.ErrUnchanged, publish.ErrInvalid, db.ErrIDUsed) {
 		return fail(exitRefused, err)
 	}
 	if err != nil {
 		return fail(exitFailed, err)
 	}
-	if cf.wait > 0 && !rollout.StepsDone(v.Steps) {
-		if v, err = p.WaitVerified(ctx, domain, 10*time.Second, cf.wait); err != nil {
-			return fail(exitFailed, err)
-		}
+	// The version is the intent; the reconciler publishes it. Without a
+	// server running, this run does: one pass (the hosted file served,
+	// the record pushed once the file is live), or with --wait passes
+	// until live or the time is up.
+	made := v
+	if cf.wait > 0 {
+		v, err = p.WaitLive(ctx, domain, waitInterval, cf.wait)
+	} else {
+		v, err = p.Reconcile(ctx, domain)
+	}
+	if err != nil {
+		return fail(exitFailed, fmt.Errorf("version %s of %s is made; publishing it failed (tlsrpt status %s retries): %w", made.ID, domain, domain, err))
 	}
 	if cf.asJSON {
 		enc := json.NewEncoder(env.Stdout)

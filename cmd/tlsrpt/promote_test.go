@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -22,12 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // writeTestPKI writes a CA (ca.pem) and a certificate for host
@@ -124,7 +123,13 @@ func TestPromoteCommand(t *testing.T) {
 		code := commands[name].run(context.Background(), env, args[1:])
 		return code, out.String(), errOut.String()
 	}
-	common := []string{"--host-policy", "--dns-update-server", zone.Addr, "--tsig-key", key, "--resolver", zone.Addr,
+	// How the domain is published is its stored setting: hosted, the
+	// record by RFC 2136 with the key whose secret is TLSRPT_TSIG_SECRET.
+	if _, err := d.SetPublishing(context.Background(), db.Publishing{Domain: "example.com", Policy: "hosted", Record: "rfc2136",
+		Server: zone.Addr, TSIGKey: key, Credential: "TSIG"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--resolver", zone.Addr,
 		"--ca-file", filepath.Join(pki, "ca.pem"), "--allow-private", "--policy-port", port}
 
 	code, out, errOut := run(append(append([]string{"promote"}, common...), "--json", "--reason", "ready", "example.com")...)
@@ -166,19 +171,15 @@ func TestPromoteCommand(t *testing.T) {
 }
 
 // startPolicyHost serves the hosted policies of d over HTTPS with the
-// certificates in pki, as tlsrpt serve does, until the test ends; it
+// certificates in pki, as tlsrpt serve's policy listener does, until the test ends; it
 // returns the port.
 func startPolicyHost(t *testing.T, d *db.DB, pki string) string {
 	t.Helper()
-	srv, err := api.New(api.Config{DB: d, Log: slog.New(slog.DiscardHandler), Promote: api.PromoteConfig{HostPolicy: true}})
+	tc, err := publish.PolicyTLSConfig(publish.PolicyTLS{CertDir: pki}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := api.PolicyTLSConfig(api.PolicyTLS{CertDir: pki}, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(srv.PolicyHandler())
+	hs := httptest.NewUnstartedServer(publish.PolicyOnly(publish.PolicyFile(d)))
 	hs.TLS = tc
 	hs.StartTLS()
 	t.Cleanup(hs.Close)

@@ -12,36 +12,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
-// publishSettings are the settings of publishing policy versions
-// (docs/publishing.md), shared by serve, promote and rollback: flag first,
-// then the environment.
+// publishSettings are the settings of this process's side of publishing
+// (docs/publishing.md), shared by promote, rollback, mx-move and status:
+// how it verifies what is live (flag first, then the environment). How a
+// domain is published (hosting, the record publisher) is not among them:
+// that is the domain's stored setting (publishingHook), the same for every
+// process.
 type publishSettings struct {
-	hostPolicy bool
-	// RFC 2136
-	updateServer, updateZone, tsigKey, tsigAlg string
-	// providers
-	provider, providerZone string
-	// verification
 	resolver, caFile, policyPort string
 	allowPrivate                 bool
 }
 
-// addPublishFlags registers the publishing flags on fs.
+// addPublishFlags registers the verification flags on fs.
 func addPublishFlags(fs *flag.FlagSet, env *Env) *publishSettings {
 	p := &publishSettings{}
 	get := func(name string) string { return env.Getenv(name) }
-	fs.BoolVar(&p.hostPolicy, "host-policy", false, "tlsrpt serves the policy file at mta-sts.<domain> ($TLSRPT_HOST_POLICY=1); else it is handed over as a download")
-	fs.StringVar(&p.updateServer, "dns-update-server", get("TLSRPT_DNS_UPDATE_SERVER"), "primary DNS server host:port for RFC 2136 updates of the TXT record ($TLSRPT_DNS_UPDATE_SERVER)")
-	fs.StringVar(&p.updateZone, "dns-update-zone", get("TLSRPT_DNS_UPDATE_ZONE"), "zone of the updates; default the domain ($TLSRPT_DNS_UPDATE_ZONE)")
-	fs.StringVar(&p.tsigKey, "tsig-key", get("TLSRPT_TSIG_KEY"), "TSIG key name; the secret is $TLSRPT_TSIG_SECRET(_FILE) ($TLSRPT_TSIG_KEY)")
-	fs.StringVar(&p.tsigAlg, "tsig-algorithm", get("TLSRPT_TSIG_ALGORITHM"), "TSIG algorithm, default hmac-sha256 ($TLSRPT_TSIG_ALGORITHM)")
-	fs.StringVar(&p.provider, "dns-provider", get("TLSRPT_DNS_PROVIDER"), "cloudflare or hetzner: push the TXT record through its API, token in $TLSRPT_CLOUDFLARE_TOKEN(_FILE) or $TLSRPT_HETZNER_TOKEN(_FILE) ($TLSRPT_DNS_PROVIDER)")
-	fs.StringVar(&p.providerZone, "dns-provider-zone", get("TLSRPT_DNS_PROVIDER_ZONE"), "the provider's zone name (or Hetzner zone id); default the domain ($TLSRPT_DNS_PROVIDER_ZONE)")
 	fs.StringVar(&p.resolver, "resolver", get("TLSRPT_RESOLVER"), "DNS server host:port for verification ($TLSRPT_RESOLVER; default the system's)")
 	fs.StringVar(&p.caFile, "ca-file", get("TLSRPT_CA_FILE"), "extra trusted roots (PEM) for fetching the policy ($TLSRPT_CA_FILE)")
 	fs.BoolVar(&p.allowPrivate, "allow-private", false, "let verification fetch the policy from private and loopback addresses ($TLSRPT_ALLOW_PRIVATE=1)")
@@ -49,49 +39,16 @@ func addPublishFlags(fs *flag.FlagSet, env *Env) *publishSettings {
 	return p
 }
 
-// promoteConfig builds the publishing configuration from the settings and
-// the secrets in the environment.
-func (p *publishSettings) promoteConfig(env *Env) (api.PromoteConfig, error) {
-	var pc api.PromoteConfig
-	for name, dst := range map[string]*bool{"TLSRPT_HOST_POLICY": &p.hostPolicy, "TLSRPT_ALLOW_PRIVATE": &p.allowPrivate} {
-		v, err := envBool(env, name)
-		if err != nil {
-			return pc, err
-		}
-		*dst = *dst || v
+// promoteConfig builds this process's publishing configuration: the
+// verification inspector and the notifier. The promoter's Domains hook
+// (publishingHook) says how each domain is published.
+func (p *publishSettings) promoteConfig(env *Env) (publish.PromoteConfig, error) {
+	var pc publish.PromoteConfig
+	v, err := envBool(env, "TLSRPT_ALLOW_PRIVATE")
+	if err != nil {
+		return pc, err
 	}
-	pc.HostPolicy = p.hostPolicy
-	if p.updateServer != "" && p.provider != "" {
-		return pc, errors.New("--dns-update-server and --dns-provider both set: choose one way to publish the record")
-	}
-	switch {
-	case p.updateServer != "":
-		if _, _, err := net.SplitHostPort(p.updateServer); err != nil {
-			return pc, settingError("--dns-update-server/TLSRPT_DNS_UPDATE_SERVER", err)
-		}
-		secret, err := secretSetting(env, "TLSRPT_TSIG_SECRET")
-		if err != nil {
-			return pc, err
-		}
-		if (p.tsigKey == "") != (secret == "") {
-			return pc, errors.New("--tsig-key/TLSRPT_TSIG_KEY and TLSRPT_TSIG_SECRET(_FILE) go together")
-		}
-		pc.Records = &rollout.DNSUpdate{Server: p.updateServer, Zone: p.updateZone, KeyName: p.tsigKey, Algorithm: p.tsigAlg, Secret: secret}
-	case p.provider == rollout.RecordCloudflare:
-		tok, err := secretSetting(env, "TLSRPT_CLOUDFLARE_TOKEN")
-		if err != nil || tok == "" {
-			return pc, fmt.Errorf("--dns-provider cloudflare needs TLSRPT_CLOUDFLARE_TOKEN(_FILE): %w", errors.Join(err, errors.New("not set")))
-		}
-		pc.Records = &rollout.Cloudflare{Token: tok, Zone: p.providerZone, ZoneID: env.Getenv("TLSRPT_CLOUDFLARE_ZONE_ID")}
-	case p.provider == rollout.RecordHetzner:
-		tok, err := secretSetting(env, "TLSRPT_HETZNER_TOKEN")
-		if err != nil || tok == "" {
-			return pc, fmt.Errorf("--dns-provider hetzner needs TLSRPT_HETZNER_TOKEN(_FILE): %w", errors.Join(err, errors.New("not set")))
-		}
-		pc.Records = &rollout.Hetzner{Token: tok, Zone: p.providerZone}
-	case p.provider != "":
-		return pc, settingError("--dns-provider/TLSRPT_DNS_PROVIDER", fmt.Errorf("%q is not cloudflare or hetzner", p.provider))
-	}
+	p.allowPrivate = p.allowPrivate || v
 	in := &rollout.Inspector{Resolver: p.resolver, AllowPrivate: p.allowPrivate}
 	if p.caFile != "" {
 		pool, err := loadCheckRoots(p.caFile)
@@ -114,8 +71,8 @@ func (p *publishSettings) promoteConfig(env *Env) (api.PromoteConfig, error) {
 
 // notifierFromEnv reads the regression notification settings: a
 // Slack-compatible webhook and SMTP.
-func notifierFromEnv(env *Env) (*api.Notifier, error) {
-	n := &api.Notifier{WebhookURL: env.Getenv("TLSRPT_WEBHOOK_URL")}
+func notifierFromEnv(env *Env) (*publish.Notifier, error) {
+	n := &publish.Notifier{WebhookURL: env.Getenv("TLSRPT_WEBHOOK_URL")}
 	if addr := env.Getenv("TLSRPT_SMTP_ADDR"); addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, settingError("TLSRPT_SMTP_ADDR", err)
@@ -134,7 +91,7 @@ func notifierFromEnv(env *Env) (*api.Notifier, error) {
 		if from == "" || len(to) == 0 {
 			return nil, errors.New("TLSRPT_SMTP_ADDR needs TLSRPT_SMTP_FROM and TLSRPT_SMTP_TO")
 		}
-		n.SMTP = &api.SMTPConfig{Addr: addr, From: from, To: to, Username: env.Getenv("TLSRPT_SMTP_USERNAME"), Password: pw}
+		n.SMTP = &publish.SMTPConfig{Addr: addr, From: from, To: to, Username: env.Getenv("TLSRPT_SMTP_USERNAME"), Password: pw}
 	}
 	if !n.Configured() {
 		return nil, nil
@@ -145,7 +102,7 @@ func notifierFromEnv(env *Env) (*api.Notifier, error) {
 // policyHost is the HTTPS listener for mta-sts.<domain> that serve runs
 // when TLSRPT_POLICY_LISTEN is set, with certificates from
 // TLSRPT_POLICY_CERT_DIR and/or ACME (TLSRPT_ACME_CACHE_DIR).
-func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
+func policyHostFromEnv(env *Env) (listen string, cfg publish.PolicyTLS, err error) {
 	listen = env.Getenv("TLSRPT_POLICY_LISTEN")
 	if listen == "" {
 		return "", cfg, nil
@@ -153,7 +110,7 @@ func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
 	if _, _, err := net.SplitHostPort(listen); err != nil {
 		return "", cfg, settingError("TLSRPT_POLICY_LISTEN", err)
 	}
-	cfg = api.PolicyTLS{CertDir: env.Getenv("TLSRPT_POLICY_CERT_DIR"), ACMECacheDir: env.Getenv("TLSRPT_ACME_CACHE_DIR"),
+	cfg = publish.PolicyTLS{CertDir: env.Getenv("TLSRPT_POLICY_CERT_DIR"), ACMECacheDir: env.Getenv("TLSRPT_ACME_CACHE_DIR"),
 		ACMEEmail: env.Getenv("TLSRPT_ACME_EMAIL"), ACMEDirectory: env.Getenv("TLSRPT_ACME_DIRECTORY")}
 	if cfg.CertDir == "" && cfg.ACMECacheDir == "" {
 		return "", cfg, errors.New("TLSRPT_POLICY_LISTEN needs TLSRPT_POLICY_CERT_DIR or TLSRPT_ACME_CACHE_DIR")
@@ -161,21 +118,21 @@ func policyHostFromEnv(env *Env) (listen string, cfg api.PolicyTLS, err error) {
 	return listen, cfg, nil
 }
 
-// runPublishing runs, until ctx ends, the publisher's poll loop
-// (verification and the watch) and, when listen is set, the policy host
-// listener. It returns when both stopped.
-func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen string, tc api.PolicyTLS, interval time.Duration, log *slog.Logger) error {
+// runPublishing runs, until ctx ends, the reconciler loop (publishing,
+// verification, drift and the watch: publish.Promoter.Run) and, when
+// listen is set, the policy host listener. It returns when both stopped.
+func runPublishing(ctx context.Context, pub *publish.Promoter, store *db.DB, listen string, tc publish.PolicyTLS, interval time.Duration, log *slog.Logger) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Promoter().Run(ctx, interval)
+		pub.Run(ctx, interval)
 	}()
 	defer func() { <-done }()
 	if listen == "" {
 		<-ctx.Done()
 		return nil
 	}
-	tlsCfg, err := api.PolicyTLSConfig(tc, store)
+	tlsCfg, err := publish.PolicyTLSConfig(tc, store)
 	if err != nil {
 		return err
 	}
@@ -183,7 +140,7 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 	if err != nil {
 		return settingError("TLSRPT_POLICY_LISTEN", err)
 	}
-	hs := &http.Server{Handler: srv.PolicyHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	hs := &http.Server{Handler: publish.PolicyOnly(publish.PolicyFile(store)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, tlsCfg)) }()
@@ -205,21 +162,28 @@ func runPublishing(ctx context.Context, srv *api.Server, store *db.DB, listen st
 // (hosting, the record publisher) is the stored setting
 // (applyStoredPublishing), never serve's own environment.
 type servePublishing struct {
-	cfg    api.PromoteConfig
+	cfg    publish.PromoteConfig
 	listen string
-	tls    api.PolicyTLS
+	tls    publish.PolicyTLS
 }
 
 // publishingFromEnv reads the serve settings; hostPolicy forces hosting
-// on (the demo). The verification inspector is set by the caller (serve
-// shares its live-check inspector).
-func publishingFromEnv(env *Env, hostPolicy bool) (*servePublishing, error) {
-	pc := api.PromoteConfig{HostPolicy: hostPolicy}
+// on (the demo). How each domain is published is the stored setting
+// (publishingHook), never serve's own environment. Verification uses
+// serve's live-check inspector (its resolver, roots and --allow-private)
+// without the STARTTLS probe, on TLSRPT_POLICY_PORT when set: the same
+// checks as "tlsrpt status".
+func publishingFromEnv(env *Env, hostPolicy bool, inspector *rollout.Inspector) (*servePublishing, error) {
+	pc := publish.PromoteConfig{HostPolicy: hostPolicy}
 	n, err := notifierFromEnv(env)
 	if err != nil {
 		return nil, err
 	}
 	pc.Notifier = n
+	pc.Checker = inspector.WithoutSMTP()
+	if port := env.Getenv("TLSRPT_POLICY_PORT"); port != "" && pc.Checker != nil {
+		pc.Checker = pc.Checker.WithPolicyPort(port)
+	}
 	listen, tc, err := policyHostFromEnv(env)
 	if err != nil {
 		return nil, err

@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/pubconf"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -68,7 +69,7 @@ func runPublishingCmd(ctx context.Context, env *Env, args []string) int {
 		}
 	})
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt publishing: %s\n", api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt publishing: %s\n", errtext.Plain(err))
 		return code
 	}
 	if len(pos) > 1 || (len(pos) == 1 && *def) || (len(pos) == 0 && !*def && len(changed) > 0) || (*reset && (len(pos) != 1 || len(changed) > 0)) {
@@ -272,29 +273,32 @@ func importLegacyPublishing(ctx context.Context, d *db.DB, env *Env, actor strin
 	return nil
 }
 
-// applyStoredPublishing makes serve publish by the stored fleet default
-// setting rather than by its own environment: hosting and the record
-// publisher, the secret read by the name the setting holds. forceHosted
-// keeps hosting on (the demo). A missing secret does not stop serve: the
-// push fails with the variable to set as the step's cause, and the start
-// logs it.
-//
-// Per-domain settings need the publisher to ask per domain
-// (docs/publishing.md "Settings"); until it does, serve uses the default.
-func applyStoredPublishing(ctx context.Context, d *db.DB, env *Env, cfg *api.PromoteConfig, forceHosted bool, log *slog.Logger) error {
+// publishingHook is the promoter's per-domain configuration
+// (publish.Promoter.Domains): the domain's stored setting (its own, else
+// the fleet default, else the built-in one) with the secret read by the
+// name the setting holds from this process's environment. forceHosted
+// keeps hosting on (the demo). A missing secret is not an error here: the
+// record publisher then fails every push with the variable to set, which
+// the TXT step shows as its cause.
+func publishingHook(d *db.DB, getenv func(string) string, forceHosted bool) func(context.Context, string) (publish.DomainConfig, error) {
+	return func(ctx context.Context, domain string) (publish.DomainConfig, error) {
+		host, records, err := pubconf.ForDomain(ctx, d, domain, getenv)
+		if err != nil && records == nil {
+			return publish.DomainConfig{}, err
+		}
+		return publish.DomainConfig{HostPolicy: host || forceHosted, Records: records}, nil
+	}
+}
+
+// warnDefaultSecret logs at serve's start when the fleet default's secret
+// is not usable in this process: its pushes would fail until it is set.
+func warnDefaultSecret(ctx context.Context, d *db.DB, env *Env, log *slog.Logger) {
 	p, err := d.Publishing(ctx, db.DefaultPublishing)
 	if err != nil {
-		return err
+		return
 	}
-	host, records, err := pubconf.Resolve(p, env.Getenv)
-	switch {
-	case errors.Is(err, pubconf.ErrMissingSecret) || (err != nil && records != nil):
+	if _, records, err := pubconf.Resolve(p, env.Getenv); err != nil && (records != nil || errors.Is(err, pubconf.ErrMissingSecret)) {
 		log.WarnContext(ctx, "The secret of the publishing setting is not usable: pushes of the TXT record fail until it is set",
-			"error", api.PlainMessage(err), "setting", "tlsrpt publishing --default")
-	case err != nil:
-		return err
+			"error", errtext.Plain(err), "setting", "tlsrpt publishing --default")
 	}
-	cfg.HostPolicy = host || forceHosted
-	cfg.Records = records
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -220,33 +219,43 @@ func TestPublishingServeStart(t *testing.T) {
 	}
 }
 
-func TestPublishingApplyStored(t *testing.T) {
+// The promoter's per-domain hook publishes every domain by its stored
+// setting (its own row, else the default), with the secret read by name
+// from the process's environment: a missing secret is the push's cause.
+func TestPublishingHook(t *testing.T) {
 	d := dbtest.New(t)
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	vars := map[string]string{}
-	env := &Env{Getenv: func(k string) string { return vars[k] }}
-	var cfg api.PromoteConfig
-	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil || cfg.HostPolicy || cfg.Records != nil {
-		t.Fatalf("applyStoredPublishing(nothing stored) = %+v, %v; want download and by hand", cfg, err)
+	getenv := func(k string) string { return vars[k] }
+	hook := publishingHook(d, getenv, false)
+	if c, err := hook(ctx, "example.com"); err != nil || c.HostPolicy || c.Records != nil {
+		t.Fatalf("hook(nothing stored) = %+v, %v; want download and by hand", c, err)
 	}
-	if err := applyStoredPublishing(ctx, d, env, &cfg, true, quiet); err != nil || !cfg.HostPolicy {
-		t.Errorf("applyStoredPublishing(forced hosting) = %+v, %v", cfg, err)
+	if c, err := publishingHook(d, getenv, true)(ctx, "example.com"); err != nil || !c.HostPolicy {
+		t.Errorf("hook(forced hosting) = %+v, %v", c, err)
 	}
 	if _, err := d.SetPublishing(ctx, db.Publishing{Domain: db.DefaultPublishing, Policy: "hosted", Record: "rfc2136", Server: "127.0.0.1:53", TSIGKey: "k", Credential: "DNS"}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil || !cfg.HostPolicy || cfg.Records == nil || cfg.Records.Method() != rollout.RecordRFC2136 {
-		t.Fatalf("applyStoredPublishing(missing secret) = %+v, %v", cfg, err)
+	c, err := hook(ctx, "example.com")
+	if err != nil || !c.HostPolicy || c.Records == nil || c.Records.Method() != rollout.RecordRFC2136 {
+		t.Fatalf("hook(missing secret) = %+v, %v", c, err)
 	}
-	if err := cfg.Records.PublishTXT(ctx, "_mta-sts.example.com", "v=STSv1; id=1"); err == nil || !strings.Contains(err.Error(), "TLSRPT_SECRET_DNS") {
+	if err := c.Records.PublishTXT(ctx, "_mta-sts.example.com", "v=STSv1; id=1"); err == nil || !strings.Contains(err.Error(), "TLSRPT_SECRET_DNS") {
 		t.Errorf("a push without the secret = %v, want the variable named", err)
 	}
 	vars["TLSRPT_SECRET_DNS"] = "c2VjcmV0"
-	if err := applyStoredPublishing(ctx, d, env, &cfg, false, quiet); err != nil {
+	if c, err = hook(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if u, ok := cfg.Records.(*rollout.DNSUpdate); !ok || u.Secret != "c2VjcmV0" || u.KeyName != "k" || u.Server != "127.0.0.1:53" {
-		t.Errorf("applyStoredPublishing() publisher = %#v", cfg.Records)
+	if u, ok := c.Records.(*rollout.DNSUpdate); !ok || u.Secret != "c2VjcmV0" || u.KeyName != "k" || u.Server != "127.0.0.1:53" {
+		t.Errorf("hook() publisher = %#v", c.Records)
+	}
+	// A domain's own row wins over the default.
+	if _, err := d.SetPublishing(ctx, db.Publishing{Domain: "example.org", Policy: "download", Record: "manual"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := hook(ctx, "example.org"); err != nil || c.HostPolicy || c.Records != nil {
+		t.Errorf("hook(example.org, own row download/manual) = %+v, %v", c, err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -21,14 +22,14 @@ import (
 // retention is refused.
 func TestRetentionCommand(t *testing.T) {
 	url := dbtest.NewURL(t, true)
-	for _, end := range []string{"2020-01-31", ""} {
-		args := []string{"bench", "seed", "--db", url, "--domains", "1", "--years", "0.05"}
-		if end != "" {
-			args = append(args, "--end", end)
-		}
-		if code, out, errOut := runStoreCmd(t, args...); code != 0 {
-			t.Fatalf("bench seed = %d, %q, %q", code, out, errOut)
-		}
+	d, err := db.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	yesterday := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	for _, end := range []time.Time{time.Date(2020, 1, 31, 0, 0, 0, 0, time.UTC), yesterday} {
+		seedDays(t, d, "d0000.example", end, 18)
 	}
 	code, out, errOut := runStoreCmd(t, "retention", "--db", url, "--keep-days", "400", "--dry-run")
 	if code != 0 || !strings.HasPrefix(out, "18 reports before ") {
@@ -132,6 +133,32 @@ func TestQuarantineSettings(t *testing.T) {
 	for name, v := range map[string]string{"TLSRPT_QUARANTINE_DAYS": "-1", "TLSRPT_QUARANTINE_MAX_BYTES": "1000"} {
 		if _, err := retentionFromEnv(env(map[string]string{name: v})); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("retentionFromEnv(%s=%s) = %v, want an error naming it", name, v, err)
+		}
+	}
+}
+
+// seedDays stores one report a day for domain, the n days that end with
+// end.
+func seedDays(t *testing.T, d *db.DB, domain string, end time.Time, n int) {
+	t.Helper()
+	ctx := context.Background()
+	first := end.AddDate(0, 0, -(n - 1))
+	if err := d.EnsurePartitions(ctx, first, end); err != nil {
+		t.Fatal(err)
+	}
+	for day := first; !day.After(end); day = day.AddDate(0, 0, 1) {
+		r := &reports.Report{OrganizationName: "Google Inc.", ReportID: domain + "-" + day.Format(time.DateOnly),
+			DateRange: reports.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+			Policies: []reports.PolicyResult{{
+				Policy:  reports.Policy{Type: "sts", Domain: domain, MXHosts: []string{"mx1." + domain}},
+				Summary: reports.Summary{TotalSuccessfulSessionCount: 100},
+			}}}
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := d.StoreReport(ctx, reports.Received{Report: r, JSON: raw, Source: reports.SourceFile, ReceivedAt: day.Add(30 * time.Hour)}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -27,13 +27,13 @@ func runRollback(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "  with --wait: verified live), 1 failed: the failed step and its cause on stderr (TXT push refused, policy host")
 		fmt.Fprintln(env.Stderr, "  or DNS unreachable, --wait ran out; the version is made: see tlsrpt status), 2 usage error, 3 refused (nothing to change)")
 	}
-	return runChange(ctx, env, fs, args, cf, func(domain string) (api.ChangeRequest, error) {
+	return runChange(ctx, env, fs, args, cf, func(domain string) (publish.ChangeRequest, error) {
 		switch rollout.Mode(*mode) {
 		case rollout.ModeTesting:
-			return api.ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, nil
+			return publish.ChangeRequest{Domain: domain, Kind: rollout.KindRollback}, nil
 		case rollout.ModeNone:
-			return api.ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, nil
+			return publish.ChangeRequest{Domain: domain, Kind: rollout.KindRetire}, nil
 		}
-		return api.ChangeRequest{}, fmt.Errorf("--mode %q: want testing or none", *mode)
+		return publish.ChangeRequest{}, fmt.Errorf("--mode %q: want testing or none", *mode)
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -263,16 +264,17 @@ func (a *app) run(ctx context.Context) error {
 			return api.PollerStatus{Connected: st.Connected, LastSuccess: st.LastSuccess, LastError: st.LastError}
 		}
 	}
-	pub, err := publishingFromEnv(a.env, a.hostPolicy)
+	pub, err := publishingFromEnv(a.env, a.hostPolicy, inspector)
 	if err != nil {
 		return err
 	}
-	// How to publish is the stored setting, not this process's
-	// environment (docs/publishing.md "Settings").
-	if err := applyStoredPublishing(ctx, store, a.env, &pub.cfg, a.hostPolicy, a.log); err != nil {
-		return err
-	}
-	apiCfg.Promote = pub.cfg
+	// One promoter: the handlers' changes kick the loop runPublishing
+	// runs. How each domain is published is its stored setting, not this
+	// process's environment (docs/publishing.md "Settings").
+	warnDefaultSecret(ctx, store, a.env, a.log)
+	promoter := &publish.Promoter{DB: store, PromoteConfig: pub.cfg, PublicURL: apiCfg.PublicURL, Log: a.log,
+		Domains: publishingHook(store, a.env.Getenv, a.hostPolicy)}
+	apiCfg.Publisher = promoter
 	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
@@ -318,7 +320,7 @@ func (a *app) run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runPublishing(pollCtx, srv, store, pub.listen, pub.tls, time.Minute, a.log); err != nil {
+		if err := runPublishing(pollCtx, promoter, store, pub.listen, pub.tls, time.Minute, a.log); err != nil {
 			errc <- err
 		}
 	}()

@@ -9,9 +9,10 @@ import (
 	"io"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -42,15 +43,17 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 	dbURL := fs.String("db", "", "PostgreSQL URL (default $DATABASE_URL, else the embedded PostgreSQL under $TLSRPT_DATA_DIR)")
 	asJSON := fs.Bool("json", false, "print the version and its live state as JSON")
 	wait := fs.Duration("wait", 0, "poll DNS and HTTPS until the version is live, at most this long (e.g. 10m); 0 checks once")
+	push := fs.Bool("push", false, "push the TXT record again first (a drifted or hand-edited record; needs the record publisher settings; refused while the policy file is not live)")
 	ps := addPublishFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "usage: tlsrpt %s [flags] DOMAIN\n", name)
 		fmt.Fprintln(env.Stderr, "Shows the newest policy version of DOMAIN and its live state (policy file served? TXT record published?")
-		fmt.Fprintln(env.Stderr, "verified?) after one verification poll, which also pushes a TXT record still due. It makes no version.")
+		fmt.Fprintln(env.Stderr, "verified?) after one reconciler pass, which also serves a hosted file and pushes a TXT record still due.")
+		fmt.Fprintln(env.Stderr, "It makes no version, so running it again is always safe. --push pushes the record again (a drifted record).")
 		fmt.Fprintln(env.Stderr, "Flags may stand before or after the domain.")
 		printFlags(env, fs, name)
 		fmt.Fprintln(env.Stderr, "exit code: 0 live (verified), 1 not live or a step failed (the step and its cause on stderr),")
-		fmt.Fprintln(env.Stderr, "  2 usage error, 3 refused (no policy version of the domain)")
+		fmt.Fprintln(env.Stderr, "  2 usage error, 3 refused (no policy version of the domain; --push while the file is not live or without a publisher)")
 	}
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
@@ -61,7 +64,7 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 		return exitUsage
 	}
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt %s: %s\n", name, errtext.Plain(err))
 		return code
 	}
 	domain, err := db.NormalizeDomain(pos[0])
@@ -77,11 +80,19 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 		return fail(exitFailed, err)
 	}
 	defer closeDB()
-	p := &api.Promoter{DB: d, PromoteConfig: pc, Actor: "cli"}
+	p := &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)}
 	var v db.PolicyVersion
-	if *wait > 0 {
-		v, err = p.WaitVerified(ctx, domain, 10*time.Second, *wait)
-	} else {
+	if *push {
+		v, err = p.Push(ctx, domain, "cli")
+		if errors.Is(err, publish.ErrNotPushable) {
+			return fail(exitRefused, err)
+		}
+	}
+	switch {
+	case err != nil:
+	case *wait > 0:
+		v, err = p.WaitLive(ctx, domain, waitInterval, *wait)
+	case !*push:
 		v, err = p.Verify(ctx, domain)
 	}
 	if errors.Is(err, db.ErrNotFound) {

@@ -52,7 +52,13 @@ func newPublishEnv(t *testing.T) *publishEnv {
 	}
 	_, e.closedPort, _ = net.SplitHostPort(ln.Addr().String())
 	ln.Close()
-	e.common = []string{"--host-policy", "--dns-update-server", e.zone.Addr, "--tsig-key", statusKey, "--resolver", e.zone.Addr,
+	// How the domain is published is its stored setting: hosted, the
+	// record by RFC 2136 with the key whose secret is TLSRPT_TSIG_SECRET.
+	if _, err := d.SetPublishing(context.Background(), db.Publishing{Domain: "example.com", Policy: "hosted", Record: "rfc2136",
+		Server: e.zone.Addr, TSIGKey: statusKey, Credential: "TSIG"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	e.common = []string{"--resolver", e.zone.Addr,
 		"--ca-file", filepath.Join(pki, "ca.pem"), "--allow-private", "--policy-port", port}
 	return e
 }
@@ -178,5 +184,33 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if code, _, errOut := e.run(t, statusSecret, "rollback", "example.com", "--mode", "bogus"); code != exitUsage || !strings.Contains(errOut, "--mode") {
 		t.Errorf("rollback DOMAIN --mode bogus = %d %q, want %d about --mode (the flag after the domain is read)", code, errOut, exitUsage)
+	}
+}
+
+// TestStatusPush (review item 8): "tlsrpt status DOMAIN --push" pushes a
+// drifted record again; without a record publisher it is refused (3).
+func TestStatusPush(t *testing.T) {
+	e := newPublishEnv(t)
+	if code, _, errOut := e.run(t, statusSecret, e.withFlags("promote", "example.com", "--wait", "30s")...); code != exitPublished {
+		t.Fatalf("promote --wait = %d, stderr %q", code, errOut)
+	}
+	v, err := e.d.LatestPolicyVersion(context.Background(), "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.zone.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade1")
+	if code, out, _ := e.run(t, statusSecret, e.withFlags("status", "example.com")...); code != exitFailed || !strings.Contains(out, "drifted") {
+		t.Errorf("status of a drifted record = %d\n%s\nwant %d and drifted", code, out, exitFailed)
+	}
+	noPublisher := []string{"status", "example.com", "--push", "--resolver", e.zone.Addr, "--allow-private"}
+	if code, _, errOut := e.run(t, statusSecret, noPublisher...); code != exitRefused || !strings.Contains(errOut, "cannot be pushed") {
+		t.Errorf("status --push without a publisher = %d, stderr %q; want %d", code, errOut, exitRefused)
+	}
+	code, out, errOut := e.run(t, statusSecret, e.withFlags("status", "example.com", "--push")...)
+	if code != exitPublished || !strings.Contains(out, "Live: yes") {
+		t.Errorf("status --push = %d\n%s\n%s\nwant 0 and live", code, out, errOut)
+	}
+	if got := e.zone.TXT("_mta-sts.example.com"); len(got) != 1 || got[0] != "v=STSv1; id="+v.ID {
+		t.Errorf("TXT after --push = %q, want id %s", got, v.ID)
 	}
 }

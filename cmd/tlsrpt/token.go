@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 )
 
@@ -77,7 +76,7 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	defer closeDB()
 	switch verb {
 	case "create":
-		tok := api.NewAPIToken()
+		tok := db.NewAPIToken()
 		id, err := d.CreateAPIToken(ctx, db.SecretHash(tok), *name, *role)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt token create: %v\n", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 )
 
@@ -64,12 +63,12 @@ func runUser(ctx context.Context, env *Env, args []string) int {
 	password := env.Getenv("TLSRPT_USER_PASSWORD")
 	generated := password == ""
 	if generated {
-		password = api.NewSecret()[:24]
+		password = db.NewSecret()[:24]
 	}
 	var hash string
 	if verb == "add" {
 		var err error
-		if hash, err = api.HashPassword(password); err != nil {
+		if hash, err = db.HashPassword(password); err != nil {
 			fmt.Fprintf(env.Stderr, "tlsrpt user add: TLSRPT_USER_PASSWORD: %v\n", err)
 			return 2
 		}

@@ -16,7 +16,7 @@ import (
 
 // KindRamp is the kind of a version that keeps enforce with another
 // max_age: a ramp step.
-const KindRamp = "ramp"
+const KindRamp = rollout.KindRamp
 
 // Actor is who the autopilot's versions and audit entries name.
 const Actor = "autopilot"

@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/internal/testclock"
@@ -31,6 +30,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 // The autopilot tests run on a simulated clock over a real PostgreSQL
@@ -73,13 +73,13 @@ func (c *clock) set(t time.Time) {
 // hook is the webhook receiver: it keeps the alerts it got.
 type hook struct {
 	mu     sync.Mutex
-	alerts []api.Alert
+	alerts []publish.Alert
 }
 
 func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var msg struct {
-		Text  string    `json:"text"`
-		Alert api.Alert `json:"tlsrpt"`
+		Text  string        `json:"text"`
+		Alert publish.Alert `json:"tlsrpt"`
 	}
 	b, _ := io.ReadAll(r.Body)
 	if err := json.Unmarshal(b, &msg); err != nil {
@@ -91,10 +91,10 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 }
 
-func (h *hook) got() []api.Alert {
+func (h *hook) got() []publish.Alert {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]api.Alert(nil), h.alerts...)
+	return append([]publish.Alert(nil), h.alerts...)
 }
 
 type env struct {
@@ -102,7 +102,7 @@ type env struct {
 	clock  *clock
 	dns    *dnstest.Server
 	engine *autopilot.Engine
-	p      *api.Promoter
+	p      *publish.Promoter
 	hook   *hook
 	// down makes the policy host answer 503: a blocker of the live check.
 	down atomic.Bool
@@ -139,13 +139,13 @@ func newEnv(t *testing.T, domains ...string) *env {
 	in := (&rollout.Inspector{Resolver: e.dns.Addr, RootCAs: pool, AllowPrivate: true, Timeout: 5 * time.Second, SkipSMTP: true}).WithPolicyPort(port)
 	hookSrv := httptest.NewServer(e.hook)
 	t.Cleanup(hookSrv.Close)
-	e.p = &api.Promoter{DB: e.d, Now: e.clock.Now, VerifyTimeout: 10 * time.Second, PromoteConfig: api.PromoteConfig{
+	e.p = &publish.Promoter{DB: e.d, Now: e.clock.Now, PromoteConfig: publish.PromoteConfig{
 		HostPolicy: true,
 		Records:    &rollout.DNSUpdate{Server: e.dns.Addr, Zone: zone, KeyName: tsigKey, Secret: tsigSecret, Timeout: 5 * time.Second},
 		Checker:    in,
-		Notifier:   &api.Notifier{WebhookURL: hookSrv.URL},
+		Notifier:   &publish.Notifier{WebhookURL: hookSrv.URL},
 	}}
-	e.engine = api.NewAutopilot(e.p)
+	e.engine = autopilot.New(e.p)
 	return e
 }
 

@@ -1,4 +1,4 @@
-package api
+package publish
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
@@ -28,9 +27,9 @@ const policyHostPrefix = "mta-sts."
 // cache it for max_age themselves.
 const policyCacheControl = "max-age=300"
 
-// policyDomain returns the domain a request for the policy file is about,
+// PolicyDomain returns the domain a request for the policy file is about,
 // from its Host header: mta-sts.<domain>[:port].
-func policyDomain(host string) (string, bool) {
+func PolicyDomain(host string) (string, bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -46,33 +45,44 @@ func policyDomain(host string) (string, bool) {
 	return d, true
 }
 
-// hostedPolicy serves GET /.well-known/mta-sts.txt by Host header: the
+// PolicyFile serves GET /.well-known/mta-sts.txt by Host header: the
 // policy file of the newest hosted, published version of the domain, as
 // text/plain (RFC 8461 §3.3); 404 for every other host, so the dashboard's
-// name never answers as a policy host.
-func (s *Server) hostedPolicy(c echo.Context) error {
-	domain, ok := policyDomain(c.Request().Host)
-	if !ok {
-		return c.String(http.StatusNotFound, "no MTA-STS policy is hosted for this host name\n")
-	}
-	v, err := s.cfg.DB.HostedPolicy(c.Request().Context(), domain)
-	if errors.Is(err, db.ErrNotFound) {
-		return c.String(http.StatusNotFound, "no MTA-STS policy is hosted for this host name\n")
-	}
-	if err != nil {
-		return err
-	}
-	h := c.Response().Header()
-	h.Set("Cache-Control", policyCacheControl)
-	return c.Blob(http.StatusOK, "text/plain", []byte(v.Body))
+// name never answers as a policy host. The server mounts it on its
+// router; PolicyOnly wraps it for a listener of its own.
+func PolicyFile(d *db.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		domain, ok := PolicyDomain(r.Host)
+		if !ok {
+			notHosted(w)
+			return
+		}
+		v, err := d.HostedPolicy(r.Context(), domain)
+		if errors.Is(err, db.ErrNotFound) {
+			notHosted(w)
+			return
+		}
+		if err != nil {
+			http.Error(w, "the policy could not be read; try again\n", http.StatusServiceUnavailable)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/plain")
+		h.Set("Cache-Control", policyCacheControl)
+		_, _ = w.Write([]byte(v.Body))
+	})
 }
 
-// PolicyHandler serves only the policy file (GET of
-// /.well-known/mta-sts.txt, by Host header), 404 for everything else: the
-// handler of a listener for the policy hosts, which should not expose the
-// dashboard.
-func (s *Server) PolicyHandler() http.Handler {
-	h := s.Handler()
+func notHosted(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte("no MTA-STS policy is hosted for this host name\n"))
+}
+
+// PolicyOnly serves only the policy file (GET of /.well-known/mta-sts.txt)
+// through h, 404 for everything else: the handler of a listener for the
+// policy hosts, which should not expose the dashboard.
+func PolicyOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/.well-known/mta-sts.txt" || r.Method != http.MethodGet {
 			http.NotFound(w, r)
@@ -116,7 +126,7 @@ func PolicyTLSConfig(cfg PolicyTLS, d *db.DB) (*tls.Config, error) {
 			Cache:  autocert.DirCache(cfg.ACMECacheDir),
 			Email:  cfg.ACMEEmail,
 			HostPolicy: func(ctx context.Context, host string) error {
-				domain, ok := policyDomain(host)
+				domain, ok := PolicyDomain(host)
 				if !ok {
 					return fmt.Errorf("acme: %s is not a policy host", host)
 				}
@@ -142,7 +152,7 @@ func PolicyTLSConfig(cfg PolicyTLS, d *db.DB) (*tls.Config, error) {
 				}
 			}
 			if m != nil {
-				if _, ok := policyDomain(name); ok {
+				if _, ok := PolicyDomain(name); ok {
 					return m.GetCertificate(hello)
 				}
 			}

@@ -1,11 +1,18 @@
-package api
+package publish
 
-import "github.com/tlsrpt/tlsrpt/ui"
+// Guide is one way to do a publishing step by hand: the menus of a DNS
+// provider or the setup of a web server, as plain text (the pages escape
+// it).
+type Guide struct {
+	Name  string
+	Steps []string
+	Note  string
+}
 
-// dnsProviderSteps are the menus of the DNS providers administrators ask
+// DNSProviderSteps are the menus of the DNS providers administrators ask
 // about most (RFC-NOTES.md "DNS providers"). They move with redesigns; the
 // page says so. Never written.
-var dnsProviderSteps = []ui.Steps{
+var DNSProviderSteps = []Guide{
 	{Name: "INWX", Steps: []string{
 		"Log in, open the Nameserver tab and pick the domain.",
 		"Under DNS records choose \"Neuen Eintrag anlegen\" (new record).",
@@ -38,11 +45,11 @@ var dnsProviderSteps = []ui.Steps{
 	}},
 }
 
-// hostingSteps say how to serve the policy file without tlsrpt's policy
+// HostingSteps say how to serve the policy file without tlsrpt's policy
 // host.
-func hostingSteps(domain string) []ui.Steps {
+func HostingSteps(domain string) []Guide {
 	host := "mta-sts." + domain
-	return []ui.Steps{
+	return []Guide{
 		{Name: "nginx", Steps: []string{
 			"Point " + host + " (A/AAAA or CNAME) at the web server and get a certificate for it (e.g. certbot --nginx -d " + host + ").",
 			"Add a server block: server_name " + host + "; listen 443 ssl; location = /.well-known/mta-sts.txt { default_type text/plain; add_header Cache-Control \"max-age=300\"; alias /etc/nginx/mta-sts/" + domain + ".txt; } location / { return 404; }",
