@@ -49,7 +49,10 @@ func (p *publishSettings) promoteConfig(env *Env) (publish.PromoteConfig, error)
 		return pc, err
 	}
 	p.allowPrivate = p.allowPrivate || v
-	in := &rollout.Inspector{Resolver: p.resolver, AllowPrivate: p.allowPrivate}
+	// Verification compares only the policy file and the record
+	// (rollout.VerifySteps): no STARTTLS probe of the MX hosts, as in
+	// serve's reconciler (publishingFromEnv).
+	in := &rollout.Inspector{Resolver: p.resolver, AllowPrivate: p.allowPrivate, SkipSMTP: true}
 	if p.caFile != "" {
 		pool, err := loadCheckRoots(p.caFile)
 		if err != nil {

@@ -143,6 +143,20 @@ func runRollout(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt rollout: %v\n", err)
 		return rolloutFailed
 	}
+	// The mode comes from tlsrpt's own versions first (the newest made by
+	// --at), as the promote gate and the pages read it; the live check
+	// below still wins over it.
+	versions, err := d.PolicyVersions(ctx, domain, 0)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "tlsrpt rollout: %v\n", err)
+		return rolloutFailed
+	}
+	for _, pv := range versions {
+		if !pv.CreatedAt.After(at) {
+			facts.ApplyVersion(pv.Policy, pv.ID)
+			break
+		}
+	}
 	var notes []string
 	if !*offline {
 		in := &rollout.Inspector{Resolver: *resolver, RootCAs: roots, AllowPrivate: *allowPrivate, Timeout: *timeout, SMTPPort: *smtpPort}

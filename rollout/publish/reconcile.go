@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout"
 )
 
@@ -197,7 +198,9 @@ func (p *Promoter) pushRecord(ctx context.Context, pub rollout.RecordPublisher, 
 	detail := map[string]any{"seq": v.Seq, "id": v.ID, "method": v.RecordMethod, "name": name + ".", "value": value}
 	msg := ""
 	if perr != nil {
-		msg = perr.Error()
+		// Stored and shown on the page, the API and the CLI: without
+		// package prefixes (the log keeps the error as it is).
+		msg = errtext.Plain(perr)
 		p.log().WarnContext(ctx, "Pushing the MTA-STS record failed", "domain", v.Domain, "id", v.ID, "method", v.RecordMethod, "error", perr)
 		detail["outcome"], detail["error"] = "failed", msg
 	} else {
