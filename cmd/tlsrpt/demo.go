@@ -131,6 +131,9 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 	if err := dnet.storePublishing(ctx, store); err != nil {
 		return err
 	}
+	if err := dnet.restoreRecords(ctx, store); err != nil {
+		return err
+	}
 	dnsResolver := dnet.dns.Resolver()
 
 	password := randomHex(12)

@@ -188,6 +188,28 @@ func (n *demoNet) storePublishing(ctx context.Context, store *db.DB) error {
 	return nil
 }
 
+// restoreRecords puts back, in the fresh DNS server, the TXT record of
+// the newest version tlsrpt pushed for each demo domain: a database kept
+// from an earlier run (--keep) has versions the starting record would
+// contradict.
+func (n *demoNet) restoreRecords(ctx context.Context, store *db.DB) error {
+	for _, d := range reportgen.DemoDomains {
+		versions, err := store.PolicyVersions(ctx, d, 0)
+		if err != nil {
+			return err
+		}
+		for _, v := range versions {
+			if v.RecordPublishedAt != nil {
+				if err := n.dns.SetTXT("_mta-sts."+d, "v=STSv1; id="+v.ID); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
 func (n *demoNet) close() {
 	if n.stopPolicy != nil {
 		n.stopPolicy()
