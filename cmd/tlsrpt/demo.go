@@ -118,6 +118,23 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 			return fmt.Errorf("adding demo domain %s: %w", d, err)
 		}
 	}
+	// The simulated network: DNS, the CA and the policy host
+	// (demo_net.go), and each domain's publishing setting pointing at it.
+	dnet, err := startDemoDNS()
+	if err != nil {
+		return err
+	}
+	defer dnet.close()
+	if err := dnet.startPolicyHost(store, log); err != nil {
+		return err
+	}
+	if err := dnet.storePublishing(ctx, store); err != nil {
+		return err
+	}
+	if err := dnet.restoreRecords(ctx, store); err != nil {
+		return err
+	}
+	dnsResolver := dnet.dns.Resolver()
 
 	password := randomHex(12)
 	imapAddr, stopIMAP, err := startDemoMailbox(password, reportgen.DemoMailbox(time.Now(), demoMailboxUser))
@@ -146,14 +163,31 @@ func demo(ctx context.Context, env *Env, cfg *serveConfig, keep bool) error {
 	if cfg.web.AdminPassword == "" {
 		cfg.web.AdminPassword = randomHex(8)
 	}
-	a := &app{env: env, cfg: cfg, log: log, imap: &ic, store: store, hostPolicy: true, noProbes: true,
-		lookupTXT: func(_ context.Context, name string) ([]string, error) { return reportgen.LookupTXT(name) },
-		notices:   []string{"Demo: the reports come from an in-process mailbox, and the reporters' DKIM keys are served by the demo, not by DNS."},
+	// Live checks and verification ask the demo's DNS, trust the demo CA
+	// only, may fetch from loopback, and fetch the policy from the demo's
+	// policy host port; the environment's own settings for them, and for
+	// a policy host listener of serve's, do not apply to the demo.
+	cfg.resolver, cfg.caFile, cfg.allowPrivate = dnet.dns.Addr, "", true
+	aenv := *env
+	aenv.Getenv = func(k string) string {
+		switch k {
+		case "TLSRPT_POLICY_PORT", "TLSRPT_POLICY_LISTEN", "TLSRPT_RESOLVER", "TLSRPT_CA_FILE":
+			return ""
+		}
+		return env.Getenv(k)
+	}
+	a := &app{env: &aenv, cfg: cfg, log: log, imap: &ic, store: store, hostPolicy: true, noProbes: true,
+		rootCAs: dnet.roots(), policyPort: dnet.policyPort, publishGetenv: dnet.getenv(aenv.Getenv),
+		lookupTXT: func(ctx context.Context, name string) ([]string, error) { return dnsResolver.LookupTXT(ctx, name) },
+		notices:   []string{dnet.notice()},
 		ready: func(addr, _ string) {
 			fmt.Fprintf(env.Stdout, "\ntlsrpt demo is running (up in %.1fs).\n\n    Dashboard: http://%s/\n    Login:     %s / %s\n\n"+
-				"Demo mailbox: imap://%s (INBOX, %d messages: 30 days of reports for %s).\nPress Ctrl-C to stop.\n\n",
+				"Demo mailbox: imap://%s (INBOX, %d messages: 30 days of reports for %s).\n"+
+				"Demo DNS:     %s (UDP and TCP; try: dig @%s -p %s _mta-sts.%s TXT)\n"+
+				"Policy host:  https://%s/.well-known/mta-sts.txt (demo CA; SNI/Host mta-sts.<domain>)\nPress Ctrl-C to stop.\n\n",
 				time.Since(started).Seconds(), addr, api.AdminUser, cfg.web.AdminPassword, imapAddr,
-				len(reportgen.DemoReports(time.Now()))+4, strings.Join(reportgen.DemoDomains, ", "))
+				len(reportgen.DemoReports(time.Now()))+4, strings.Join(reportgen.DemoDomains, ", "),
+				dnet.dns.Addr, dnsHost(dnet.dns.Addr), dnsPort(dnet.dns.Addr), reportgen.DemoReady, dnet.policyAddr)
 		},
 	}
 	err = a.run(ctx)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -190,7 +191,15 @@ type app struct {
 	hostPolicy bool
 	// noProbes leaves out the daily STARTTLS probe: the demo's domains
 	// are made up, and it sends no traffic of its own to the internet.
+	// The live check then leaves out the probe of the MX hosts too.
 	noProbes bool
+	// The demo's simulated network (nil, "" in serve): the roots the live
+	// check and verification trust instead of the system's, the port they
+	// fetch the policy from instead of 443, and the promoter's getenv for
+	// the secrets the stored publishing settings name.
+	rootCAs       *x509.CertPool
+	policyPort    string
+	publishGetenv func(string) string
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -236,13 +245,17 @@ func (a *app) run(ctx context.Context) error {
 
 	pipe := &ingest.Pipeline{Store: store, Limits: reports.DefaultLimits(), Log: a.log,
 		VerifyDKIM: ingest.NewDKIMVerifier(a.lookupTXT)}
-	inspector := &rollout.Inspector{Resolver: a.cfg.resolver, AllowPrivate: a.cfg.allowPrivate, Seen: store}
+	inspector := &rollout.Inspector{Resolver: a.cfg.resolver, AllowPrivate: a.cfg.allowPrivate, Seen: store, RootCAs: a.rootCAs,
+		SkipSMTP: a.noProbes}
 	if a.cfg.caFile != "" {
 		pool, err := loadCheckRoots(a.cfg.caFile)
 		if err != nil {
 			return settingError("--ca-file/TLSRPT_CA_FILE", err)
 		}
 		inspector.RootCAs = pool
+	}
+	if a.policyPort != "" {
+		inspector = inspector.WithPolicyPort(a.policyPort)
 	}
 
 	var poller *ingest.Poller
@@ -272,8 +285,12 @@ func (a *app) run(ctx context.Context) error {
 	// runs. How each domain is published is its stored setting, not this
 	// process's environment (docs/publishing.md "Settings").
 	warnDefaultSecret(ctx, store, a.env, a.log)
+	secrets := a.env.Getenv
+	if a.publishGetenv != nil {
+		secrets = a.publishGetenv
+	}
 	promoter := &publish.Promoter{DB: store, PromoteConfig: pub.cfg, PublicURL: apiCfg.PublicURL, Log: a.log,
-		Domains: publishingHook(store, a.env.Getenv, a.hostPolicy)}
+		Domains: publishingHook(store, secrets, a.hostPolicy)}
 	apiCfg.Publisher = promoter
 	srv, err := api.New(apiCfg)
 	if err != nil {

@@ -212,6 +212,14 @@ func viewport(w int64) chromedp.Action[chromedp.Void] {
 // ends, and returns the dashboard's address and the login it prints.
 func startDemo(t *testing.T) (base, user, password string) {
 	t.Helper()
+	base, user, password, _ = startDemoPrinted(t)
+	return base, user, password
+}
+
+// startDemoPrinted is startDemo that also returns what the demo printed
+// when ready (the addresses of its DNS server and policy host).
+func startDemoPrinted(t *testing.T) (base, user, password, printed string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &readyWriter{ready: make(chan struct{})}
 	errOut := &syncBuilder{}
@@ -233,14 +241,14 @@ func startDemo(t *testing.T) (base, user, password string) {
 		t.Fatalf("demo not ready in 3 minutes; stderr:\n%s", errOut.String())
 	}
 	out.mu.Lock()
-	printed := out.b.String()
+	printed = out.b.String()
 	out.mu.Unlock()
 	u := regexp.MustCompile(`Dashboard: (http://\S+)/`).FindStringSubmatch(printed)
 	l := regexp.MustCompile(`Login:\s+(\S+) / (\S+)`).FindStringSubmatch(printed)
 	if u == nil || l == nil {
 		t.Fatalf("demo printed no address or login:\n%s", printed)
 	}
-	return u[1], l[1], l[2]
+	return u[1], l[1], l[2], printed
 }
 
 // walkBrowser is headless Chromium with what it reported: error answers,
