@@ -37,6 +37,8 @@ func TestRenderEveryPageEscapes(t *testing.T) {
 		"tokens":  TokensPage{Layout: lay, Tokens: []TokenRow{{ID: 1, Name: hostile, Role: "admin", Created: "2026-11-30T12:00:00Z"}}, Created: hostile, CreatedID: 2},
 		"account": AccountPage{Layout: lay, Error: hostile, MinPassword: 12},
 		"audit":   AuditPage{Layout: lay, Domain: hostile, Rows: []AuditRow{{Actor: hostile, Action: hostile, Domain: hostile, Detail: hostile}}},
+		"promotions": PromotionsPage{Layout: lay, DryRun: true, Counts: []KV{{Key: hostile, Value: hostile}},
+			Results: []PromotionRow{{Domain: hostile, Outcome: hostile, ID: hostile, MaxAge: 86400, Blockers: hostile, Message: hostile}}},
 	}
 	for _, name := range pageNames {
 		data, ok := pages[name]
