@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsrpt/tlsrpt/api"
 	"github.com/tlsrpt/tlsrpt/db"
+	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
 	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
@@ -54,7 +54,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt autopilot: %s\n", api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt autopilot: %s\n", errtext.Plain(err))
 		return code
 	}
 	isRun := len(pos) == 1 && pos[0] == "run"
@@ -192,7 +192,7 @@ func printAutopilotStatus(w io.Writer, st autopilot.Status) {
 func autopilotRun(ctx context.Context, env *Env, eng *autopilot.Engine, dry, asJSON bool) int {
 	res, err := eng.Evaluate(ctx, autopilot.Options{DryRun: dry, Again: true})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "tlsrpt autopilot run: %s\n", api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt autopilot run: %s\n", errtext.Plain(err))
 		return exitFailed
 	}
 	failed := false
@@ -273,7 +273,7 @@ func runPromoteAllReady(ctx context.Context, env *Env, args []string) int {
 		return exitUsage
 	}
 	fail := func(code int, err error) int {
-		fmt.Fprintf(env.Stderr, "tlsrpt promote: %s\n", api.PlainMessage(err))
+		fmt.Fprintf(env.Stderr, "tlsrpt promote: %s\n", errtext.Plain(err))
 		return code
 	}
 	pc, err := ps.promoteConfig(env)
