@@ -187,16 +187,8 @@ func (d *DB) AutopilotEvaluations(ctx context.Context, domain string, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("listing the autopilot evaluations of %s: %w", domain, err)
 	}
-	defer rows.Close()
-	var out []AutopilotEvaluation
-	for rows.Next() {
-		e, err := scanEvaluation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing the autopilot evaluations of %s: %w", domain, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AutopilotEvaluation, error) { return scanEvaluation(r) })
+	if err != nil {
 		return nil, fmt.Errorf("listing the autopilot evaluations of %s: %w", domain, err)
 	}
 	return out, nil
