@@ -170,14 +170,14 @@ type servePublishing struct {
 	tls    publish.PolicyTLS
 }
 
-// publishingFromEnv reads the serve settings; hostPolicy forces hosting
-// on (the demo). How each domain is published is the stored setting
-// (publishingHook), never serve's own environment. Verification uses
+// publishingFromEnv reads the serve settings. How each domain is
+// published is the stored setting (publishingHook, which also forces the
+// demo's hosting), never serve's own environment. Verification uses
 // serve's live-check inspector (its resolver, roots and --allow-private)
 // without the STARTTLS probe, on TLSRPT_POLICY_PORT when set: the same
 // checks as "tlsrpt status".
-func publishingFromEnv(env *Env, hostPolicy bool, inspector *rollout.Inspector) (*servePublishing, error) {
-	pc := publish.PromoteConfig{HostPolicy: hostPolicy}
+func publishingFromEnv(env *Env, inspector *rollout.Inspector) (*servePublishing, error) {
+	var pc publish.PromoteConfig
 	n, err := notifierFromEnv(env)
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func TestServeVerificationPolicyPort(t *testing.T) {
 	vars := map[string]string{"TLSRPT_POLICY_PORT": port, "TLSRPT_HOST_POLICY": "1"}
 	env := &Env{Getenv: func(k string) string { return vars[k] }, Stderr: &strings.Builder{}, Stdout: &strings.Builder{}}
 	serveInspector := &rollout.Inspector{Resolver: e.zone.Addr, AllowPrivate: true, RootCAs: roots}
-	sp, err := publishingFromEnv(env, false, serveInspector)
+	sp, err := publishingFromEnv(env, serveInspector)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -277,7 +277,7 @@ func (a *app) run(ctx context.Context) error {
 			return api.PollerStatus{Connected: st.Connected, LastSuccess: st.LastSuccess, LastError: st.LastError}
 		}
 	}
-	pub, err := publishingFromEnv(a.env, a.hostPolicy, inspector)
+	pub, err := publishingFromEnv(a.env, inspector)
 	if err != nil {
 		return err
 	}
