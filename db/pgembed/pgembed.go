@@ -365,6 +365,11 @@ func (s *Server) writeConfig(noFsync bool) error {
 	fmt.Fprintf(&b, "max_connections = 200\n")
 	if noFsync {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+	} else {
+		// A throwaway cluster of the tests keeps PostgreSQL's small
+		// defaults: many run at once. Settings made with ALTER SYSTEM
+		// (postgresql.auto.conf, read last) override these.
+		b.WriteString(machineSizing(s.data).conf())
 	}
 	path := filepath.Join(s.data, "pgembed.conf")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
