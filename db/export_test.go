@@ -32,3 +32,7 @@ var (
 // PoolResets is how many times the primary's pool was reset because a
 // server said it was gone or read-only (failover.go).
 func (d *DB) PoolResets() int64 { return d.resetter.resets.Load() }
+
+// PolicyMode is the store's reading of an sts policy's mode, for
+// TestPolicyModeMatchesSQL.
+var PolicyMode = policyMode

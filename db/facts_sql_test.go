@@ -124,6 +124,9 @@ func FuzzPolicyModeSQL(f *testing.F) {
 		}
 		lines := strings.Split(body, "\n")
 		got := sqlMode(t, d, lines)
+		if mine := db.PolicyMode(lines); mine != got {
+			t.Errorf("PolicyMode(%q) = %q, tlsrpt_policy_mode = %q", lines, mine, got)
+		}
 		if p, err := rollout.ParsePolicy(body); err == nil && got != string(p.Mode) {
 			t.Errorf("tlsrpt_policy_mode(%q) = %q, ParsePolicy says %q", body, got, p.Mode)
 		}

@@ -240,13 +240,17 @@ func (d *DB) storeRows(ctx context.Context, rows []reportRow) ([]StoreResult, er
 
 	res := make([]StoreResult, len(rows))
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		n := len(order)
+		str := func() []string { return make([]string, 0, n) }
+		tm := func() []time.Time { return make([]time.Time, 0, n) }
 		var (
-			orgs, rids, contacts, sources, refs, msgIDs, froms, subs, dkims, dkimDoms []string
-			reporters, methods, mismatches, remoteNames                               []string
-			remotes                                                                   []*netip.Addr
-			starts, ends, days, recvs                                                 []time.Time
-			trusted                                                                   []bool
-			raws                                                                      [][]byte
+			orgs, rids, contacts, sources, refs         = str(), str(), str(), str(), str()
+			msgIDs, froms, subs, dkims, dkimDoms        = str(), str(), str(), str(), str()
+			reporters, methods, mismatches, remoteNames = str(), str(), str(), str()
+			remotes                                     = make([]*netip.Addr, 0, n)
+			starts, ends, days, recvs                   = tm(), tm(), tm(), tm()
+			trusted                                     = make([]bool, 0, n)
+			raws                                        = make([][]byte, 0, n)
 		)
 		for _, i := range order {
 			row := rows[i]

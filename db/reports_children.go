@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -33,17 +34,19 @@ type failureKey struct {
 	trusted bool
 }
 
-// modeRow is an sts policy for the daily mode rollup: the mode is read
-// from its strings by tlsrpt_policy_mode in SQL, the same function the
-// rollup's backfill used, so the rows are what the trigger of 011 made.
-type modeRow struct {
-	domain   string
-	day      time.Time
-	strings  string // the policy-strings joined with line ends
-	trusted  bool
-	reportID int64
-	policyID int64
+// modeKey is a daily mode rollup key: the mode of an sts policy, read
+// from its strings by policyMode.
+type modeKey struct {
+	domain  string
+	day     time.Time
+	mode    string
+	trusted bool
 }
+
+// modeTotals counts the reports of a mode key (each once, however many
+// sts policies of that mode it lists) and keeps the newest policy id, as
+// the trigger of migration 011 did.
+type modeTotals struct{ reports, lastPolicyID int64 }
 
 // senderKey is a daily sender rollup key before tlsrpt_sender_range
 // (in SQL) turns the address into its range.
@@ -74,7 +77,7 @@ type ipKey struct {
 type childRollups struct {
 	pols    map[policyKey]*policyTotals
 	fails   map[failureKey]int64
-	modes   []modeRow
+	modes   map[modeKey]*modeTotals
 	senders map[senderKey]*senderTotals
 	ips     map[ipKey]int64
 }
@@ -100,6 +103,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 	ru := childRollups{
 		pols:    map[policyKey]*policyTotals{},
 		fails:   map[failureKey]int64{},
+		modes:   map[modeKey]*modeTotals{},
 		senders: map[senderKey]*senderTotals{},
 		ips:     map[ipKey]int64{},
 	}
@@ -115,6 +119,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 		// A report counts once per rollup key, even when it lists the same
 		// domain and policy type twice.
 		counted := map[policyKey]bool{}
+		var modesCounted []modeKey
 		for pi, p := range rp.Policies {
 			pid := polIDs[0]
 			polIDs = polIDs[1:]
@@ -137,7 +142,7 @@ func (d *DB) storeChildren(ctx context.Context, tx pgx.Tx, rows []reportRow, new
 			ok = addCount(&t.successful, p.Summary.TotalSuccessfulSessionCount) &&
 				addCount(&t.failed, p.Summary.TotalFailureSessionCount) && ok
 			if typ == "sts" {
-				ru.modes = append(ru.modes, modeRow{domain, day, strings.Join(strs, "\n"), row.trusted, res[i].ID, pid})
+				modesCounted = ru.addMode(modeKey{domain, day, policyMode(strs), row.trusted}, pid, 1, modesCounted)
 			}
 			for fi, f := range p.FailureDetails {
 				did := detIDs[0]
@@ -332,40 +337,99 @@ func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
 	b.Queue(q, domains, days, results, mxs, trusted, failed)
 }
 
-// queueModeRollups counts each report once per (domain, day, mode, trust)
-// however many sts policies of that mode it lists, and keeps the newest
-// policy id, as the trigger of migration 011 did.
-func queueModeRollups(b *pgx.Batch, modes []modeRow) { queueModeRollupsSigned(b, modes, 1) }
+// addMode counts a report's sts policy of key k (sign 1, or -1 for an
+// excluded report) unless the report counted for k already: seen lists
+// the keys the report counted for, and addMode returns it with k.
+func (ru *childRollups) addMode(k modeKey, policyID, sign int64, seen []modeKey) []modeKey {
+	t := ru.modes[k]
+	if t == nil {
+		t = &modeTotals{}
+		ru.modes[k] = t
+	}
+	t.lastPolicyID = max(t.lastPolicyID, policyID)
+	if slices.Contains(seen, k) {
+		return seen
+	}
+	t.reports += sign
+	return append(seen, k)
+}
 
-// queueModeRollupsSigned is queueModeRollups adding (sign 1) or taking
-// away (sign -1, an excluded report) the reports counted. The mode is
-// tlsrpt_policy_mode's expression written out on the joined strings:
-// that function is not inlined (array_to_string is only stable), and
-// calling it once per policy was a sixth of the upsert's time
-// (docs/bench-import.md).
-func queueModeRollupsSigned(b *pgx.Batch, modes []modeRow, sign int64) {
+// policyMode is the mode of an sts policy from its policy-strings: the
+// value of the first line (the strings joined with line ends) that
+// matches ^[ \t]*mode[ \t]*:[ \t]*([a-z]*), case-insensitively in ASCII,
+// lower-cased; "" when no line does. It is tlsrpt_policy_mode of
+// migration 011, whose backfills made the rows this adds to
+// (TestPolicyModeMatchesSQL); computed here, the mode rollup is one plain
+// upsert instead of a regular expression per policy in PostgreSQL.
+func policyMode(strs []string) string {
+	for _, s := range strs {
+		for line := range strings.SplitSeq(s, "\n") {
+			if m, ok := modeOfLine(line); ok {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+// modeOfLine matches one line against policyMode's expression.
+func modeOfLine(line string) (string, bool) {
+	line = strings.TrimLeft(line, " \t")
+	if len(line) < 4 || line[0]|0x20 != 'm' || line[1]|0x20 != 'o' || line[2]|0x20 != 'd' || line[3]|0x20 != 'e' {
+		return "", false
+	}
+	line = strings.TrimLeft(line[4:], " \t")
+	if line == "" || line[0] != ':' {
+		return "", false
+	}
+	line = strings.TrimLeft(line[1:], " \t")
+	n := 0
+	for n < len(line) && ('a' <= line[n]|0x20 && line[n]|0x20 <= 'z') {
+		n++
+	}
+	return strings.ToLower(line[:n]), true
+}
+
+// queueModeRollups adds the reports counted per (domain, day, mode,
+// trust) in key order, keeping the newest policy id.
+func queueModeRollups(b *pgx.Batch, modes map[modeKey]*modeTotals) {
 	if len(modes) == 0 {
 		return
 	}
+	keys := make([]modeKey, 0, len(modes))
+	for k := range modes {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		x, y := keys[a], keys[b]
+		if x.domain != y.domain {
+			return x.domain < y.domain
+		}
+		if !x.day.Equal(y.day) {
+			return x.day.Before(y.day)
+		}
+		if x.mode != y.mode {
+			return x.mode < y.mode
+		}
+		return !x.trusted && y.trusted
+	})
 	var (
-		domains, strs []string
-		days          []time.Time
-		trusted       []bool
-		rids, pids    []int64
+		domains, modeNames []string
+		days               []time.Time
+		trusted            []bool
+		nrep, last         []int64
 	)
-	for _, m := range modes {
-		domains, days, strs, trusted = append(domains, m.domain), append(days, m.day), append(strs, m.strings), append(trusted, m.trusted)
-		rids, pids = append(rids, m.reportID), append(pids, m.policyID)
+	for _, k := range keys {
+		t := modes[k]
+		domains, days, modeNames, trusted = append(domains, k.domain), append(days, k.day), append(modeNames, k.mode), append(trusted, k.trusted)
+		nrep, last = append(nrep, t.reports), append(last, t.lastPolicyID)
 	}
 	const q = `INSERT INTO daily_mode_rollups AS m (policy_domain, day, mode, trusted, reports, last_policy_id)
-		SELECT d, dy, coalesce(lower(substring(s FROM '(?in)^[ \t]*mode[ \t]*:[ \t]*([a-z]*)')), ''), t, $7::bigint * count(DISTINCT r), max(p)
-		FROM unnest($1::text[], $2::date[], $3::text[], $4::boolean[], $5::bigint[], $6::bigint[]) AS u(d, dy, s, t, r, p)
-		GROUP BY 1, 2, 3, 4
-		ORDER BY 1, 2, 3, 4
+		SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::boolean[], $5::bigint[], $6::bigint[])
 		ON CONFLICT (policy_domain, day, mode, trusted) DO UPDATE
 		SET reports = m.reports + EXCLUDED.reports,
 			last_policy_id = greatest(m.last_policy_id, EXCLUDED.last_policy_id)`
-	b.Queue(q, domains, days, strs, trusted, rids, pids, sign)
+	b.Queue(q, domains, days, modeNames, trusted, nrep, last)
 }
 
 // queueSenderRollups adds the failed sessions per sending range

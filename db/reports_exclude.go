@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,6 +115,7 @@ func adjustRollups(ctx context.Context, tx pgx.Tx, id int64, day time.Time, sign
 	ru := childRollups{
 		pols:    map[policyKey]*policyTotals{},
 		fails:   map[failureKey]int64{},
+		modes:   map[modeKey]*modeTotals{},
 		senders: map[senderKey]*senderTotals{},
 		ips:     map[ipKey]int64{},
 	}
@@ -130,6 +130,7 @@ func adjustRollups(ctx context.Context, tx pgx.Tx, id int64, day time.Time, sign
 		strs                 []string
 		successful, failures int64
 	)
+	var modesCounted []modeKey
 	_, err = pgx.ForEachRow(rows, []any{&pid, &typ, &domain, &strs, &successful, &failures}, func() error {
 		k := policyKey{domain, day, org, typ, trusted, reporter}
 		t := ru.pols[k]
@@ -141,7 +142,7 @@ func adjustRollups(ctx context.Context, tx pgx.Tx, id int64, day time.Time, sign
 		t.successful += sign * successful
 		t.failed += sign * failures
 		if typ == "sts" {
-			ru.modes = append(ru.modes, modeRow{domain, day, strings.Join(strs, "\n"), trusted, id, pid})
+			modesCounted = ru.addMode(modeKey{domain, day, policyMode(strs), trusted}, pid, sign, modesCounted)
 		}
 		return nil
 	})
@@ -186,7 +187,7 @@ func adjustRollups(ctx context.Context, tx pgx.Tx, id int64, day time.Time, sign
 	b := &pgx.Batch{}
 	queuePolicyRollups(b, ru.pols)
 	queueFailureRollups(b, ru.fails)
-	queueModeRollupsSigned(b, ru.modes, sign)
+	queueModeRollups(b, ru.modes)
 	queueSenderRollups(b, ru.senders)
 	queueIPRollups(b, ru.ips)
 	return tx.SendBatch(ctx, b).Close()
