@@ -36,3 +36,6 @@ func (d *DB) PoolResets() int64 { return d.resetter.resets.Load() }
 // PolicyMode is the store's reading of an sts policy's mode, for
 // TestPolicyModeMatchesSQL.
 var PolicyMode = policyMode
+
+// AsyncCommit is what ImportBatch's transactions run first.
+var AsyncCommit = asyncCommit

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/tlsrpt/tlsrpt/db/pgembed"
 	"github.com/tlsrpt/tlsrpt/ingest"
 	"github.com/tlsrpt/tlsrpt/reports"
 )
@@ -53,6 +55,7 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	defer closeFn()
+	defer importGC(env)()
 
 	var total int64
 	for _, f := range files {
@@ -64,7 +67,9 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 			Limits: reports.DefaultLimits(),
 			Log:    slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		},
-		StoreBatch: d.StoreBatch,
+		// The files stay: commits need not wait for the disk, Durable
+		// below waits once for all of them.
+		StoreBatch: d.ImportBatch,
 		BatchSize:  *batch,
 	}
 	var bar *progressbar.ProgressBar
@@ -85,6 +90,12 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 	if bar != nil {
 		_ = bar.Finish()
 	}
+	// Also after a failed import: what was stored is kept.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	if derr := d.Durable(dctx); derr != nil && err == nil {
+		err = derr
+	}
+	cancel()
 	for _, r := range st.RefusedInputs {
 		fmt.Fprintf(env.Stderr, "%s: refused: %s\n", r.Ref, strings.Join(strings.Fields(r.Outcome.Reason), " "))
 	}
@@ -106,4 +117,33 @@ func runImport(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// importGC makes the garbage collector of an import run less often: what
+// an import allocates lives for a file or a batch (the bytes read, the
+// parsed report, the rows), and the default collected it often enough to
+// take a fifth of the importer's CPU (docs/bench-import.md). The heap may
+// grow to five times what is live, within a soft limit of a quarter of the
+// machine's memory, at most 2 GiB; GOGC or GOMEMLIMIT, when set, win. The
+// returned function restores the previous settings.
+func importGC(env *Env) (restore func()) {
+	gc, limit := -2, int64(-1)
+	if env.Getenv("GOGC") == "" {
+		gc = debug.SetGCPercent(400)
+	}
+	if env.Getenv("GOMEMLIMIT") == "" {
+		l := int64(2 << 30)
+		if m := pgembed.MemoryLimit(); m > 0 {
+			l = min(l, int64(m/4))
+		}
+		limit = debug.SetMemoryLimit(l)
+	}
+	return func() {
+		if gc != -2 {
+			debug.SetGCPercent(gc)
+		}
+		if limit >= 0 {
+			debug.SetMemoryLimit(limit)
+		}
+	}
 }

@@ -52,13 +52,13 @@ func machineSizing(dir string) Sizing {
 	if syscall.Statfs(dir, &st) == nil {
 		free = st.Bavail * uint64(st.Bsize)
 	}
-	return SizeFor(memoryLimit(), free)
+	return SizeFor(MemoryLimit(), free)
 }
 
-// memoryLimit is the memory this process may use: MemTotal of
+// MemoryLimit is the memory this process may use: MemTotal of
 // /proc/meminfo, or the control group's limit when smaller (cgroup v2
 // memory.max, v1 memory.limit_in_bytes). 0 when unknown.
-func memoryLimit() uint64 {
+func MemoryLimit() uint64 {
 	total := memTotal("/proc/meminfo")
 	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
 		if b, err := os.ReadFile(p); err == nil {
