@@ -62,6 +62,9 @@ func openPool(ctx context.Context, url string, r *poolResetter) (*pgxpool.Pool, 
 	if r != nil {
 		primaryConfig(cfg, url, r)
 	}
+	// A vanished server ends its connections within seconds
+	// (deadpeer.go); the connect timeout stays with the context.
+	cfg.ConnConfig.DialFunc = deadPeerDialer().DialContext
 	// PostgreSQL's JIT compiles a query whose estimated cost is high; over
 	// the monthly partitions the estimates of the dashboard's queries cross
 	// that threshold and a query of milliseconds paid half a second of
