@@ -27,14 +27,8 @@ const (
 // (scripts/test.sh), without installing the package.
 func requirePromtool(t *testing.T) string {
 	t.Helper()
-	required := testreq.Required("promtool")
 	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if required {
-			t.Fatalf("promtool is required (TLSRPT_TEST_REQUIRE) but missing: %v", err)
-		}
-		t.Skip("no promtool on PATH: the rules are not checked")
-	}
+	testreq.Need(t, "promtool", "promtool", err)
 	return path
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/db/dbtest"
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
 	"github.com/tlsrpt/tlsrpt/ingest/internal/dovetest"
+	"github.com/tlsrpt/tlsrpt/internal/testreq"
 	"github.com/tlsrpt/tlsrpt/internal/torture"
 	"github.com/tlsrpt/tlsrpt/reports"
 )
@@ -47,12 +48,8 @@ func shortTempDir(t *testing.T) string {
 
 func startPrivatePG(t *testing.T, dir string) *privatePG {
 	t.Helper()
-	if _, err := pgembed.FindBinDir(t.Context()); err != nil {
-		if dbtest.Required() {
-			t.Fatalf("PostgreSQL server binaries required (TLSRPT_TEST_REQUIRE): %v", err)
-		}
-		t.Skipf("no PostgreSQL server binaries: %v", err)
-	}
+	_, err := pgembed.FindBinDir(t.Context())
+	testreq.Need(t, "postgres", "PostgreSQL's server binaries", err)
 	p := &privatePG{t: t, dir: dir}
 	p.start()
 	t.Cleanup(func() { p.srv.Stop() })

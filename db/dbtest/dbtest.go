@@ -91,10 +91,7 @@ func Required() bool { return testreq.Required("postgres") }
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if Required() {
-		t.Fatalf("PostgreSQL is required (TLSRPT_TEST_REQUIRE) but unavailable: %v", err)
-	}
-	t.Skipf("PostgreSQL unavailable: %v", err)
+	testreq.Need(t, "postgres", "PostgreSQL", err)
 }
 
 // New returns the store on a fresh, migrated database that is dropped when

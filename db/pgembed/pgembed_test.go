@@ -20,12 +20,8 @@ import (
 // TLSRPT_TEST_REQUIRE names postgres.
 func requirePostgres(t *testing.T) {
 	t.Helper()
-	if _, err := FindBinDir(context.Background()); err != nil {
-		if testreq.Required("postgres") {
-			t.Fatalf("TLSRPT_TEST_REQUIRE has postgres: %v", err)
-		}
-		t.Skipf("no PostgreSQL: %v", err)
-	}
+	_, err := FindBinDir(context.Background())
+	testreq.Need(t, "postgres", "PostgreSQL's server binaries", err)
 }
 
 // tempDir returns a directory under os.TempDir() that the postgres user can

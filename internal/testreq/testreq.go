@@ -25,6 +25,21 @@ func Required(name string) bool {
 	return false
 }
 
+// Need ends the test when what it needs is unavailable (err, saying why,
+// is not nil): it fails when TLSRPT_TEST_REQUIRE lists name, and skips
+// otherwise. what names the program in the message ("Dovecot", "BIND").
+func Need(t testing.TB, name, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if Required(name) {
+		t.Fatalf("%s is required (%s lists %s) but unavailable: %v", what, EnvRequire, name, err)
+		return
+	}
+	t.Skipf("%s unavailable, tests skipped: %v", what, err)
+}
+
 // ChromiumPath is Debian's Chromium, which the browser tests drive.
 const ChromiumPath = "/usr/bin/chromium"
 
@@ -33,14 +48,9 @@ const ChromiumPath = "/usr/bin/chromium"
 // listed, Chromium's absence is a failure.
 func Chromium(t testing.TB) {
 	t.Helper()
-	required := Required("chromium")
-	if _, err := exec.LookPath(ChromiumPath); err != nil {
-		if required {
-			t.Fatalf("chromium is required (%s) but %s is missing: %v", EnvRequire, ChromiumPath, err)
-		}
-		t.Skipf("no %s: browser tests skipped", ChromiumPath)
-	}
-	if !required {
+	_, err := exec.LookPath(ChromiumPath)
+	Need(t, "chromium", "Chromium", err)
+	if !Required("chromium") {
 		t.Skipf("browser tests run when %s lists chromium", EnvRequire)
 	}
 }

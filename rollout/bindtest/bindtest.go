@@ -36,10 +36,6 @@ const NamedPath = "/usr/sbin/named"
 // and tlsrpt's settings use.
 const Algorithm = "hmac-sha256"
 
-// Required reports whether TLSRPT_TEST_REQUIRE lists bind: the tests then
-// fail instead of skipping when named is missing.
-func Required() bool { return testreq.Required("bind") }
-
 // Server is a running private named.
 type Server struct {
 	t       testing.TB
@@ -77,10 +73,7 @@ func Start(t testing.TB, zone string) *Server {
 func StartUpdatePolicy(t testing.TB, zone, policy string) *Server {
 	t.Helper()
 	if _, err := os.Stat(NamedPath); err != nil {
-		if Required() {
-			t.Fatalf("bind is required (%s) but %s is missing: %v", testreq.EnvRequire, NamedPath, err)
-		}
-		t.Skipf("no %s (Debian package bind9): BIND tests skipped", NamedPath)
+		testreq.Need(t, "bind", "BIND (Debian package bind9)", err)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {

@@ -57,10 +57,6 @@ func PostfixAvailable() error {
 	return nil
 }
 
-// PostfixRequired reports whether TLSRPT_TEST_REQUIRE lists postfix: tests
-// must then fail, not skip, when it cannot run.
-func PostfixRequired() bool { return testreq.Required("postfix") }
-
 // postfixUsers returns mail_owner and setgid_group: the package's
 // postfix and postdrop; without them (an extracted package), the
 // system's mail user and news group, which Postfix accepts as long as
@@ -90,12 +86,7 @@ func StartPostfix(t testing.TB, hostname string, addrs []string, certPEM, keyPEM
 	if os.Geteuid() != 0 {
 		t.Skip("Postfix's master runs only as root")
 	}
-	if err := PostfixAvailable(); err != nil {
-		if PostfixRequired() {
-			t.Fatalf("Postfix is required (TLSRPT_TEST_REQUIRE) but unavailable: %v", err)
-		}
-		t.Skipf("Postfix unavailable: %v", err)
-	}
+	testreq.Need(t, "postfix", "Postfix", PostfixAvailable())
 	owner, group, _ := postfixUsers()
 	ownerUID, groupGID := lookupIDs(t, owner, group)
 	root := postfixRoot()

@@ -45,20 +45,11 @@ func Available() error {
 	return nil
 }
 
-// Required reports whether TLSRPT_TEST_REQUIRE lists dovecot: tests must
-// then fail, not skip, when Dovecot is missing.
-func Required() bool { return testreq.Required("dovecot") }
-
 // New starts a server for the test and stops it when the test ends. It
 // skips the test when Dovecot is missing, or fails it when it is required.
 func New(t testing.TB) *Server {
 	t.Helper()
-	if err := Available(); err != nil {
-		if Required() {
-			t.Fatalf("Dovecot is required (TLSRPT_TEST_REQUIRE) but unavailable: %v", err)
-		}
-		t.Skipf("Dovecot unavailable: %v", err)
-	}
+	testreq.Need(t, "dovecot", "Dovecot", Available())
 	s, err := Start(t.TempDir())
 	if err != nil {
 		t.Fatalf("starting Dovecot: %v", err)
