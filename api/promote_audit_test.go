@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
@@ -88,7 +87,7 @@ func TestPublishAudit(t *testing.T) {
 	// A push refused by the DNS server (a wrong TSIG secret): audited
 	// once with the error, though the next poll retries it.
 	bad := &publish.Promoter{DB: f.d, PromoteConfig: f.s.Promoter().PromoteConfig, Now: f.s.Promoter().Now, Actor: "publisher"}
-	bad.Records = &rollout.DNSUpdate{Server: f.dns.Addr, Zone: "example.com", KeyName: flowKey, Secret: "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==", Timeout: 5 * time.Second}
+	bad.Records = f.pub.Update("d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==")
 	if _, err := bad.Change(ctx, publish.ChangeRequest{Domain: "example.com", Kind: rollout.KindRollback, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +152,7 @@ func TestDriftNotified(t *testing.T) {
 	if n := len(got()); n != 0 {
 		t.Fatalf("webhook calls before any drift = %d, want 0", n)
 	}
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=someoneelse1")
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=someoneelse1")
 	for range 2 {
 		if _, err := p.Verify(ctx, "example.com"); err != nil {
 			t.Fatal(err)
@@ -173,11 +172,11 @@ func TestDriftNotified(t *testing.T) {
 		t.Errorf("audit actions = %v, want one policy.drift", actions)
 	}
 	// Back to the version's record, then drifting again: a new episode.
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id="+v.ID)
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id="+v.ID)
 	if _, err := p.Verify(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=someoneelse2")
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=someoneelse2")
 	if _, err := p.Verify(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func TestBrowserPromote(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promote the ready domain: %v", err)
 	}
-	if got := f.dns.TXT("_mta-sts.example.com"); len(got) != 1 || got[0] != "v=STSv1; id="+id {
+	if got := f.pub.DNS.TXT("_mta-sts.example.com"); len(got) != 1 || got[0] != "v=STSv1; id="+id {
 		t.Errorf("TXT after the browser's promotion = %q, want id %s", got, id)
 	}
 	mu.Lock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/publish"
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 func jsonReq(method, path, body string) request {
@@ -36,7 +37,7 @@ func TestPromoteFlow(t *testing.T) {
 	admin := f.token("admin")
 
 	// Before: no policy is hosted; the old record is live.
-	if st, _, _ := f.fetchPolicy(t, "example.com"); st != http.StatusNotFound {
+	if st, _, _ := f.pub.FetchPolicy(t, "example.com"); st != http.StatusNotFound {
 		t.Fatalf("hosted policy before promoting: status %d, want 404", st)
 	}
 	plan := f.do(admin, request{method: http.MethodGet, path: "/api/v1/domains/example.com/promote"})
@@ -49,7 +50,7 @@ func TestPromoteFlow(t *testing.T) {
 		t.Fatalf("POST promote = %d %s, want 201", rec.Code, rec.Body)
 	}
 	v := decodeVersion(t, rec.Body.Bytes())
-	if v.Mode != rollout.ModeEnforce || v.ID == flowOldID || v.MaxAge != rollout.DefaultMaxAgeEnforce || v.Override {
+	if v.Mode != rollout.ModeEnforce || v.ID == publishtest.OldID || v.MaxAge != rollout.DefaultMaxAgeEnforce || v.Override {
 		t.Errorf("promoted version = mode %s id %s max_age %d override %v, want enforce, a new id, 604800, no override", v.Mode, v.ID, v.MaxAge, v.Override)
 	}
 	if !slices.Equal(v.MX, []string{"mx1.example.com", "mx2.example.com"}) {
@@ -58,11 +59,11 @@ func TestPromoteFlow(t *testing.T) {
 	if st := stepStates(v); st[rollout.StepPolicy] != rollout.StateDone || st[rollout.StepRecord] != rollout.StateDone || v.VerifiedAt == nil {
 		t.Errorf("steps after promoting = %v verified %v, want both done and verified (%+v)", st, v.VerifiedAt, v.Steps)
 	}
-	st, ctype, body := f.fetchPolicy(t, "example.com")
+	st, ctype, body := f.pub.FetchPolicy(t, "example.com")
 	if st != http.StatusOK || ctype != "text/plain" || !strings.Contains(body, "mode: enforce\r\n") || body != v.Policy {
 		t.Errorf("hosted policy = %d %q %q, want 200 text/plain with the version's file", st, ctype, body)
 	}
-	if got := f.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
+	if got := f.pub.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
 		t.Errorf("TXT after promoting = %q, want the new id %s", got, v.ID)
 	}
 
@@ -72,7 +73,7 @@ func TestPromoteFlow(t *testing.T) {
 	}
 
 	// Drift: someone edits the TXT record by hand.
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade1")
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade1")
 	rec = f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/verify", ``))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("POST verify = %d %s", rec.Code, rec.Body)
@@ -99,16 +100,16 @@ func TestPromoteFlow(t *testing.T) {
 		t.Fatalf("POST rollback = %d %s", rec.Code, rec.Body)
 	}
 	rb := decodeVersion(t, rec.Body.Bytes())
-	if rb.Mode != rollout.ModeTesting || rb.ID == v.ID || rb.ID == flowOldID || rb.Kind != rollout.KindRollback || rb.MaxAge != rollout.DefaultMaxAgeTesting {
+	if rb.Mode != rollout.ModeTesting || rb.ID == v.ID || rb.ID == publishtest.OldID || rb.Kind != rollout.KindRollback || rb.MaxAge != rollout.DefaultMaxAgeTesting {
 		t.Errorf("rollback version = %+v, want testing, a new id, max_age 86400", rb)
 	}
 	if st := stepStates(rb); st[rollout.StepPolicy] != rollout.StateDone || st[rollout.StepRecord] != rollout.StateDone {
 		t.Errorf("steps after the rollback = %v (%+v), want both done", st, rb.Steps)
 	}
-	if _, _, body := f.fetchPolicy(t, "example.com"); !strings.Contains(body, "mode: testing\r\n") {
+	if _, _, body := f.pub.FetchPolicy(t, "example.com"); !strings.Contains(body, "mode: testing\r\n") {
 		t.Errorf("hosted policy after the rollback = %q, want mode testing", body)
 	}
-	if got := f.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + rb.ID}) {
+	if got := f.pub.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + rb.ID}) {
 		t.Errorf("TXT after the rollback = %q, want id %s", got, rb.ID)
 	}
 
@@ -124,7 +125,7 @@ func TestPromoteFlow(t *testing.T) {
 	if want := rt.VerifiedAt.AddDate(0, 0, 7); !rt.SafeAfter.Equal(want) {
 		t.Errorf("safe_after = %v, want verified + the enforce max_age %v", rt.SafeAfter, want)
 	}
-	if _, _, body := f.fetchPolicy(t, "example.com"); !strings.Contains(body, "mode: none\r\n") {
+	if _, _, body := f.pub.FetchPolicy(t, "example.com"); !strings.Contains(body, "mode: none\r\n") {
 		t.Errorf("hosted policy after retiring = %q, want mode none", body)
 	}
 	page = f.do(f.login("viewer"), request{method: http.MethodGet, path: "/domains/example.com"})
@@ -208,7 +209,7 @@ func TestPromoteSafeOrder(t *testing.T) {
 	if v.RecordPublishedAt != nil {
 		t.Error("the record was pushed before the policy file was served")
 	}
-	if got := f.dns.TXT("_mta-sts.shop.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + flowOldID}) {
+	if got := f.pub.DNS.TXT("_mta-sts.shop.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + publishtest.OldID}) {
 		t.Errorf("TXT = %q, want the old record untouched", got)
 	}
 	dl := f.do(admin, request{method: http.MethodGet, path: "/domains/shop.example.com/mta-sts.txt"})
@@ -240,7 +241,7 @@ func TestPromoteBlocked(t *testing.T) {
 	if rec.Code != http.StatusUnprocessableEntity {
 		t.Errorf("override without a reason = %d %s, want 422", rec.Code, rec.Body)
 	}
-	if got := f.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + flowOldID}) {
+	if got := f.pub.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + publishtest.OldID}) {
 		t.Errorf("TXT after refusals = %q, want untouched", got)
 	}
 	rec = f.do(admin, jsonReq(http.MethodPost, path, `{"override":true,"confirm":"EXAMPLE.com","reason":"mx2 is being replaced today"}`))

@@ -15,6 +15,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/reports"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/publish"
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 // TestMXMove: a new mx list is a new version with a new id in the same
@@ -39,7 +40,7 @@ func TestMXMove(t *testing.T) {
 	if v.VerifiedAt == nil || v.SafeAfter == nil || !v.SafeAfter.Equal(v.VerifiedAt.Add(604800*time.Second)) {
 		t.Errorf("mx move verified %v safe_after %v, want safe_after = verified + 604800 s", v.VerifiedAt, v.SafeAfter)
 	}
-	if _, _, body := f.fetchPolicy(t, "example.com"); !strings.Contains(body, "mx: mx3.example.com\r\n") {
+	if _, _, body := f.pub.FetchPolicy(t, "example.com"); !strings.Contains(body, "mx: mx3.example.com\r\n") {
 		t.Errorf("hosted policy = %q, want the new list", body)
 	}
 	page := f.do(f.login("viewer"), request{method: http.MethodGet, path: "/domains/example.com"})
@@ -59,9 +60,9 @@ func TestMXMove(t *testing.T) {
 // which then verifies the version.
 func TestPollRetriesRecord(t *testing.T) {
 	f := newFlowEnv(t, true, func(c *Config) {
-		c.Promote.Records = &rollout.DNSUpdate{Zone: "example.com", KeyName: flowKey, Secret: "d3Jvbmc=", Timeout: 5 * time.Second}
+		c.Promote.Records = &rollout.DNSUpdate{Zone: "example.com", KeyName: publishtest.KeyName, Secret: "d3Jvbmc=", Timeout: 5 * time.Second}
 	})
-	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Server = f.dns.Addr
+	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Server = f.pub.DNS.Addr
 	seedDomain(t, f.d, testNow, "example.com", 20, 0)
 	ctx := context.Background()
 	if _, _, err := f.d.AddDomain(ctx, "example.com"); err != nil {
@@ -79,7 +80,7 @@ func TestPollRetriesRecord(t *testing.T) {
 	if v.RecordError == "" || v.RecordPublishedAt != nil || rollout.StepState(v.Steps, rollout.StepRecord) != rollout.StatePending {
 		t.Fatalf("version after a refused push = %+v, want the error and the record pending", v)
 	}
-	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Secret = flowSecret
+	f.s.cfg.Promote.Records.(*rollout.DNSUpdate).Secret = publishtest.Secret
 	if n := f.s.Promoter().PollOnce(ctx); n != 1 {
 		t.Errorf("pollOnce looked at %d domains, want 1", n)
 	}

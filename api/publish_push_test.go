@@ -35,7 +35,7 @@ func TestPushAgain(t *testing.T) {
 		t.Errorf("panel of a live version: want Published and no push button")
 	}
 	// Someone edits the record: drifted, and the page offers the push.
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade1")
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade1")
 	f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/verify", ``))
 	body = f.do(page, request{method: http.MethodGet, path: "/domains/example.com"}).Body.String()
 	if !strings.Contains(body, `id="push-button"`) || !strings.Contains(body, `action="/domains/example.com/push"`) {
@@ -55,11 +55,11 @@ func TestPushAgain(t *testing.T) {
 	if st := stepStates(v); st[rollout.StepRecord] != rollout.StateDone {
 		t.Errorf("record after the push = %v, want done", st)
 	}
-	if got := f.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
+	if got := f.pub.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
 		t.Errorf("TXT after the push = %q, want id %s", got, v.ID)
 	}
 	// The API does the same.
-	f.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade2")
+	f.pub.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id=handmade2")
 	rec = f.do(admin, jsonReq(http.MethodPost, "/api/v1/domains/example.com/push", ``))
 	if rec.Code != http.StatusOK || stepStates(decodeVersion(t, rec.Body.Bytes()))[rollout.StepRecord] != rollout.StateDone {
 		t.Errorf("POST push = %d %s, want 200 and the record done", rec.Code, rec.Body)

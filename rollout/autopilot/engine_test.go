@@ -11,6 +11,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 // simDay moves the clock to simulated day n (06:00 UTC), stores the
@@ -21,7 +22,7 @@ func (e *env) simDay(t *testing.T, domain string, n int, failing bool) autopilot
 	now := start.AddDate(0, 0, n)
 	mode := e.mode(t, domain)
 	e.clock.set(now)
-	e.seedDay(t, domain, day(now).AddDate(0, 0, -1), mode, failing)
+	publishtest.SeedDay(t, e.d, domain, day(now).AddDate(0, 0, -1), mode, failing)
 	r, err := e.engine.EvaluateDomain(context.Background(), domain, autopilot.Options{})
 	if err != nil {
 		t.Fatalf("day %d: EvaluateDomain() = %v", n, err)
@@ -145,7 +146,7 @@ func TestAutopilotRamp(t *testing.T) {
 	if len(vs) != len(want) {
 		t.Fatalf("%d versions, want %d: %+v", len(vs), len(want), vs)
 	}
-	seen := map[string]bool{oldID: true}
+	seen := map[string]bool{publishtest.OldID: true}
 	for i, v := range vs {
 		n, ok := made[v.ID]
 		if !ok || seen[v.ID] {
@@ -166,7 +167,7 @@ func TestAutopilotRamp(t *testing.T) {
 			t.Errorf("version %s mx = %v", v.ID, v.Policy.MX)
 		}
 	}
-	if got := e.dns.TXT("_mta-sts." + domain); !slices.Equal(got, []string{"v=STSv1; id=" + vs[len(vs)-1].ID}) {
+	if got := e.DNS.TXT("_mta-sts." + domain); !slices.Equal(got, []string{"v=STSv1; id=" + vs[len(vs)-1].ID}) {
 		t.Errorf("TXT = %q, want the final version's id %s", got, vs[len(vs)-1].ID)
 	}
 
@@ -256,10 +257,10 @@ func TestAutopilotRegression(t *testing.T) {
 		t.Fatalf("%d versions, want promote, ramp, rollback", len(vs))
 	}
 	rb := vs[2]
-	if rb.Kind != rollout.KindRollback || rb.Policy.Mode != rollout.ModeTesting || rb.ID == vs[0].ID || rb.ID == vs[1].ID || rb.ID == oldID || rb.VerifiedAt == nil {
+	if rb.Kind != rollout.KindRollback || rb.Policy.Mode != rollout.ModeTesting || rb.ID == vs[0].ID || rb.ID == vs[1].ID || rb.ID == publishtest.OldID || rb.VerifiedAt == nil {
 		t.Errorf("rollback version = %s %s id %s verified %v, want testing with a new id, verified", rb.Kind, rb.Policy.Mode, rb.ID, rb.VerifiedAt)
 	}
-	if got := e.dns.TXT("_mta-sts." + domain); !slices.Equal(got, []string{"v=STSv1; id=" + rb.ID}) {
+	if got := e.DNS.TXT("_mta-sts." + domain); !slices.Equal(got, []string{"v=STSv1; id=" + rb.ID}) {
 		t.Errorf("TXT = %q, want the rollback's id %s", got, rb.ID)
 	}
 	hosted, err := e.d.HostedPolicy(ctx, domain)
@@ -327,7 +328,7 @@ func TestAutopilotDryRun(t *testing.T) {
 			}
 		}
 		// The other domain: the CLI's dry run first, then serve's loop.
-		e.seedDay(t, real, day(start.AddDate(0, 0, n-1)), e.mode(t, real), false)
+		publishtest.SeedDay(t, e.d, real, day(start.AddDate(0, 0, n-1)), e.mode(t, real), false)
 		if _, err := e.engine.EvaluateDomain(ctx, real, autopilot.Options{DryRun: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +345,7 @@ func TestAutopilotDryRun(t *testing.T) {
 	if vs := versionsOf(t, e.d, dry); len(vs) != 0 {
 		t.Errorf("dry run made %d versions", len(vs))
 	}
-	if got := e.dns.TXT("_mta-sts." + dry); !slices.Equal(got, []string{"v=STSv1; id=" + oldID}) {
+	if got := e.DNS.TXT("_mta-sts." + dry); !slices.Equal(got, []string{"v=STSv1; id=" + publishtest.OldID}) {
 		t.Errorf("TXT of the dry-run domain = %q, want it untouched", got)
 	}
 	if acts := auditActions(t, e.d, dry, "autopilot.promote"); len(acts) != 0 {

@@ -7,14 +7,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 // TestPolicyTLSConfig: certificates by SNI from the directory, re-read
 // when they change; names outside it fall back or fail; no path escapes.
 func TestPolicyTLSConfig(t *testing.T) {
-	ca := newTestCA(t)
+	ca := publishtest.NewCA(t)
 	dir := t.TempDir()
-	ca.writeLeaf(t, dir, "mta-sts.example.com")
+	publishtest.WriteLeaf(t, ca, dir, "mta-sts.example.com")
 	if _, err := PolicyTLSConfig(PolicyTLS{}, nil); err == nil {
 		t.Error("PolicyTLSConfig without any source = nil error")
 	}
@@ -38,7 +40,7 @@ func TestPolicyTLSConfig(t *testing.T) {
 		}
 	}
 	// A renewal: new files, a later modification time.
-	ca.writeLeaf(t, dir, "mta-sts.example.com")
+	publishtest.WriteLeaf(t, ca, dir, "mta-sts.example.com")
 	later := time.Now().Add(time.Minute)
 	if err := os.Chtimes(filepath.Join(dir, "mta-sts.example.com.crt"), later, later); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/rollout"
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 // TestReconcileSteps: Change only records the version (the hosted file is
@@ -30,7 +31,7 @@ func TestReconcileSteps(t *testing.T) {
 	if v.PolicyPublishedAt == nil || v.RecordPublishedAt != nil || len(v.Steps) != 0 || v.VerifiedAt != nil {
 		t.Errorf("after Change: policy published %v, record published %v, steps %v, want the file served and nothing else", v.PolicyPublishedAt, v.RecordPublishedAt, v.Steps)
 	}
-	if got := e.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + oldID}) {
+	if got := e.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + publishtest.OldID}) {
 		t.Errorf("TXT after Change = %q, want the old record (Change pushes nothing)", got)
 	}
 	if st, body := e.fetchPolicy(t); st != 200 || !strings.Contains(body, "mode: enforce\r\n") {
@@ -46,15 +47,15 @@ func TestReconcileSteps(t *testing.T) {
 	if st := states(v); st[rollout.StepPolicy] != rollout.StateDone || st[rollout.StepRecord] != rollout.StateDone || v.VerifiedAt == nil {
 		t.Fatalf("after Reconcile: steps %v verified %v, want both done", v.Steps, v.VerifiedAt)
 	}
-	if got := e.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
+	if got := e.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
 		t.Errorf("TXT after Reconcile = %q, want id %s", got, v.ID)
 	}
-	applied, _ := e.dns.Updates()
+	applied, _ := e.DNS.Updates()
 	pushes, verifies := len(audits(t, e.d, "example.com", "policy.txt_push")), len(audits(t, e.d, "example.com", "policy.verify"))
 	if _, err := p.Reconcile(ctx, "example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := e.dns.Updates(); a != applied || applied != 1 {
+	if a, _ := e.DNS.Updates(); a != applied || applied != 1 {
 		t.Errorf("DNS updates after a second pass = %d, before %d, want 1 and no new push", a, applied)
 	}
 	if n, m := len(audits(t, e.d, "example.com", "policy.txt_push")), len(audits(t, e.d, "example.com", "policy.verify")); n != pushes || m != verifies {
@@ -92,7 +93,7 @@ func TestReconcileConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if applied, _ := e.dns.Updates(); applied != 1 {
+	if applied, _ := e.DNS.Updates(); applied != 1 {
 		t.Errorf("DNS updates from 8 concurrent passes = %d, want exactly 1", applied)
 	}
 	if n := len(audits(t, e.d, "example.com", "policy.txt_push")); n != 1 {
@@ -141,7 +142,7 @@ func TestChangeDoesNotWait(t *testing.T) {
 	if took > 20*time.Second {
 		t.Errorf("%d promotions took %s: Change waits for live checks", n, took)
 	}
-	if applied, refused := e.dns.Updates(); applied+refused != 0 {
+	if applied, refused := e.DNS.Updates(); applied+refused != 0 {
 		t.Errorf("Change sent %d DNS updates, want none", applied+refused)
 	}
 }
@@ -218,7 +219,7 @@ func TestRollbackFromAnotherShell(t *testing.T) {
 func TestRepromoteAfterRollbackWithEnforceDays(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	seedDays(t, e.d, testNow, "example.com", 20, 4, 0, rollout.ModeTesting)
+	publishtest.SeedDays(t, e.d, testNow, "example.com", 20, 4, 0, rollout.ModeTesting)
 	p := e.promoter(nil)
 	if _, err := p.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote, Actor: "test"}); err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func TestRepromoteAfterRollbackWithEnforceDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The enforce days, with failures on the last two.
-	seedDays(t, e.d, testNow, "example.com", 3, 1, 2, rollout.ModeEnforce)
+	publishtest.SeedDays(t, e.d, testNow, "example.com", 3, 1, 2, rollout.ModeEnforce)
 	pl, err := p.PlanChange(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindPromote})
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +326,7 @@ func TestPushAgain(t *testing.T) {
 		t.Fatalf("rollback not live: %+v %v", v, err)
 	}
 	// A restore puts the promotion's record back.
-	e.dns.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id="+first.ID)
+	e.DNS.SetTXT(t, "_mta-sts.example.com", "v=STSv1; id="+first.ID)
 	v, err = p.Reconcile(ctx, "example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +340,7 @@ func TestPushAgain(t *testing.T) {
 	if err != nil || !rollout.StepsDone(v.Steps) {
 		t.Fatalf("Push = %+v %v, want the record back and both steps done", v.Steps, err)
 	}
-	if got := e.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
+	if got := e.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
 		t.Errorf("TXT after Push = %q, want id %s", got, v.ID)
 	}
 	// Not pushable: a record set by hand, a policy file not live.
@@ -349,7 +350,7 @@ func TestPushAgain(t *testing.T) {
 	}
 	download := e.promoter(func(p *Promoter) {
 		p.Domains = func(context.Context, string) (DomainConfig, error) {
-			return DomainConfig{Records: e.records(testSecret)}, nil
+			return DomainConfig{Records: e.records(publishtest.Secret)}, nil
 		}
 	})
 	if _, err := download.Change(ctx, ChangeRequest{Domain: "example.com", Kind: rollout.KindRetire, Actor: "test"}); err != nil {
@@ -358,7 +359,7 @@ func TestPushAgain(t *testing.T) {
 	if _, err := download.Push(ctx, "example.com", "test"); !errors.Is(err, ErrNotPushable) || !strings.Contains(err.Error(), "not live") {
 		t.Errorf("Push while the policy file is not served = %v, want ErrNotPushable", err)
 	}
-	if got := e.dns.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
+	if got := e.DNS.TXT("_mta-sts.example.com"); !slices.Equal(got, []string{"v=STSv1; id=" + v.ID}) {
 		t.Errorf("TXT after the refused push = %q, want it untouched (%s)", got, v.ID)
 	}
 }
