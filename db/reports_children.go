@@ -1,13 +1,13 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -251,30 +251,34 @@ func nextIDs(ctx context.Context, tx pgx.Tx, nPol, nDet int) (pol, det []int64, 
 	return pol, det, err
 }
 
-// queuePolicyRollups adds the totals in key order.
-func queuePolicyRollups(b *pgx.Batch, pols map[policyKey]*policyTotals) {
-	keys := make([]policyKey, 0, len(pols))
-	for k := range pols {
+// sortedKeys returns the keys of m in the order of compare: the rollup
+// upserts handle their keys in key order, so that concurrent transactions
+// lock rollup rows in the same order and cannot deadlock.
+func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(a, b int) bool {
-		x, y := keys[a], keys[b]
-		if x.domain != y.domain {
-			return x.domain < y.domain
-		}
-		if !x.day.Equal(y.day) {
-			return x.day.Before(y.day)
-		}
-		if x.org != y.org {
-			return x.org < y.org
-		}
-		if x.typ != y.typ {
-			return x.typ < y.typ
-		}
-		if x.trusted != y.trusted {
-			return !x.trusted
-		}
-		return x.reporter < y.reporter
+	slices.SortFunc(keys, compare)
+	return keys
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// queuePolicyRollups adds the totals in key order.
+func queuePolicyRollups(b *pgx.Batch, pols map[policyKey]*policyTotals) {
+	keys := sortedKeys(pols, func(x, y policyKey) int {
+		return cmp.Or(strings.Compare(x.domain, y.domain), x.day.Compare(y.day), strings.Compare(x.org, y.org),
+			strings.Compare(x.typ, y.typ), boolCompare(x.trusted, y.trusted), strings.Compare(x.reporter, y.reporter))
 	})
 	var (
 		domains, orgs, types, reporters []string
@@ -300,25 +304,9 @@ func queueFailureRollups(b *pgx.Batch, fails map[failureKey]int64) {
 	if len(fails) == 0 {
 		return
 	}
-	keys := make([]failureKey, 0, len(fails))
-	for k := range fails {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool {
-		x, y := keys[a], keys[b]
-		if x.domain != y.domain {
-			return x.domain < y.domain
-		}
-		if !x.day.Equal(y.day) {
-			return x.day.Before(y.day)
-		}
-		if x.result != y.result {
-			return x.result < y.result
-		}
-		if x.mx != y.mx {
-			return x.mx < y.mx
-		}
-		return !x.trusted && y.trusted
+	keys := sortedKeys(fails, func(x, y failureKey) int {
+		return cmp.Or(strings.Compare(x.domain, y.domain), x.day.Compare(y.day), strings.Compare(x.result, y.result),
+			strings.Compare(x.mx, y.mx), boolCompare(x.trusted, y.trusted))
 	})
 	var (
 		domains, results, mxs []string
@@ -396,22 +384,9 @@ func queueModeRollups(b *pgx.Batch, modes map[modeKey]*modeTotals) {
 	if len(modes) == 0 {
 		return
 	}
-	keys := make([]modeKey, 0, len(modes))
-	for k := range modes {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool {
-		x, y := keys[a], keys[b]
-		if x.domain != y.domain {
-			return x.domain < y.domain
-		}
-		if !x.day.Equal(y.day) {
-			return x.day.Before(y.day)
-		}
-		if x.mode != y.mode {
-			return x.mode < y.mode
-		}
-		return !x.trusted && y.trusted
+	keys := sortedKeys(modes, func(x, y modeKey) int {
+		return cmp.Or(strings.Compare(x.domain, y.domain), x.day.Compare(y.day), strings.Compare(x.mode, y.mode),
+			boolCompare(x.trusted, y.trusted))
 	})
 	var (
 		domains, modeNames []string
