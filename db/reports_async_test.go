@@ -90,8 +90,8 @@ func TestImportBatch(t *testing.T) {
 	if err != nil || !dup[0] || !dup[1] || !dup[2] {
 		t.Fatalf("ImportBatch() again = %v, %v, want duplicates", dup, err)
 	}
-	const rollups = `SELECT string_agg(format('%s %s %s %s %s %s', policy_domain, day, organization_name, policy_type, reports, failed), ';' ORDER BY 1)
-		FROM daily_policy_rollups`
+	const rollups = `SELECT string_agg(x, ';' ORDER BY x) FROM (SELECT format('%s %s %s %s %s %s',
+		policy_domain, day, organization_name, policy_type, reports, failed) AS x FROM daily_policy_rollups) r`
 	var got, want string
 	if err := d.Pool.QueryRow(ctx, rollups).Scan(&got); err != nil {
 		t.Fatal(err)
