@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -20,6 +17,7 @@ import (
 	"github.com/tlsrpt/tlsrpt/rollout"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
 	"github.com/tlsrpt/tlsrpt/rollout/dnstest"
+	"github.com/tlsrpt/tlsrpt/rollout/publish/publishtest"
 )
 
 // TestAutopilotCommand: "tlsrpt autopilot" shows and sets a domain's
@@ -144,23 +142,8 @@ func startTestingPolicyHost(t *testing.T, d *db.DB, pki string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
-		}
-		domain := strings.TrimPrefix(host, "mta-sts.")
-		body := "version: STSv1\r\nmode: testing\r\nmx: mx1." + domain + "\r\nmax_age: 86400\r\n"
-		v, err := d.HostedPolicy(r.Context(), domain)
-		switch {
-		case err == nil:
-			body = v.Body
-		case !errors.Is(err, db.ErrNotFound):
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, body)
+	hs := httptest.NewUnstartedServer(publishtest.HostedOrTesting(d, func(domain string) string {
+		return "version: STSv1\r\nmode: testing\r\nmx: mx1." + domain + "\r\nmax_age: 86400\r\n"
 	}))
 	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	hs.StartTLS()

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,22 +125,7 @@ func (e *env) servePolicy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
-	}
-	domain := strings.TrimPrefix(host, "mta-sts.")
-	body := testingPolicy(domain)
-	v, err := e.d.HostedPolicy(r.Context(), domain)
-	switch {
-	case err == nil:
-		body = v.Body
-	case !errors.Is(err, db.ErrNotFound):
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	io.WriteString(w, body)
+	publishtest.HostedOrTesting(e.d, testingPolicy)(w, r)
 }
 
 func testingPolicy(domain string) string {
