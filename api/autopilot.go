@@ -103,6 +103,7 @@ type autopilotJSON struct {
 	DryRun      *bool  `json:"dry_run"`
 	ReadyDays   *int   `json:"ready_days"`
 	FinalMaxAge *int64 `json:"final_max_age"`
+	HoldDays    []int  `json:"hold_days"`
 }
 
 // apiAutopilot is GET /api/v1/domains/:domain/autopilot: the status.
@@ -147,7 +148,8 @@ func (s *Server) putAutopilot(c echo.Context, domain string) error {
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
-	set := db.AutopilotSettings{Domain: domain, Enabled: in.Enabled, DryRun: in.DryRun, ReadyDays: in.ReadyDays, FinalMaxAge: in.FinalMaxAge}
+	set := db.AutopilotSettings{Domain: domain, Enabled: in.Enabled, DryRun: in.DryRun, ReadyDays: in.ReadyDays, FinalMaxAge: in.FinalMaxAge,
+		HoldDays: in.HoldDays}
 	if err := s.Autopilot().Set(c.Request().Context(), set, actor(c)); err != nil {
 		return settingError(err)
 	}
@@ -183,11 +185,14 @@ func settingError(err error) error {
 }
 
 // autopilotForm is POST /domains/:domain/autopilot: the panel's on/off
-// toggle.
+// toggle, or its hold days form (a hold_days field, "7,14,30").
 func (s *Server) autopilotForm(c echo.Context) error {
 	d, err := domainParam(c)
 	if err != nil {
 		return err
+	}
+	if form, err := c.FormParams(); err == nil && form.Has("hold_days") {
+		return s.holdDaysForm(c, d, form.Get("hold_days"))
 	}
 	var on bool
 	switch c.FormValue("enabled") {
@@ -208,6 +213,18 @@ func (s *Server) autopilotForm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/domains/"+d+"?done="+done+"#autopilot")
 }
 
+// holdDaysForm sets the domain's own hold days from the panel's form.
+func (s *Server) holdDaysForm(c echo.Context, domain, value string) error {
+	h, err := autopilot.ParseHoldDays(value)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%s", PlainMessage(err))
+	}
+	if err := s.Autopilot().Set(c.Request().Context(), db.AutopilotSettings{Domain: domain, HoldDays: h}, actor(c)); err != nil {
+		return settingError(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/domains/"+domain+"?done=autopilot-hold-days#autopilot")
+}
+
 // autopilotView is the domain page's autopilot panel.
 func (s *Server) autopilotView(c echo.Context, domain string) *ui.AutopilotView {
 	ctx := c.Request().Context()
@@ -218,7 +235,8 @@ func (s *Server) autopilotView(c echo.Context, domain string) *ui.AutopilotView 
 	}
 	l := s.layout(c, "", "")
 	v := &ui.AutopilotView{Domain: st.Domain, CanEdit: l.CanEdit, CSRF: l.CSRF, Enabled: st.Settings.Enabled,
-		EnabledFrom: st.Settings.EnabledFrom, DryRun: st.Settings.DryRun, Next: st.Next}
+		EnabledFrom: st.Settings.EnabledFrom, DryRun: st.Settings.DryRun, Next: st.Next,
+		HoldDays: autopilot.FormatHoldDays(st.Settings.HoldDays)}
 	switch {
 	case st.Stage == 0 && st.Mode != "":
 		v.Stage = fmt.Sprintf("not in enforce (mode %s, max_age %d)", st.Mode, st.MaxAge)

@@ -193,6 +193,40 @@ func TestAutopilotPanel(t *testing.T) {
 		t.Errorf("audit = %+v, want autopilot.settings by admin-user", acts)
 	}
 
+	// The hold days form: admins only, with the CSRF token; a list that is
+	// not three of 1..365 is refused, the value escaped in the answer.
+	hold := request{method: http.MethodPost, path: "/domains/example.com/autopilot", form: url.Values{"hold_days": {"5, 6,7"}}, withCSRF: true}
+	if rec := e.do(viewer, hold); rec.Code != http.StatusForbidden {
+		t.Errorf("viewer setting the hold days = %d, want 403", rec.Code)
+	}
+	noCSRF = hold
+	noCSRF.withCSRF = false
+	if rec := e.do(ad, noCSRF); rec.Code != http.StatusForbidden {
+		t.Errorf("setting the hold days without the CSRF token = %d, want 403", rec.Code)
+	}
+	if !strings.Contains(page, `id="autopilot-hold-days-form"`) || !strings.Contains(page, `name="hold_days" value="7,14,30"`) {
+		t.Errorf("domain page for an admin: want the hold days form with the defaults")
+	}
+	rec = e.do(ad, hold)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("setting the hold days = %d %s", rec.Code, rec.Body)
+	}
+	loc, _, _ = strings.Cut(rec.Header().Get("Location"), "#")
+	page = e.do(ad, request{method: http.MethodGet, path: loc}).Body.String()
+	if !strings.Contains(page, "Autopilot hold days set") || !strings.Contains(page, `name="hold_days" value="5,6,7"`) || !strings.Contains(page, "1: max_age 86400, then 5 clean days live") {
+		t.Errorf("domain page after setting the hold days: want the flash, the form with 5,6,7 and the ramp")
+	}
+	if s, err := e.d.AutopilotSettings(ctx, "example.com"); err != nil || !slices.Equal(s.HoldDays, []int{5, 6, 7}) || s.Enabled == nil || !*s.Enabled {
+		t.Errorf("stored settings after the hold days form = %+v, %v; want 5, 6, 7 and still on", s, err)
+	}
+	for _, bad := range []string{"5,6", "0,6,7", "5,6,366", "<script>alert(1)</script>", ""} {
+		hold.form = url.Values{"hold_days": {bad}}
+		rec := e.do(ad, hold)
+		if body := rec.Body.String(); rec.Code != http.StatusBadRequest || !strings.Contains(body, "hold days") || strings.Contains(body, "<script>alert") {
+			t.Errorf("hold days form %q = %d, want 400 naming the hold days, escaped:\n%s", bad, rec.Code, body)
+		}
+	}
+
 	// The API: read, set, bounds.
 	tok := e.token("admin")
 	rec = e.do(tok, jsonReq(http.MethodPut, "/api/v1/domains/example.com/autopilot", `{"dry_run":true,"final_max_age":31557600}`))
@@ -206,12 +240,35 @@ func TestAutopilotPanel(t *testing.T) {
 			t.Errorf("PUT autopilot %s = %d %s, want 400", bad, rec.Code, rec.Body)
 		}
 	}
+	// The hold days: set, shown in the status's ramp and on the panel;
+	// refused, naming the setting, unless three of 1..365.
+	rec = e.do(tok, jsonReq(http.MethodPut, "/api/v1/domains/example.com/autopilot", `{"hold_days":[2,3,4]}`))
+	st = autopilot.Status{}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &st) != nil || !slices.Equal(st.Settings.HoldDays, []int{2, 3, 4}) ||
+		len(st.Ramp) != 4 || st.Ramp[0].HoldDays != 2 || st.Ramp[1].HoldDays != 3 || st.Ramp[2].HoldDays != 4 || st.Ramp[3].HoldDays != 0 {
+		t.Errorf("PUT autopilot hold_days = %d %s, want holds 2, 3, 4 on the ramp", rec.Code, rec.Body)
+	}
+	if page := e.do(ad, request{method: http.MethodGet, path: "/domains/example.com"}).Body.String(); !strings.Contains(page, "1: max_age 86400, then 2 clean days live") ||
+		!strings.Contains(page, "3: max_age 2592000, then 4 clean days live") {
+		t.Errorf("domain page after setting the hold days: want the ramp with 2, 3, 4 clean days")
+	}
+	for _, bad := range []string{`{"hold_days":[0,3,4]}`, `{"hold_days":[2,3]}`, `{"hold_days":[2,3,366]}`, `{"hold_days":[]}`, `{"hold_days":"2,3,4"}`} {
+		if rec := e.do(tok, jsonReq(http.MethodPut, "/api/v1/domains/example.com/autopilot", bad)); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "hold") {
+			t.Errorf("PUT autopilot %s = %d %s, want 400 naming the hold days", bad, rec.Code, rec.Body)
+		}
+	}
+	if s, err := e.d.AutopilotSettings(ctx, "example.com"); err != nil || !slices.Equal(s.HoldDays, []int{2, 3, 4}) {
+		t.Errorf("stored hold days after the refused PUTs = %v, %v; want [2 3 4]", s.HoldDays, err)
+	}
 	if rec := e.do(e.token("viewer"), jsonReq(http.MethodPut, "/api/v1/autopilot", `{"enabled":true}`)); rec.Code != http.StatusForbidden {
 		t.Errorf("viewer setting the fleet default = %d, want 403", rec.Code)
 	}
-	rec = e.do(tok, jsonReq(http.MethodPut, "/api/v1/autopilot", `{"enabled":true,"ready_days":5}`))
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ready_days":5`) {
+	rec = e.do(tok, jsonReq(http.MethodPut, "/api/v1/autopilot", `{"enabled":true,"ready_days":5,"hold_days":[10,20,40]}`))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ready_days":5`) || !strings.Contains(rec.Body.String(), `"hold_days":[10,20,40]`) {
 		t.Errorf("PUT fleet autopilot = %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.do(tok, jsonReq(http.MethodPut, "/api/v1/autopilot", `{"hold_days":[10,20]}`)); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "hold days") {
+		t.Errorf("PUT fleet autopilot hold_days [10,20] = %d %s, want 400 naming the hold days", rec.Code, rec.Body)
 	}
 }
 

@@ -169,6 +169,7 @@ var flashes = map[string]string{
 	"token-revoked":    "Token revoked.",
 	"password-changed": "Password changed; your other sessions ended.",
 	// The autopilot panel (autopilot.go).
-	"autopilot-on":  "Autopilot switched on: it evaluates the domain once a day.",
-	"autopilot-off": "Autopilot switched off.",
+	"autopilot-on":        "Autopilot switched on: it evaluates the domain once a day.",
+	"autopilot-off":       "Autopilot switched off.",
+	"autopilot-hold-days": "Autopilot hold days set.",
 }

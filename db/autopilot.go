@@ -22,17 +22,20 @@ type AutopilotSettings struct {
 	DryRun      *bool
 	ReadyDays   *int
 	FinalMaxAge *int64
-	UpdatedAt   time.Time
-	UpdatedBy   string
+	// HoldDays are the clean days before each of the three raises of the
+	// ramp; nil is not set.
+	HoldDays  []int
+	UpdatedAt time.Time
+	UpdatedBy string
 }
 
 // AutopilotSettings returns the stored settings of domain (FleetDefault for
 // the fleet's); every field is nil when none are stored.
 func (d *DB) AutopilotSettings(ctx context.Context, domain string) (AutopilotSettings, error) {
 	s := AutopilotSettings{Domain: normDomain(domain)}
-	err := d.Pool.QueryRow(ctx, `SELECT enabled, dry_run, ready_days, final_max_age, updated_at, updated_by
+	err := d.Pool.QueryRow(ctx, `SELECT enabled, dry_run, ready_days, final_max_age, hold_days, updated_at, updated_by
 		FROM autopilot_settings WHERE domain = $1`, s.Domain).
-		Scan(&s.Enabled, &s.DryRun, &s.ReadyDays, &s.FinalMaxAge, &s.UpdatedAt, &s.UpdatedBy)
+		Scan(&s.Enabled, &s.DryRun, &s.ReadyDays, &s.FinalMaxAge, &s.HoldDays, &s.UpdatedAt, &s.UpdatedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}
@@ -45,14 +48,14 @@ func (d *DB) AutopilotSettings(ctx context.Context, domain string) (AutopilotSet
 // AllAutopilotSettings returns every stored settings row by domain (the
 // fleet default under FleetDefault), for the fleet view.
 func (d *DB) AllAutopilotSettings(ctx context.Context) (map[string]AutopilotSettings, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT domain, enabled, dry_run, ready_days, final_max_age, updated_at, updated_by
+	rows, err := d.Pool.Query(ctx, `SELECT domain, enabled, dry_run, ready_days, final_max_age, hold_days, updated_at, updated_by
 		FROM autopilot_settings ORDER BY domain LIMIT 100000`)
 	if err != nil {
 		return nil, fmt.Errorf("listing autopilot settings: %w", err)
 	}
 	out := map[string]AutopilotSettings{}
 	var s AutopilotSettings
-	_, err = pgx.ForEachRow(rows, []any{&s.Domain, &s.Enabled, &s.DryRun, &s.ReadyDays, &s.FinalMaxAge, &s.UpdatedAt, &s.UpdatedBy}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&s.Domain, &s.Enabled, &s.DryRun, &s.ReadyDays, &s.FinalMaxAge, &s.HoldDays, &s.UpdatedAt, &s.UpdatedBy}, func() error {
 		out[s.Domain] = s
 		s = AutopilotSettings{}
 		return nil
@@ -65,15 +68,16 @@ func (d *DB) AllAutopilotSettings(ctx context.Context) (map[string]AutopilotSett
 
 // SetAutopilotSettings stores the non-nil fields of s for s.Domain and
 // keeps the others. The database checks the bounds (ready_days 1..60,
-// final_max_age 86400..31557600).
+// final_max_age 86400..31557600, hold_days three of 1..365).
 func (d *DB) SetAutopilotSettings(ctx context.Context, s AutopilotSettings) error {
-	_, err := d.Pool.Exec(ctx, `INSERT INTO autopilot_settings AS s (domain, enabled, dry_run, ready_days, final_max_age, updated_by)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := d.Pool.Exec(ctx, `INSERT INTO autopilot_settings AS s (domain, enabled, dry_run, ready_days, final_max_age, hold_days, updated_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (domain) DO UPDATE SET enabled = coalesce(EXCLUDED.enabled, s.enabled),
 			dry_run = coalesce(EXCLUDED.dry_run, s.dry_run), ready_days = coalesce(EXCLUDED.ready_days, s.ready_days),
 			final_max_age = coalesce(EXCLUDED.final_max_age, s.final_max_age),
+			hold_days = coalesce(EXCLUDED.hold_days, s.hold_days),
 			updated_by = EXCLUDED.updated_by, updated_at = now()`,
-		normDomain(s.Domain), s.Enabled, s.DryRun, s.ReadyDays, s.FinalMaxAge, clean(s.UpdatedBy))
+		normDomain(s.Domain), s.Enabled, s.DryRun, s.ReadyDays, s.FinalMaxAge, s.HoldDays, clean(s.UpdatedBy))
 	if err != nil {
 		return fmt.Errorf("storing the autopilot settings of %q: %w", s.Domain, err)
 	}
@@ -337,7 +341,7 @@ type FleetState struct {
 // FleetStates returns the fleet state of each of names.
 func (d *DB) FleetStates(ctx context.Context, names []string) (map[string]FleetState, error) {
 	rows, err := d.Pool.Query(ctx, `SELECT n.name, coalesce(v.mode, ''), coalesce(v.max_age, 0),
-			a.enabled, a.dry_run, a.ready_days, a.final_max_age
+			a.enabled, a.dry_run, a.ready_days, a.final_max_age, a.hold_days
 		FROM unnest($1::text[]) AS n(name)
 		LEFT JOIN LATERAL (SELECT pv.mode, pv.max_age FROM policy_versions pv WHERE pv.domain = n.name
 			ORDER BY pv.seq DESC LIMIT 1) v ON true
@@ -351,7 +355,7 @@ func (d *DB) FleetStates(ctx context.Context, names []string) (map[string]FleetS
 		st   FleetState
 	)
 	_, err = pgx.ForEachRow(rows, []any{&name, &st.Mode, &st.MaxAge, &st.Settings.Enabled, &st.Settings.DryRun,
-		&st.Settings.ReadyDays, &st.Settings.FinalMaxAge}, func() error {
+		&st.Settings.ReadyDays, &st.Settings.FinalMaxAge, &st.Settings.HoldDays}, func() error {
 		st.Settings.Domain = name
 		out[name] = st
 		st = FleetState{}

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,6 +37,37 @@ func TestAutopilotSettings(t *testing.T) {
 	}
 	if none, err := d.AutopilotSettings(ctx, "other.example"); err != nil || none.Enabled != nil {
 		t.Fatalf("AutopilotSettings(unset) = %+v, %v", none, err)
+	}
+	// The hold days: stored and read back as set, kept by a write that
+	// does not set them, and refused unless three of 1..365.
+	if s.HoldDays != nil || all[db.FleetDefault].HoldDays != nil {
+		t.Errorf("hold days before any were set: %v, fleet %v; want nil", s.HoldDays, all[db.FleetDefault].HoldDays)
+	}
+	if err := d.SetAutopilotSettings(ctx, db.AutopilotSettings{Domain: "example.com", HoldDays: []int{2, 3, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetAutopilotSettings(ctx, db.AutopilotSettings{Domain: "example.com", ReadyDays: &days}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.AutopilotSettings(ctx, "example.com"); err != nil || !slices.Equal(s.HoldDays, []int{2, 3, 4}) || s.FinalMaxAge == nil {
+		t.Errorf("AutopilotSettings() hold days = %v, %v; want [2 3 4], the others kept", s.HoldDays, err)
+	}
+	if all, err := d.AllAutopilotSettings(ctx); err != nil || !slices.Equal(all["example.com"].HoldDays, []int{2, 3, 4}) || all[db.FleetDefault].HoldDays != nil {
+		t.Errorf("AllAutopilotSettings() hold days = %+v, %v", all, err)
+	}
+	if fs, err := d.FleetStates(ctx, []string{"example.com"}); err != nil || !slices.Equal(fs["example.com"].Settings.HoldDays, []int{2, 3, 4}) {
+		t.Errorf("FleetStates() hold days = %+v, %v", fs, err)
+	}
+	for _, bad := range [][]int{{}, {1, 2}, {1, 2, 3, 4}, {0, 2, 3}, {1, 2, 366}} {
+		if err := d.SetAutopilotSettings(ctx, db.AutopilotSettings{Domain: "example.com", HoldDays: bad}); err == nil {
+			t.Errorf("hold days %v stored, want the check to refuse them", bad)
+		}
+	}
+	if _, err := d.Pool.Exec(ctx, `UPDATE autopilot_settings SET hold_days = '{1,NULL,3}' WHERE domain = 'example.com'`); err == nil {
+		t.Errorf("hold days {1,NULL,3} stored, want the check to refuse them")
+	}
+	if _, err := d.Pool.Exec(ctx, `UPDATE autopilot_settings SET hold_days = '{{1,2,3}}' WHERE domain = 'example.com'`); err == nil {
+		t.Errorf("hold days {{1,2,3}} stored, want the check to refuse them")
 	}
 	tooLong := int64(31557601)
 	if err := d.SetAutopilotSettings(ctx, db.AutopilotSettings{Domain: "example.com", FinalMaxAge: &tooLong}); err == nil {

@@ -15,7 +15,10 @@ type AutopilotView struct {
 	// Stage is "testing" or "2 of 4", with the max_age.
 	Stage string
 	// Ramp lists the stages: "1: max_age 86400, 7 clean days".
-	Ramp     []string
+	Ramp []string
+	// HoldDays are the effective hold days as the form takes them:
+	// "7,14,30".
+	HoldDays string
 	Next     string
 	NextDate string
 	// Plan is the newest evaluation: its day, verdict, blockers and line.

@@ -21,7 +21,7 @@ func init() {
 
 // runAutopilot is "tlsrpt autopilot" (docs/autopilot.md):
 //
-//	tlsrpt autopilot DOMAIN [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--json]
+//	tlsrpt autopilot DOMAIN [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--hold-days A,B,C] [--json]
 //	tlsrpt autopilot --fleet [--on|--off] ...      the fleet default
 //	tlsrpt autopilot run [--dry-run] [--json]      the daily evaluation of every autopilot domain
 func runAutopilot(ctx context.Context, env *Env, args []string) int {
@@ -33,12 +33,18 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	dry := fs.Bool("dry-run", false, "with a domain or --fleet: set dry-run mode (--dry-run=false clears it); with run: evaluate and write what would be done, change nothing")
 	final := fs.Int64("final-max-age", 0, "the max_age in seconds the ramp ends at (86400..31557600; default 2592000)")
 	readyDays := fs.Int("ready-days", 0, "consecutive ready daily evaluations before the promotion (1..60; default 3)")
+	var holdDays []int
+	fs.Func("hold-days", "clean days live before each of the three max_age raises, as A,B,C (each 1..365; default 7,14,30)", func(v string) error {
+		h, err := autopilot.ParseHoldDays(v)
+		holdDays = h
+		return err
+	})
 	fleet := fs.Bool("fleet", false, "show or set the fleet default instead of a domain's settings")
 	asJSON := fs.Bool("json", false, "print JSON")
 	ps := addPublishFlags(fs, env)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: tlsrpt autopilot DOMAIN [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--json]")
-		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot --fleet [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--json]")
+		fmt.Fprintln(env.Stderr, "usage: tlsrpt autopilot DOMAIN [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--hold-days A,B,C] [--json]")
+		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot --fleet [--on|--off] [--dry-run] [--final-max-age S] [--ready-days N] [--hold-days A,B,C] [--json]")
 		fmt.Fprintln(env.Stderr, "       tlsrpt autopilot run [--dry-run] [--json] [verification flags]")
 		fmt.Fprintln(env.Stderr, "Shows (and with a setting flag sets) a domain's autopilot: its stage on the max_age ramp, the next")
 		fmt.Fprintln(env.Stderr, "step and its date, and the last daily evaluation. \"run\" evaluates every domain whose autopilot is on,")
@@ -61,7 +67,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	switch {
 	case *on && *off:
 		return fail(exitUsage, fmt.Errorf("--on and --off together: choose one"))
-	case isRun && (set["on"] || set["off"] || set["final-max-age"] || set["ready-days"] || *fleet):
+	case isRun && (set["on"] || set["off"] || set["final-max-age"] || set["ready-days"] || set["hold-days"] || *fleet):
 		return fail(exitUsage, fmt.Errorf("run takes --dry-run and --json only (and the verification flags)"))
 	case !isRun && (len(pos) != 1) == !*fleet:
 		fs.Usage()
@@ -100,7 +106,10 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 	if set["ready-days"] {
 		s.ReadyDays = readyDays
 	}
-	if s.Enabled != nil || s.DryRun != nil || s.FinalMaxAge != nil || s.ReadyDays != nil {
+	if set["hold-days"] {
+		s.HoldDays = holdDays
+	}
+	if s.Enabled != nil || s.DryRun != nil || s.FinalMaxAge != nil || s.ReadyDays != nil || s.HoldDays != nil {
 		if err := eng.Set(ctx, s, "cli"); err != nil {
 			return fail(exitFailed, err)
 		}
@@ -114,8 +123,8 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 		if *asJSON {
 			return writeJSON(env.Stdout, eff)
 		}
-		fmt.Fprintf(env.Stdout, "fleet default: autopilot %s, dry run %v, ready days %d, final max_age %d\n",
-			onOff(eff.Enabled), eff.DryRun, eff.ReadyDays, eff.FinalMaxAge)
+		fmt.Fprintf(env.Stdout, "fleet default: autopilot %s, dry run %v, ready days %d, final max_age %d, hold days %s\n",
+			onOff(eff.Enabled), eff.DryRun, eff.ReadyDays, eff.FinalMaxAge, autopilot.FormatHoldDays(eff.HoldDays))
 		return 0
 	}
 	st, err := eng.Status(ctx, domain)

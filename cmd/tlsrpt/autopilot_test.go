@@ -80,7 +80,28 @@ func TestAutopilotCommand(t *testing.T) {
 			t.Errorf("autopilot %v = %d %q, want 1 with the bound", bad, code, errOut)
 		}
 	}
-	for _, bad := range [][]string{{}, {"example.com", "--on", "--off"}, {"run", "--on"}, {"a.example", "b.example"}} {
+	// The hold days, on another domain so that the ramp below keeps the
+	// default ones: a list of three, each in bounds; a list that is not
+	// numbers is a usage error.
+	code, out, errOut = run("autopilot", "quiet.example.com", "--hold-days", "2, 3,4", "--json")
+	st = autopilot.Status{}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || !slices.Equal(st.Settings.HoldDays, []int{2, 3, 4}) || st.Ramp[0].HoldDays != 2 || st.Ramp[1].HoldDays != 3 {
+		t.Fatalf("autopilot --hold-days 2,3,4 --json = %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := run("autopilot", "quiet.example.com"); code != 0 || !strings.Contains(out, "ramp: 86400 for 2 days → 604800 for 3 days → 2592000 (final)") {
+		t.Errorf("autopilot quiet.example.com after --hold-days = %d\n%s", code, out)
+	}
+	for _, bad := range [][]string{{"quiet.example.com", "--hold-days", "7,14"}, {"quiet.example.com", "--hold-days", "0,14,30"}, {"quiet.example.com", "--hold-days", "7,14,366"}} {
+		if code, _, errOut := run(append([]string{"autopilot"}, bad...)...); code != exitFailed || !strings.Contains(errOut, "hold days") {
+			t.Errorf("autopilot %v = %d %q, want 1 naming the hold days", bad, code, errOut)
+		}
+	}
+	for _, bad := range []string{"7,x,30", "7;14;30", "", "7,,30"} {
+		if code, _, errOut := run("autopilot", "quiet.example.com", "--hold-days", bad); code != exitUsage || !strings.Contains(errOut, "hold-days") {
+			t.Errorf("autopilot --hold-days %q = %d %q, want %d naming the flag", bad, code, errOut, exitUsage)
+		}
+	}
+	for _, bad := range [][]string{{}, {"example.com", "--on", "--off"}, {"run", "--on"}, {"run", "--hold-days", "1,2,3"}, {"a.example", "b.example"}} {
 		if code, _, _ := run(append([]string{"autopilot"}, bad...)...); code != exitUsage {
 			t.Errorf("autopilot %v = %d, want %d", bad, code, exitUsage)
 		}
@@ -121,7 +142,7 @@ func TestAutopilotCommand(t *testing.T) {
 
 	// The fleet default.
 	code, out, _ = run("autopilot", "--fleet", "--dry-run")
-	if code != 0 || !strings.Contains(out, "fleet default: autopilot off, dry run true") {
+	if code != 0 || !strings.Contains(out, "fleet default: autopilot off, dry run true") || !strings.Contains(out, "hold days 7,14,30") {
 		t.Errorf("autopilot --fleet --dry-run = %d %q", code, out)
 	}
 

@@ -216,6 +216,66 @@ func TestAutopilotRamp(t *testing.T) {
 	}
 }
 
+// TestAutopilotRampHoldDays: a domain whose own hold days are 2, 3 and 4
+// (over a fleet default of 10, 20 and 40) is raised on that schedule over
+// simulated days: promoted on the third ready day, then each stage raised
+// once its version has been live for its hold, and nothing in between.
+func TestAutopilotRampHoldDays(t *testing.T) {
+	const domain = "example.com"
+	e := newEnv(t, domain)
+	ctx := context.Background()
+	e.seedTesting(t, domain, 20)
+	if err := e.engine.Set(ctx, db.AutopilotSettings{Domain: db.FleetDefault, HoldDays: []int{10, 20, 40}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	final := autopilot.MaxFinalMaxAge
+	if err := e.engine.Set(ctx, db.AutopilotSettings{Domain: domain, Enabled: boolp(true), FinalMaxAge: &final, HoldDays: []int{2, 3, 4}}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.engine.Settings(ctx, domain)
+	if err != nil || !slices.Equal(s.HoldDays, []int{2, 3, 4}) {
+		t.Fatalf("Settings() hold days = %v, %v; want the domain's 2, 3, 4", s.HoldDays, err)
+	}
+	promoteDay := s.ReadyDays - 1
+	want := map[int]int64{promoteDay: 86400, promoteDay + 2: 604800, promoteDay + 2 + 3: 2592000, promoteDay + 2 + 3 + 4: final}
+	finalDay := promoteDay + 2 + 3 + 4
+	made := map[string]int{} // version id → day
+	for n := 0; n <= finalDay+1; n++ {
+		r := e.simDay(t, domain, n, false)
+		if r.Error != "" || r.Skipped != "" {
+			t.Fatalf("day %d: error %q, skipped %q", n, r.Error, r.Skipped)
+		}
+		maxAge, step := want[n]
+		if step {
+			made[r.VersionID] = n
+		}
+		switch {
+		case step && r.VersionID == "":
+			t.Fatalf("day %d: %s made no version (%s); want a change to max_age %d", n, r.Action, r.Plan, maxAge)
+		case !step && r.VersionID != "":
+			t.Fatalf("day %d: %s made version %s (%s), want no change", n, r.Action, r.VersionID, r.Plan)
+		}
+		if n == promoteDay+1 {
+			st, err := e.engine.Status(ctx, domain)
+			if err != nil || st.NextDate == nil || !st.NextDate.Equal(day(start.AddDate(0, 0, promoteDay+2))) {
+				t.Fatalf("day %d: Status() = %+v, %v; want stage 2 due two days after the promotion", n, st, err)
+			}
+			if !strings.Contains(r.Plan, "would raise max_age to 604800 on "+start.AddDate(0, 0, promoteDay+2).Format(time.DateOnly)) {
+				t.Errorf("day %d: plan %q, want the raise two days after the promotion", n, r.Plan)
+			}
+		}
+	}
+	vs := versionsOf(t, e.d, domain)
+	if len(vs) != len(want) {
+		t.Fatalf("%d versions, want %d", len(vs), len(want))
+	}
+	for _, v := range vs {
+		if n, ok := made[v.ID]; !ok || v.Policy.MaxAge != want[n] {
+			t.Errorf("version %s: max_age %d, made on day %d (%v); want the max_age of that day's step", v.ID, v.Policy.MaxAge, n, ok)
+		}
+	}
+}
+
 // TestAutopilotRegression: a domain at stage 2 whose failures rise is
 // rolled back to testing with a new id, published, audited with the
 // watch's numbers and alerted through the webhook; it then pauses.

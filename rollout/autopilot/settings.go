@@ -10,6 +10,9 @@ package autopilot
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tlsrpt/tlsrpt/db"
@@ -29,6 +32,8 @@ const (
 	MaxFinalMaxAge int64 = rollout.MaxMaxAge
 	// MaxReadyDays bounds the ready days setting.
 	MaxReadyDays = 60
+	// MaxHoldDays bounds each of the hold days: a year.
+	MaxHoldDays = 365
 )
 
 // Stage is one step of the ramp: the max_age of enforce and how many clean
@@ -47,6 +52,16 @@ var DefaultStages = []Stage{
 	{MaxAge: 2592000, HoldDays: 30},
 }
 
+// DefaultHoldDays are the hold days of DefaultStages, one per stage before
+// the final one: the built-in value of the hold days setting.
+func DefaultHoldDays() []int {
+	h := make([]int, len(DefaultStages))
+	for i, st := range DefaultStages {
+		h[i] = st.HoldDays
+	}
+	return h
+}
+
 // Settings are a domain's effective autopilot settings: its own stored
 // ones over the fleet default over the built-in defaults.
 type Settings struct {
@@ -54,6 +69,10 @@ type Settings struct {
 	DryRun      bool  `json:"dry_run"`
 	ReadyDays   int   `json:"ready_days"`
 	FinalMaxAge int64 `json:"final_max_age"`
+	// HoldDays are the clean days before each raise, one per stage of
+	// DefaultStages; Ramp takes DefaultStages' own when it is not one per
+	// stage (a Settings built by hand).
+	HoldDays []int `json:"hold_days"`
 	// EnabledFrom says where Enabled comes from: "domain", "fleet" or
 	// "default".
 	EnabledFrom string `json:"enabled_from"`
@@ -61,7 +80,7 @@ type Settings struct {
 
 // Resolve merges the stored settings of a domain over the fleet's.
 func Resolve(fleet, domain db.AutopilotSettings) Settings {
-	s := Settings{ReadyDays: DefaultReadyDays, FinalMaxAge: DefaultFinalMaxAge, EnabledFrom: "default"}
+	s := Settings{ReadyDays: DefaultReadyDays, FinalMaxAge: DefaultFinalMaxAge, HoldDays: DefaultHoldDays(), EnabledFrom: "default"}
 	for _, st := range []db.AutopilotSettings{fleet, domain} {
 		from := "fleet"
 		if st.Domain != db.FleetDefault {
@@ -78,6 +97,9 @@ func Resolve(fleet, domain db.AutopilotSettings) Settings {
 		}
 		if st.FinalMaxAge != nil {
 			s.FinalMaxAge = *st.FinalMaxAge
+		}
+		if st.HoldDays != nil {
+			s.HoldDays = slices.Clone(st.HoldDays)
 		}
 	}
 	return s
@@ -99,20 +121,63 @@ func ValidateReadyDays(n int) error {
 	return nil
 }
 
+// ValidateHoldDays checks a hold days setting: one value per raise of the
+// ramp, each 1..MaxHoldDays.
+func ValidateHoldDays(h []int) error {
+	if len(h) != len(DefaultStages) {
+		return fmt.Errorf("hold days %q: want %d values, one per raise", FormatHoldDays(h), len(DefaultStages))
+	}
+	for _, n := range h {
+		if n < 1 || n > MaxHoldDays {
+			return fmt.Errorf("hold days %q: want each 1..%d", FormatHoldDays(h), MaxHoldDays)
+		}
+	}
+	return nil
+}
+
+// ParseHoldDays reads hold days as the CLI and the domain page take them:
+// whole numbers of days separated by commas ("7,14,30"). It checks the
+// form only; ValidateHoldDays checks the bounds.
+func ParseHoldDays(v string) ([]int, error) {
+	h := []int{}
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("hold days %q: want whole numbers of days separated by commas, as 7,14,30", v)
+		}
+		h = append(h, n)
+	}
+	return h, nil
+}
+
+// FormatHoldDays writes hold days as ParseHoldDays reads them.
+func FormatHoldDays(h []int) string {
+	s := make([]string, len(h))
+	for i, n := range h {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
 // Ramp is the list of stages a domain goes through in enforce; the last
 // is the final one (HoldDays 0).
 type Ramp []Stage
 
 // Ramp returns the stages of s: the default stages whose max_age is below
-// the final one, then the final one.
+// the final one, each holding for its own of s.HoldDays, then the final
+// one. A stage left out for the final max_age takes its hold days with it,
+// so that the stages kept hold as set.
 func (s Settings) Ramp() Ramp {
 	final := s.FinalMaxAge
 	if final <= 0 {
 		final = DefaultFinalMaxAge
 	}
 	var r Ramp
-	for _, st := range DefaultStages {
+	for i, st := range DefaultStages {
 		if st.MaxAge < final {
+			if len(s.HoldDays) == len(DefaultStages) {
+				st.HoldDays = s.HoldDays[i]
+			}
 			r = append(r, st)
 		}
 	}

@@ -1,6 +1,8 @@
 package autopilot
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tlsrpt/tlsrpt/db"
@@ -81,6 +83,70 @@ func TestAutopilotResolve(t *testing.T) {
 	for _, n := range []int{0, 61} {
 		if ValidateReadyDays(n) == nil {
 			t.Errorf("ValidateReadyDays(%d) = nil, want an error", n)
+		}
+	}
+}
+
+// TestAutopilotHoldDays: the hold days resolve as the other settings do
+// (domain over fleet over built-in), each stage of the ramp holds for its
+// own, a stage left out for the final max_age takes its hold with it, and
+// the setting is three values of 1..365.
+func TestAutopilotHoldDays(t *testing.T) {
+	holds := func(r Ramp) []int {
+		var h []int
+		for _, s := range r {
+			h = append(h, s.HoldDays)
+		}
+		return h
+	}
+	s := Resolve(db.AutopilotSettings{}, db.AutopilotSettings{Domain: "example.com"})
+	if !slices.Equal(s.HoldDays, []int{7, 14, 30}) || !slices.Equal(holds(s.Ramp()), []int{7, 14, 0}) {
+		t.Errorf("Resolve(nothing stored) hold days %v, ramp %v; want 7, 14, 30", s.HoldDays, s.Ramp())
+	}
+	fleet := db.AutopilotSettings{Domain: db.FleetDefault, HoldDays: []int{10, 20, 40}}
+	s = Resolve(fleet, db.AutopilotSettings{Domain: "example.com"})
+	if !slices.Equal(s.HoldDays, []int{10, 20, 40}) || !slices.Equal(holds(s.Ramp()), []int{10, 20, 0}) {
+		t.Errorf("Resolve(fleet 10,20,40) hold days %v, ramp %v", s.HoldDays, s.Ramp())
+	}
+	own := db.AutopilotSettings{Domain: "example.com", HoldDays: []int{2, 3, 4}}
+	s = Resolve(fleet, own)
+	if !slices.Equal(s.HoldDays, []int{2, 3, 4}) {
+		t.Errorf("Resolve(domain 2,3,4 over fleet) hold days %v, want 2, 3, 4", s.HoldDays)
+	}
+	own.HoldDays[0] = 99
+	if s.HoldDays[0] != 2 {
+		t.Errorf("Resolve shares the stored slice: a change to it shows in the settings")
+	}
+	for _, tc := range []struct {
+		final int64
+		want  []int
+	}{
+		{31557600, []int{2, 3, 4, 0}},
+		{2592000, []int{2, 3, 0}},
+		{1000000, []int{2, 3, 0}},
+		{604800, []int{2, 0}},
+		{86400, []int{0}},
+	} {
+		s.FinalMaxAge = tc.final
+		if got := holds(s.Ramp()); !slices.Equal(got, tc.want) {
+			t.Errorf("Ramp(final %d, holds 2,3,4) holds = %v, want %v", tc.final, got, tc.want)
+		}
+	}
+	// A Settings built by hand without hold days takes the built-in ones.
+	if got := holds(Settings{FinalMaxAge: 31557600}.Ramp()); !slices.Equal(got, []int{7, 14, 30, 0}) {
+		t.Errorf("Ramp(no hold days) holds = %v, want the defaults", got)
+	}
+	if DefaultStages[0].HoldDays != 7 {
+		t.Errorf("Ramp changed DefaultStages: %+v", DefaultStages)
+	}
+	for _, h := range [][]int{{1, 1, 1}, {7, 14, 30}, {365, 365, 365}, {30, 14, 7}} {
+		if err := ValidateHoldDays(h); err != nil {
+			t.Errorf("ValidateHoldDays(%v) = %v, want nil", h, err)
+		}
+	}
+	for _, h := range [][]int{nil, {}, {7, 14}, {7, 14, 30, 60}, {0, 14, 30}, {7, -1, 30}, {7, 14, 366}} {
+		if err := ValidateHoldDays(h); err == nil || !strings.Contains(err.Error(), "hold days") {
+			t.Errorf("ValidateHoldDays(%v) = %v, want an error naming the hold days", h, err)
 		}
 	}
 }

@@ -113,6 +113,11 @@ func (e *Engine) Set(ctx context.Context, s db.AutopilotSettings, actor string) 
 			return err
 		}
 	}
+	if s.HoldDays != nil {
+		if err := ValidateHoldDays(s.HoldDays); err != nil {
+			return err
+		}
+	}
 	s.UpdatedBy = actor
 	if err := e.DB.SetAutopilotSettings(ctx, s); err != nil {
 		return err
@@ -132,6 +137,9 @@ func (e *Engine) Set(ctx context.Context, s db.AutopilotSettings, actor string) 
 	}
 	if s.FinalMaxAge != nil {
 		detail["final_max_age"] = *s.FinalMaxAge
+	}
+	if s.HoldDays != nil {
+		detail["hold_days"] = s.HoldDays
 	}
 	e.auditAs(ctx, actor, "autopilot.settings", s.Domain, detail)
 	return nil
