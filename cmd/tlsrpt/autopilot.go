@@ -12,7 +12,6 @@ import (
 	"github.com/tlsrpt/tlsrpt/db"
 	"github.com/tlsrpt/tlsrpt/internal/errtext"
 	"github.com/tlsrpt/tlsrpt/rollout/autopilot"
-	"github.com/tlsrpt/tlsrpt/rollout/publish"
 )
 
 func init() {
@@ -73,16 +72,12 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	pc, err := ps.promoteConfig(env)
+	p, closeDB, code, err := ps.openPromoter(ctx, env, *dbURL)
 	if err != nil {
-		return fail(exitUsage, err)
-	}
-	d, closeDB, err := openDatabase(ctx, env, *dbURL)
-	if err != nil {
-		return fail(exitFailed, err)
+		return fail(code, err)
 	}
 	defer closeDB()
-	eng := autopilot.New(&publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)})
+	eng := autopilot.New(p)
 	if isRun {
 		return autopilotRun(ctx, env, eng, *dry, *asJSON)
 	}
@@ -115,7 +110,7 @@ func runAutopilot(ctx context.Context, env *Env, args []string) int {
 		}
 	}
 	if *fleet {
-		stored, err := d.AutopilotSettings(ctx, db.FleetDefault)
+		stored, err := p.DB.AutopilotSettings(ctx, db.FleetDefault)
 		if err != nil {
 			return fail(exitFailed, err)
 		}
@@ -285,16 +280,12 @@ func runPromoteAllReady(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "tlsrpt promote: %s\n", errtext.Plain(err))
 		return code
 	}
-	pc, err := ps.promoteConfig(env)
+	p, closeDB, code, err := ps.openPromoter(ctx, env, *dbURL)
 	if err != nil {
-		return fail(exitUsage, err)
-	}
-	d, closeDB, err := openDatabase(ctx, env, *dbURL)
-	if err != nil {
-		return fail(exitFailed, err)
+		return fail(code, err)
 	}
 	defer closeDB()
-	domains, err := d.Domains(ctx)
+	domains, err := p.DB.Domains(ctx)
 	if err != nil {
 		return fail(exitFailed, err)
 	}
@@ -302,7 +293,7 @@ func runPromoteAllReady(ctx context.Context, env *Env, args []string) int {
 	for _, dm := range domains {
 		names = append(names, dm.Name)
 	}
-	eng := autopilot.New(&publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)})
+	eng := autopilot.New(p)
 	res, err := eng.BulkPromote(ctx, autopilot.BulkRequest{Domains: names, Reason: *reason, Actor: "cli", DryRun: *dry})
 	if err != nil {
 		return fail(exitFailed, err)

@@ -103,16 +103,11 @@ func runChange(ctx context.Context, env *Env, fs *flag.FlagSet, args []string, c
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	pc, err := cf.publish.promoteConfig(env)
+	p, closeDB, code, err := cf.publish.openPromoter(ctx, env, cf.dbURL)
 	if err != nil {
-		return fail(exitUsage, err)
-	}
-	d, closeDB, err := openDatabase(ctx, env, cf.dbURL)
-	if err != nil {
-		return fail(exitFailed, err)
+		return fail(code, err)
 	}
 	defer closeDB()
-	p := &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)}
 	r.Actor, r.Reason, r.ID = "cli", cf.reason, cf.id
 	v, err := p.Change(ctx, r)
 	if errtext.Is(err, publish.ErrBlocked, publish.ErrConfirmation, publish.ErrUnchanged, publish.ErrInvalid, db.ErrIDUsed) {

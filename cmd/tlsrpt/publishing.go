@@ -39,6 +39,23 @@ func addPublishFlags(fs *flag.FlagSet, env *Env) *publishSettings {
 	return p
 }
 
+// openPromoter opens the database (dbURL, else as openDatabase finds it)
+// and the command line's promotion service over it: p's verification,
+// each domain's stored publishing setting (publishingHook), actor "cli".
+// On an error, code is the command's exit code: usage for a verification
+// setting, failed for the database.
+func (p *publishSettings) openPromoter(ctx context.Context, env *Env, dbURL string) (pr *publish.Promoter, closeDB func(), code int, err error) {
+	pc, err := p.promoteConfig(env)
+	if err != nil {
+		return nil, nil, exitUsage, err
+	}
+	d, closeDB, err := openDatabase(ctx, env, dbURL)
+	if err != nil {
+		return nil, nil, exitFailed, err
+	}
+	return &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)}, closeDB, 0, nil
+}
+
 // promoteConfig builds this process's publishing configuration: the
 // verification inspector and the notifier. The promoter's Domains hook
 // (publishingHook) says how each domain is published.

@@ -71,16 +71,11 @@ func runStatus(ctx context.Context, env *Env, name string, args []string) int {
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	pc, err := ps.promoteConfig(env)
+	p, closeDB, code, err := ps.openPromoter(ctx, env, *dbURL)
 	if err != nil {
-		return fail(exitUsage, err)
-	}
-	d, closeDB, err := openDatabase(ctx, env, *dbURL)
-	if err != nil {
-		return fail(exitFailed, err)
+		return fail(code, err)
 	}
 	defer closeDB()
-	p := &publish.Promoter{DB: d, PromoteConfig: pc, Actor: "cli", Domains: publishingHook(d, env.Getenv, false)}
 	var v db.PolicyVersion
 	if *push {
 		v, err = p.Push(ctx, domain, "cli")
