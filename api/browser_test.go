@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tlsrpt/tlsrpt/internal/browsertest"
 	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
@@ -56,22 +57,7 @@ func TestBrowserDashboard(t *testing.T) {
 	defer func() { stopSrv(); wg.Wait() }()
 	base := "http://" + ln.Addr().String()
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(testreq.ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
+	bctx := browsertest.New(t, 1280, 1000)
 	// The console subscription starts the browser, on a context without a
 	// timeout (chromedp's rule); the steps run under one.
 	consoleCtx, stopConsole := context.WithCancel(bctx)

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/tlsrpt/tlsrpt/internal/browsertest"
 	"github.com/tlsrpt/tlsrpt/internal/testreq"
 )
 
@@ -50,36 +50,9 @@ func TestBrowserPromote(t *testing.T) {
 	defer func() { stopSrv(); wg.Wait() }()
 	base := "http://" + ln.Addr().String()
 
-	actx, cancelA := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(testreq.ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-
-	// Every confirmation dialog is accepted (from another goroutine:
-	// the listener must not run commands) and its text kept.
-	var (
-		mu      sync.Mutex
-		dialogs []string
-	)
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			mu.Lock()
-			dialogs = append(dialogs, d.Message)
-			mu.Unlock()
-			go chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}); err != nil {
-		t.Fatalf("listening to the browser: %v", err)
-	}
+	bctx := browsertest.New(t, 1280, 1000)
+	// Every confirmation dialog is accepted and its text kept.
+	dialogs := browsertest.AcceptDialogs(t, bctx)
 	tctx, cancelT := context.WithTimeout(bctx, 120*time.Second)
 	defer cancelT()
 
@@ -118,11 +91,9 @@ func TestBrowserPromote(t *testing.T) {
 	if got := f.pub.DNS.TXT("_mta-sts.example.com"); len(got) != 1 || got[0] != "v=STSv1; id="+id {
 		t.Errorf("TXT after the browser's promotion = %q, want id %s", got, id)
 	}
-	mu.Lock()
-	if len(dialogs) != 1 || !strings.Contains(dialogs[0], "enforce for example.com") {
-		t.Errorf("confirmation dialogs = %q, want one about enforce for example.com", dialogs)
+	if got := dialogs.Texts(); len(got) != 1 || !strings.Contains(got[0], "enforce for example.com") {
+		t.Errorf("confirmation dialogs = %q, want one about enforce for example.com", got)
 	}
-	mu.Unlock()
 
 	// The blocked domain: refused without the override.
 	err = chromedp.Do(tctx,

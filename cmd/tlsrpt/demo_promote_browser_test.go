@@ -8,14 +8,13 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/internal/browsertest"
 	"github.com/tlsrpt/tlsrpt/internal/testreq"
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
@@ -160,10 +159,8 @@ func TestDemoPromoteBrowser(t *testing.T) {
 	if body := demoPolicy(t, policyAddr, d); !strings.Contains(body, "mode: testing\r\n") {
 		t.Errorf("demo policy host after the rollback:\n%s\nwant mode testing", body)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.dialogs) != 2 || !strings.Contains(b.dialogs[0], "enforce for "+d) || !strings.Contains(b.dialogs[1], d) {
-		t.Errorf("confirmation dialogs = %q, want one for Promote and one for the rollback of %s", b.dialogs, d)
+	if got := b.dialogs.Texts(); len(got) != 2 || !strings.Contains(got[0], "enforce for "+d) || !strings.Contains(got[1], d) {
+		t.Errorf("confirmation dialogs = %q, want one for Promote and one for the rollback of %s", got, d)
 	}
 }
 
@@ -171,38 +168,13 @@ func TestDemoPromoteBrowser(t *testing.T) {
 // dialog and keeps its text.
 type dialogBrowser struct {
 	ctx     context.Context
-	mu      sync.Mutex
-	dialogs []string
+	dialogs *browsertest.Dialogs
 }
 
 func newDialogBrowser(t *testing.T) *dialogBrowser {
 	t.Helper()
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(testreq.ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	t.Cleanup(cancelA)
-	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
-	b := &dialogBrowser{}
-	// The listener must not run commands itself: accept from another
-	// goroutine.
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*page.EventJavascriptDialogOpening); ok {
-			b.mu.Lock()
-			b.dialogs = append(b.dialogs, e.Message)
-			b.mu.Unlock()
-			go chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}); err != nil {
-		t.Fatalf("listening to the browser: %v", err)
-	}
+	bctx := browsertest.New(t, 1280, 1000)
+	b := &dialogBrowser{dialogs: browsertest.AcceptDialogs(t, bctx)}
 	ctx, cancelT := context.WithTimeout(bctx, 4*time.Minute)
 	t.Cleanup(cancelT)
 	b.ctx = ctx

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tlsrpt/tlsrpt/db/pgembed"
+	"github.com/tlsrpt/tlsrpt/internal/browsertest"
 	"github.com/tlsrpt/tlsrpt/internal/testreq"
 	"github.com/tlsrpt/tlsrpt/reports/reportgen"
 )
@@ -267,22 +268,7 @@ type walkBrowser struct {
 
 func newWalkBrowser(t *testing.T) *walkBrowser {
 	t.Helper()
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(testreq.ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancelA)
-	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
+	bctx := browsertest.New(t, 1280, 900)
 	b := &walkBrowser{consoleDone: make(chan struct{})}
 	// The console subscription starts the browser, on a context without a
 	// timeout (chromedp's rule); the steps run under one.
